@@ -1,0 +1,47 @@
+//! Default limits (DESIGN.md §1). Each is configurable through the environment variable
+//! named on it; defaults follow Claude Code's Workflow tool where it has one.
+
+/// Agent calls per run, nested workflows included (`WORKFLOW_MAX_AGENTS`). Claude Code caps
+/// agent calls at 1000 per run.
+pub const MAX_AGENT_CALLS: u32 = 1000;
+/// Items per `parallel`/`pipeline` call (`WORKFLOW_MAX_ITEMS`).
+pub const MAX_ITEMS: usize = 4096;
+/// Script size in bytes; larger files are rejected before parsing (512 KiB).
+pub const MAX_SCRIPT_BYTES: usize = 512 * 1024;
+/// Synchronous CPU slice without yielding to the host, in ms (`WORKFLOW_SYNC_TIMEOUT_MS`).
+pub const SYNC_TIMEOUT_MS: u64 = 30_000;
+/// Sandbox memory in MiB (`WORKFLOW_MEMORY_MB`).
+pub const MEMORY_MB: u64 = 256;
+/// Stall: an agent with no progress for this long is aborted and retried (`stallMs`), in ms.
+pub const STALL_MS: u64 = 180_000;
+/// Retries after a stall (or a crashed agent process) before the call resolves `null`.
+pub const STALL_RETRIES: u32 = 5;
+/// Token budget per run (`WORKFLOW_DEFAULT_BUDGET`); 0 means no budget.
+pub const DEFAULT_BUDGET: u64 = 100_000;
+/// Concurrent runs per server (`WORKFLOW_MAX_CONCURRENT`).
+pub const MAX_CONCURRENT_RUNS: usize = 3;
+/// Entries of the in-memory LRU in front of the cache table (`WORKFLOW_CACHE_SIZE`).
+pub const CACHE_SIZE: usize = 100;
+/// Repair turns after a structured output fails its schema.
+pub const SCHEMA_REPAIRS: u32 = 2;
+/// Nesting depth of `workflow()`: one level only.
+pub const MAX_WORKFLOW_DEPTH: u32 = 1;
+
+/// Concurrent agent calls per run: `min(16, max(2, cores − 2))`
+/// (`WORKFLOW_MAX_CONCURRENCY` overrides).
+pub fn default_concurrency(cores: usize) -> usize {
+    cores.saturating_sub(2).clamp(2, 16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_follows_the_core_count() {
+        assert_eq!(default_concurrency(1), 2);
+        assert_eq!(default_concurrency(2), 2);
+        assert_eq!(default_concurrency(8), 6);
+        assert_eq!(default_concurrency(64), 16);
+    }
+}

@@ -1,0 +1,171 @@
+//! Messages between a sandbox and the host, serialised as JSON with a `type` tag.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{AgentOptions, ScriptError};
+
+/// A workflow body ready to run: the file's text with the `export const meta` statement
+/// blanked to spaces (newlines kept), so line numbers in errors match the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreparedScript {
+    /// Path or name shown in errors (`.boocode/workflows/review.js`, `catalog:hello`).
+    pub file: String,
+    /// The body, same length in lines as the file.
+    pub body: String,
+}
+
+/// The first message a sandbox receives: what to run and the limits it enforces itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Init {
+    pub run_id: String,
+    pub script: PreparedScript,
+    /// The run's input exactly as given; `None` is `undefined` in the script.
+    #[serde(default)]
+    pub args: Option<Value>,
+    /// `budget.total`; `None` means no budget (`total` is `null`, `remaining()` is `Infinity`).
+    pub budget_total: Option<u64>,
+    /// Output tokens already spent (rebuilt from the journal on resume).
+    pub budget_spent: u64,
+    /// Names of the configured agents, for `agentType` checks.
+    pub agent_types: Vec<String>,
+    /// Items per `parallel`/`pipeline` call.
+    pub max_items: usize,
+}
+
+/// Log levels of `log()` and `console.*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// What `workflow(nameOrRef)` names: a discovered workflow, or a file relative to the caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WorkflowTarget {
+    Name(String),
+    Path {
+        #[serde(rename = "scriptPath")]
+        script_path: String,
+    },
+}
+
+/// Sandbox → host. Requests with an `id` are answered by a [`HostEvent`] with that id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum GuestRequest {
+    /// `agent(prompt, opts)`; `phase` is the phase current when the call was made
+    /// (`opts.phase` overrides it).
+    AgentStart {
+        id: u64,
+        prompt: String,
+        opts: AgentOptions,
+        #[serde(default)]
+        phase: Option<String>,
+        /// Line of the `agent()` call in the file, when known.
+        #[serde(default)]
+        line: Option<u32>,
+    },
+    /// `log()` and `console.*`.
+    Log { level: LogLevel, message: String },
+    /// `phase(title)`.
+    Phase { title: String },
+    /// `setTimeout`: answered by [`HostEvent::Timer`] after `ms` milliseconds.
+    TimerStart { id: u64, ms: u64 },
+    /// `clearTimeout`.
+    TimerClear { id: u64 },
+    /// `workflow(target, args)`: answered by [`HostEvent::Resolve`] whose value is a
+    /// [`PreparedScript`] as JSON, or a rejection.
+    WorkflowLoad {
+        id: u64,
+        target: WorkflowTarget,
+        from_file: String,
+    },
+    /// `artifact(name, content)`: a named output kept with the run.
+    Artifact { name: String, content: Value },
+    /// The body returned; `result` is its JSON value (`null` for `undefined`).
+    Done { result: Value },
+    /// The body threw, or the runtime stopped it.
+    Failed { error: ScriptError },
+}
+
+/// Host → sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostEvent {
+    /// The request `id` succeeded. `budget_spent` is the run's spent output tokens now.
+    Resolve {
+        id: u64,
+        value: Value,
+        budget_spent: u64,
+    },
+    /// The request `id` failed; the promise rejects with an `Error` of `error.name`.
+    Reject {
+        id: u64,
+        error: ScriptError,
+        budget_spent: u64,
+    },
+    /// The timer `id` fired.
+    Timer { id: u64 },
+    /// The run was cancelled: pending promises reject with `WorkflowAbortError`, timers are
+    /// cleared and the sandbox ends.
+    Cancel,
+}
+
+impl GuestRequest {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("guest requests always serialise")
+    }
+}
+
+impl HostEvent {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("host events always serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workflow_targets_accept_a_name_or_a_script_path() {
+        let by_name: WorkflowTarget = serde_json::from_str("\"review\"").unwrap();
+        assert_eq!(by_name, WorkflowTarget::Name("review".into()));
+        let by_path: WorkflowTarget = serde_json::from_str(r#"{"scriptPath":"./x.js"}"#).unwrap();
+        assert_eq!(
+            by_path,
+            WorkflowTarget::Path {
+                script_path: "./x.js".into()
+            }
+        );
+    }
+
+    #[test]
+    fn requests_round_trip_with_a_type_tag() {
+        let req = GuestRequest::Phase {
+            title: "Plan".into(),
+        };
+        let text = req.to_json();
+        assert_eq!(text, r#"{"type":"phase","title":"Plan"}"#);
+        assert!(matches!(
+            serde_json::from_str(&text).unwrap(),
+            GuestRequest::Phase { .. }
+        ));
+    }
+}

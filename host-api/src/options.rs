@@ -1,0 +1,281 @@
+//! The `agent(prompt, opts)` options allowlist (DESIGN.md §1).
+//!
+//! Claude Code's Workflow tool accepts exactly `label`, `phase`, `schema`, `model`,
+//! `isolation`, `agentType`, `stallMs`, `effort` and `tools`; booflow adds `detail`. Any
+//! other key is an error naming the key and the allowed ones, which catches typos such as
+//! `scema` before a single token is spent.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Every key `agent()` accepts, in the order error messages list them.
+pub const ALLOWED_KEYS: &[&str] = &[
+    "label",
+    "phase",
+    "schema",
+    "model",
+    "isolation",
+    "agentType",
+    "stallMs",
+    "effort",
+    "tools",
+    "detail",
+];
+
+/// Validated `agent()` options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentOptions {
+    /// Display label (cosmetic, not in the content key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Phase override (cosmetic, not in the content key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// JSON Schema the result must match; the call then resolves to a JSON value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
+    /// Model name or alias (`[models]` table) passed to the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `"worktree"` runs the call in a fresh git worktree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+    /// Name of a configured agent; absent means `default_agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_type: Option<String>,
+    /// Stall timeout in ms (default 180000); not in the content key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_ms: Option<u64>,
+    /// Reasoning effort hint passed to the agent (`low`, `medium`, `high`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<String>,
+    /// Tool names the agent may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// booflow extension: resolve to `{output, usage, duration_ms, cached, worktree?}`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detail: bool,
+}
+
+/// Why an options object was refused; the message names the key and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionsError(pub String);
+
+impl std::fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OptionsError {}
+
+fn expect_string(key: &str, value: &Value) -> Result<Option<String>, OptionsError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        other => Err(OptionsError(format!(
+            "agent() option '{key}' must be a string, got {}",
+            kind_of(other)
+        ))),
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+impl AgentOptions {
+    /// Checks a JavaScript options object (as JSON) against the allowlist and the type of
+    /// each key. `undefined`/`null` values count as absent.
+    ///
+    /// Errors: an unknown key (`unknown agent() option 'scema'; allowed: label, phase, …`), a
+    /// value of the wrong type, `isolation` other than `'worktree'`, or `agentType` not in
+    /// `agent_types` (the message lists the configured agents). `agent_types` empty skips
+    /// the agent-type check.
+    pub fn from_js(value: &Value, agent_types: &[String]) -> Result<Self, OptionsError> {
+        let map = match value {
+            Value::Null => return Ok(Self::default()),
+            Value::Object(map) => map,
+            other => {
+                return Err(OptionsError(format!(
+                    "agent() options must be an object, got {}",
+                    kind_of(other)
+                )));
+            }
+        };
+        let mut opts = Self::default();
+        for (key, value) in map {
+            match key.as_str() {
+                "label" => opts.label = expect_string(key, value)?,
+                "phase" => opts.phase = expect_string(key, value)?,
+                "model" => opts.model = expect_string(key, value)?,
+                "effort" => opts.effort = expect_string(key, value)?,
+                "agentType" => opts.agent_type = expect_string(key, value)?,
+                "isolation" => {
+                    opts.isolation = expect_string(key, value)?;
+                    if let Some(mode) = &opts.isolation
+                        && mode != "worktree"
+                    {
+                        return Err(OptionsError(format!(
+                            "agent() option 'isolation' must be 'worktree', got '{mode}'"
+                        )));
+                    }
+                }
+                "schema" => match value {
+                    Value::Null => {}
+                    Value::Object(_) | Value::Bool(_) => opts.schema = Some(value.clone()),
+                    other => {
+                        return Err(OptionsError(format!(
+                            "agent() option 'schema' must be a JSON Schema object, got {}",
+                            kind_of(other)
+                        )));
+                    }
+                },
+                "stallMs" => match value {
+                    Value::Null => {}
+                    Value::Number(n) if n.as_f64().is_some_and(|ms| ms > 0.0) => {
+                        opts.stall_ms = Some(n.as_f64().unwrap_or_default().round() as u64)
+                    }
+                    other => {
+                        return Err(OptionsError(format!(
+                            "agent() option 'stallMs' must be a positive number of milliseconds, got {other}"
+                        )));
+                    }
+                },
+                "tools" => match value {
+                    Value::Null => {}
+                    Value::Array(items) => {
+                        let mut tools = Vec::with_capacity(items.len());
+                        for item in items {
+                            match item {
+                                Value::String(s) => tools.push(s.clone()),
+                                other => {
+                                    return Err(OptionsError(format!(
+                                        "agent() option 'tools' must be an array of tool names, found {}",
+                                        kind_of(other)
+                                    )));
+                                }
+                            }
+                        }
+                        opts.tools = Some(tools);
+                    }
+                    other => {
+                        return Err(OptionsError(format!(
+                            "agent() option 'tools' must be an array of tool names, got {}",
+                            kind_of(other)
+                        )));
+                    }
+                },
+                "detail" => match value {
+                    Value::Null => {}
+                    Value::Bool(b) => opts.detail = *b,
+                    other => {
+                        return Err(OptionsError(format!(
+                            "agent() option 'detail' must be a boolean, got {}",
+                            kind_of(other)
+                        )));
+                    }
+                },
+                unknown => {
+                    return Err(OptionsError(format!(
+                        "unknown agent() option '{unknown}'; allowed: {}",
+                        ALLOWED_KEYS.join(", ")
+                    )));
+                }
+            }
+        }
+        if let Some(name) = &opts.agent_type
+            && !agent_types.is_empty()
+            && !agent_types.iter().any(|known| known == name)
+        {
+            return Err(OptionsError(format!(
+                "unknown agentType '{name}'; configured agents: {}",
+                agent_types.join(", ")
+            )));
+        }
+        Ok(opts)
+    }
+
+    /// The options that change what the agent is asked, in the content key (DESIGN.md §3):
+    /// `schema`, `model`, `isolation`, `agentType`, `effort`, `tools`. `label`, `phase`,
+    /// `stallMs` and `detail` are cosmetic and left out.
+    pub fn dispatch_affecting(&self) -> Value {
+        let mut map = Map::new();
+        let mut put = |key: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                map.insert(key.to_string(), value);
+            }
+        };
+        put("schema", self.schema.clone());
+        put("model", self.model.clone().map(Value::String));
+        put("isolation", self.isolation.clone().map(Value::String));
+        put("agentType", self.agent_type.clone().map(Value::String));
+        put("effort", self.effort.clone().map(Value::String));
+        put("tools", self.tools.clone().map(|t| Value::from(t)));
+        Value::Object(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_allowed_ones() {
+        let err = AgentOptions::from_js(&json!({"scema": {}}), &[]).unwrap_err();
+        assert!(err.0.contains("'scema'"), "{err}");
+        assert!(err.0.contains("label, phase, schema"), "{err}");
+    }
+
+    #[test]
+    fn every_allowed_key_is_accepted() {
+        let opts = AgentOptions::from_js(
+            &json!({"label": "a", "phase": "p", "schema": {"type": "object"}, "model": "m",
+                    "isolation": "worktree", "agentType": "qwen", "stallMs": 500,
+                    "effort": "high", "tools": ["Read"], "detail": true}),
+            &["qwen".to_string()],
+        )
+        .unwrap();
+        assert_eq!(opts.stall_ms, Some(500));
+        assert_eq!(opts.tools.as_deref(), Some(&["Read".to_string()][..]));
+        assert!(opts.detail);
+    }
+
+    #[test]
+    fn wrong_types_and_values_are_refused() {
+        assert!(AgentOptions::from_js(&json!({"label": 3}), &[]).is_err());
+        assert!(AgentOptions::from_js(&json!({"isolation": "docker"}), &[]).is_err());
+        assert!(AgentOptions::from_js(&json!({"stallMs": -1}), &[]).is_err());
+        assert!(AgentOptions::from_js(&json!({"tools": "Read"}), &[]).is_err());
+        assert!(AgentOptions::from_js(&json!("opts"), &[]).is_err());
+    }
+
+    #[test]
+    fn unknown_agent_types_list_the_configured_ones() {
+        let agents = vec!["qwen".to_string(), "deepseek".to_string()];
+        let err = AgentOptions::from_js(&json!({"agentType": "gpt"}), &agents).unwrap_err();
+        assert!(
+            err.0.contains("'gpt'") && err.0.contains("qwen, deepseek"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cosmetic_options_stay_out_of_the_dispatch_set() {
+        let opts = AgentOptions::from_js(
+            &json!({"label": "x", "phase": "y", "stallMs": 10, "detail": true, "model": "m"}),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(opts.dispatch_affecting(), json!({"model": "m"}));
+    }
+}
