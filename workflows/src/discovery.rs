@@ -1,0 +1,421 @@
+//! Finding workflows (DESIGN.md §5): project `.boocode/workflows/*.js` walking up from the
+//! current directory, global `~/.boocode/workflows/*.js`, and the embedded catalog.
+//!
+//! Rules chosen where the brief is open:
+//! - A workflow is named by its `meta.name` (as Claude Code does), not its file name; a
+//!   file whose stem differs from its `meta.name` gets a warning.
+//! - Project directories are the current directory and its ancestors up to and including
+//!   the repository root (the nearest ancestor with a `.git` entry). Outside a repository
+//!   the walk stops at the nearest ancestor with a `.boocode` directory (or at the current
+//!   directory if there is none), so unrelated directories higher up are never scanned.
+//! - The home directory's `.boocode` is the *global* scope, never a project one, even when
+//!   the walk passes through home.
+//! - Nearer shadows farther: a nearer project directory shadows a farther one, project
+//!   shadows global, global shadows catalog. Two files with the same `meta.name` in one
+//!   directory (or twice in the catalog) are a [`Problem`]; the first by file name wins.
+//! - Files whose name starts with `.` (editor temporaries) and non-`.js` entries are
+//!   ignored. Unreadable or invalid files are [`Problem`]s and are skipped, never fatal.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use booflow_host_api::limits::MAX_SCRIPT_BYTES;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{MetaError, ParsedScript, parse_script, too_large};
+
+/// Where a workflow was found (DESIGN.md §5). Serialises as `"project"`, `"global"` or
+/// `"catalog"`, the value `booflow list` shows. Ordered nearest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `.boocode/workflows/` in the current directory or an ancestor up to the repo root,
+    /// or a file given by path to `booflow run ./file.js`.
+    Project,
+    /// `~/.boocode/workflows/`.
+    Global,
+    /// The built-in catalog embedded in the binary.
+    Catalog,
+}
+
+impl Source {
+    /// The lowercase name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Project => "project",
+            Source::Global => "global",
+            Source::Catalog => "catalog",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One runnable workflow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowEntry {
+    /// The workflow's name: its `meta.name`.
+    pub name: String,
+    /// Where it was found.
+    pub source: Source,
+    /// The file it came from; for the catalog, the catalog path
+    /// (`catalog/workflows/hello.js`).
+    pub path: PathBuf,
+    /// The parsed script: meta, warnings and body.
+    pub script: ParsedScript,
+    /// The full source text.
+    pub text: String,
+}
+
+impl WorkflowEntry {
+    /// The entry as `booflow list --json` and the server show it: exactly
+    /// `{"name","description","whenToUse","phases","source","args","path"}`, with
+    /// `whenToUse`/`args` `null` when absent and phases as `[{title, detail?, model?}]`.
+    pub fn list_json(&self) -> Value {
+        let meta = &self.script.meta;
+        json!({
+            "name": self.name,
+            "description": meta.description,
+            "whenToUse": meta.when_to_use,
+            "phases": meta.phases,
+            "source": self.source,
+            "args": meta.args,
+            "path": self.path.to_string_lossy(),
+        })
+    }
+}
+
+/// A file that could not be used, with the reason. Displays as `path:line:column: message`
+/// (or `path: message` when the problem has no position).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The offending file or directory.
+    pub path: PathBuf,
+    /// 1-based line of the problem in the file, when it has one.
+    pub line: Option<usize>,
+    /// 1-based column of the problem in the file, when it has one.
+    pub column: Option<usize>,
+    /// The reason, without the location.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            write!(f, ":{line}:{column}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl Problem {
+    fn new(path: &Path, message: impl Into<String>) -> Self {
+        Problem {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything [`discover`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Discovery {
+    /// Visible workflows, sorted by name; shadowed ones are not included.
+    pub workflows: Vec<WorkflowEntry>,
+    /// Files and directories that were skipped, with reasons, in scan order.
+    pub problems: Vec<Problem>,
+}
+
+impl Discovery {
+    /// The visible workflow called `name` (its `meta.name`).
+    pub fn find(&self, name: &str) -> Option<&WorkflowEntry> {
+        self.workflows.iter().find(|w| w.name == name)
+    }
+}
+
+/// Why [`load_path`] could not load a file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read (missing, a directory, permissions, …).
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not UTF-8 text.
+    #[error("{} is not valid UTF-8", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The script is too large or its meta is invalid.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+impl LoadError {
+    fn into_problem(self, path: &Path) -> Problem {
+        match self {
+            LoadError::Read { source, .. } => Problem::new(path, format!("cannot read: {source}")),
+            LoadError::NotUtf8 { .. } => Problem::new(path, "not valid UTF-8"),
+            LoadError::Meta(e) => Problem {
+                path: path.to_path_buf(),
+                line: Some(e.line),
+                column: Some(e.column),
+                message: e.message,
+            },
+        }
+    }
+}
+
+/// The user's home directory, whose `.boocode/workflows` is the global scope; pass it to
+/// [`discover`]. Tests pass their own directory instead.
+pub fn default_home() -> Option<PathBuf> {
+    dirs::home_dir()
+}
+
+/// Lists the workflows visible from `cwd` (DESIGN.md §5): project ones (see the module
+/// docs for the walk), then global ones under `home` (skipped when `None`), then the
+/// catalog, each scope shadowing the later ones by name. Never fails: unreadable or invalid
+/// files are returned as [`Discovery::problems`].
+pub fn discover(cwd: &Path, home: Option<&Path>) -> Discovery {
+    let cwd = absolute(cwd);
+    let home = home.map(absolute);
+    let mut problems = Vec::new();
+    let mut visible: BTreeMap<String, WorkflowEntry> = BTreeMap::new();
+    let mut add = |found: Vec<WorkflowEntry>| {
+        for entry in found {
+            // Earlier scopes are nearer, so the first entry of a name wins.
+            visible.entry(entry.name.clone()).or_insert(entry);
+        }
+    };
+    for dir in project_dirs(&cwd, home.as_deref()) {
+        add(scan_dir(
+            &workflows_dir(&dir),
+            Source::Project,
+            &mut problems,
+        ));
+    }
+    if let Some(home) = &home {
+        add(scan_dir(
+            &workflows_dir(home),
+            Source::Global,
+            &mut problems,
+        ));
+    }
+    add(catalog(&mut problems));
+    Discovery {
+        workflows: visible.into_values().collect(),
+        problems,
+    }
+}
+
+/// Loads one script by path, for `booflow run ./some/file.js`; the entry's source is
+/// [`Source::Project`] and its path is `path` as given.
+///
+/// # Errors
+/// [`LoadError`] when the file cannot be read, is not UTF-8, exceeds the 512 KiB script
+/// cap (checked from the file size before reading), or has an invalid meta.
+pub fn load_path(path: &Path) -> Result<WorkflowEntry, LoadError> {
+    let file = path.display().to_string();
+    let read_err = |source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = fs::metadata(path).map_err(read_err)?.len();
+    if size > MAX_SCRIPT_BYTES as u64 {
+        // Checked before reading so a huge file is never loaded into memory.
+        return Err(LoadError::Meta(MetaError {
+            file,
+            line: 1,
+            column: 1,
+            message: too_large(size),
+        }));
+    }
+    let bytes = fs::read(path).map_err(read_err)?;
+    let text = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 {
+        path: path.to_path_buf(),
+    })?;
+    let script = parse_script(&text, &file)?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    Ok(entry(
+        script,
+        text,
+        Source::Project,
+        path.to_path_buf(),
+        stem.as_deref(),
+    ))
+}
+
+/// The project root for `cwd`: the nearest ancestor (itself included) with a `.boocode`
+/// directory, else the nearest with a `.git` entry, else `cwd`. Two refinements keep it
+/// consistent with [`discover`]: the `.boocode` search does not go above the repository
+/// root, and the home directory's `.boocode` (the global scope) does not count.
+pub fn project_root(cwd: &Path) -> PathBuf {
+    project_root_in(
+        &absolute(cwd),
+        default_home().as_deref().map(absolute).as_deref(),
+    )
+}
+
+fn project_root_in(cwd: &Path, home: Option<&Path>) -> PathBuf {
+    let ancestors: Vec<&Path> = cwd.ancestors().collect();
+    let git = ancestors.iter().position(|d| is_git_root(d));
+    let bound = git.unwrap_or(ancestors.len() - 1);
+    if let Some(dir) = ancestors[..=bound]
+        .iter()
+        .find(|d| has_project_boocode(d, home))
+    {
+        return dir.to_path_buf();
+    }
+    git.map_or_else(|| cwd.to_path_buf(), |i| ancestors[i].to_path_buf())
+}
+
+/// Directories whose `.boocode/workflows` are project scopes, nearest first.
+fn project_dirs(cwd: &Path, home: Option<&Path>) -> Vec<PathBuf> {
+    let ancestors: Vec<&Path> = cwd.ancestors().collect();
+    let last = ancestors
+        .iter()
+        .position(|d| is_git_root(d))
+        .unwrap_or_else(|| {
+            ancestors
+                .iter()
+                .position(|d| has_project_boocode(d, home))
+                .unwrap_or(0)
+        });
+    ancestors[..=last]
+        .iter()
+        .filter(|d| Some(**d) != home)
+        .map(|d| d.to_path_buf())
+        .collect()
+}
+
+/// `.git` is a directory in a normal clone and a file in worktrees and submodules.
+fn is_git_root(dir: &Path) -> bool {
+    dir.join(".git").exists()
+}
+
+fn has_project_boocode(dir: &Path, home: Option<&Path>) -> bool {
+    Some(dir) != home && dir.join(".boocode").is_dir()
+}
+
+fn workflows_dir(dir: &Path) -> PathBuf {
+    dir.join(".boocode").join("workflows")
+}
+
+/// Canonical when possible (so ancestors and the home comparison are reliable), else made
+/// absolute against the process's current directory.
+fn absolute(path: &Path) -> PathBuf {
+    fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The valid scripts of one directory, sorted by file name; everything else is a problem.
+fn scan_dir(dir: &Path, source: Source, problems: &mut Vec<Problem>) -> Vec<WorkflowEntry> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            problems.push(Problem::new(dir, format!("cannot read the directory: {e}")));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_script_file(p))
+        .collect();
+    files.sort();
+    let mut found: Vec<WorkflowEntry> = Vec::new();
+    for path in files {
+        let loaded = load_path(&path).map(|mut e| {
+            e.source = source;
+            e
+        });
+        match loaded {
+            Ok(entry) => push_unique(&mut found, entry, problems),
+            Err(e) => problems.push(e.into_problem(&path)),
+        }
+    }
+    found
+}
+
+fn is_script_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    !name.starts_with('.') && path.extension().is_some_and(|e| e == "js") && path.is_file()
+}
+
+fn catalog(problems: &mut Vec<Problem>) -> Vec<WorkflowEntry> {
+    let mut found = Vec::new();
+    for script in booflow_catalog::scripts() {
+        let path = PathBuf::from(script.path);
+        match parse_script(script.source, script.path) {
+            Ok(parsed) => {
+                let text = script.source.to_string();
+                let e = entry(parsed, text, Source::Catalog, path, Some(script.name));
+                push_unique(&mut found, e, problems);
+            }
+            Err(e) => problems.push(LoadError::Meta(e).into_problem(&path)),
+        }
+    }
+    found
+}
+
+/// Adds `entry` unless a file in the same scope already claimed its name.
+fn push_unique(found: &mut Vec<WorkflowEntry>, entry: WorkflowEntry, problems: &mut Vec<Problem>) {
+    if let Some(first) = found.iter().find(|e| e.name == entry.name) {
+        problems.push(Problem::new(
+            &entry.path,
+            format!(
+                "duplicate workflow name '{}': {} already defines it; this file is skipped",
+                entry.name,
+                first.path.display()
+            ),
+        ));
+    } else {
+        found.push(entry);
+    }
+}
+
+fn entry(
+    mut script: ParsedScript,
+    text: String,
+    source: Source,
+    path: PathBuf,
+    stem: Option<&str>,
+) -> WorkflowEntry {
+    let name = script.meta.name.clone();
+    if let Some(stem) = stem.filter(|s| *s != name) {
+        script.warnings.push(format!(
+            "meta.name '{name}' differs from the file name '{stem}.js'; the workflow is \
+             listed as '{name}'"
+        ));
+    }
+    WorkflowEntry {
+        name,
+        source,
+        path,
+        script,
+        text,
+    }
+}
+
+#[cfg(test)]
+mod tests;
