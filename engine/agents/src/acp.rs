@@ -1,0 +1,506 @@
+//! ACP backend: coding agents spoken to over the Agent Client Protocol v1 on stdio
+//! (DESIGN.md §4), with the `agent-client-protocol` crate's client side.
+//!
+//! Processes are kept warm for the backend's lifetime ([`AcpBackend`] owns a small pool):
+//! `initialize` (and `authenticate`) once per process, then every [`AgentBackend::open_session`]
+//! takes an idle process and opens a fresh ACP session (`session/new`) on it, so only the
+//! first call pays the process start. At most `max_live` processes live at once
+//! (`lane = "local"`: one session at a time); `warm = false` starts a process per session
+//! and kills it when the session is dropped.
+//!
+//! Routing: `session/update` notifications are credited only to the running turn of the
+//! session they name; updates for another session, or arriving after that turn's
+//! `session/prompt` response (a finished or cancelled turn), are dropped. The agent's
+//! `fs/read_text_file` / `fs/write_text_file` requests are confined to the session's cwd and
+//! `session/request_permission` is answered from the agent's `permissions` setting.
+//!
+//! Cancelling: the [`AgentSession`] trait takes `&mut self` for both `prompt` and `cancel`,
+//! so a caller stops a turn by dropping the `prompt` future (timeout, stall, run cancel)
+//! and then calling [`AgentSession::cancel`]: that sends `session/cancel` and waits (up to
+//! 10 s) for the agent to end the abandoned turn (ACP: with stop reason `cancelled`), so
+//! the process is quiet before it serves another session. The process is never killed on
+//! cancel; one that ignores `session/cancel` for 10 s is retired when the session drops.
+//!
+//! Usage: qwen-code reports `_meta.usage` on an `agent_message_chunk` after every model
+//! call of a turn, so the turn's usage is the sum of those reports; a `usage` (or
+//! `_meta.usage`) on the `session/prompt` response is a turn total and wins.
+//!
+//! The crate's connection futures, handlers and transports are `Send`: each process's
+//! connection is one task on the ambient tokio runtime (no `LocalSet`, no extra thread).
+
+mod process;
+mod routes;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent_client_protocol::UntypedMessage;
+use agent_client_protocol::v1::schema::{CancelNotification, NewSessionRequest};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use self::process::{AgentProcess, Spec, describe};
+use self::routes::{TurnAcc, parse_usage};
+use crate::config::{AgentConfig, Lane};
+use crate::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions, Turn};
+
+/// How long `session/new` may take on a live process.
+const SESSION_NEW_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long [`AgentSession::cancel`] waits for the agent to end a cancelled turn.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// An ACP agent (`kind = "acp"` in `booflow.toml`): its warm processes and the sessions on
+/// them. `Send + Sync`; every connection runs on the ambient tokio runtime.
+pub struct AcpBackend {
+    name: String,
+    config: AgentConfig,
+    pool: Arc<Pool>,
+}
+
+impl AcpBackend {
+    /// A backend for the configured agent `name`. Starts nothing: the first
+    /// `open_session` starts the first process.
+    ///
+    /// Errors: an empty `command`.
+    pub fn new(name: &str, config: &AgentConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !config.command.is_empty(),
+            "[agents.{name}] an ACP agent needs the command that starts it, e.g. command = [\"qwen\", \"--acp\"]"
+        );
+        let capacity = match config.lane {
+            Lane::Local => 1,
+            Lane::Cloud => config.max_live.max(1),
+        };
+        let spec = Spec {
+            name: name.to_string(),
+            command: config.command.clone(),
+            env: config
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            auth_method: config.auth_method.clone(),
+            permissions: config.permissions,
+        };
+        Ok(Self {
+            name: name.to_string(),
+            config: config.clone(),
+            pool: Arc::new(Pool {
+                spec,
+                warm: config.warm,
+                slots: Arc::new(Semaphore::new(capacity)),
+                state: Mutex::new(PoolState::default()),
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The configured agent name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of live agent processes (idle or in use).
+    pub fn live_processes(&self) -> usize {
+        self.pool.lock().live.len()
+    }
+}
+
+#[async_trait]
+impl AgentBackend for AcpBackend {
+    /// `{"kind":"acp","command":[…],"model": config.model or null}`.
+    fn fingerprint(&self) -> Value {
+        json!({"kind": "acp", "command": self.config.command, "model": self.config.model})
+    }
+
+    /// Takes an idle live process (checked alive first) or starts one (if fewer than
+    /// `max_live` live; otherwise waits for one to become idle) and opens a fresh session
+    /// on it: ACP `session/new` with `cwd` = `opts.cwd` canonicalised (it must exist) and no
+    /// MCP servers.
+    /// `opts.model`, `effort`, `tools` and `max_output_tokens` are not passed (ACP v1 has
+    /// no stable way to).
+    ///
+    /// Errors: [`AgentError::Unavailable`] when a process cannot be started or initialised,
+    /// or the backend was shut down; [`AgentError::Crashed`] when the process dies during
+    /// `session/new`; [`AgentError::Protocol`] when the agent answers `session/new` with an
+    /// error or not at all within 60 s; [`AgentError::Other`] when `opts.cwd` does not exist.
+    async fn open_session(
+        &self,
+        opts: &SessionOptions,
+    ) -> Result<Box<dyn AgentSession>, AgentError> {
+        let cwd = absolute(&opts.cwd)?;
+        let pool = &self.pool;
+        let permit = pool.slots.clone().acquire_owned().await.map_err(|_| {
+            AgentError::Unavailable(format!("agent {}: backend shut down", self.name))
+        })?;
+        let process = pool.checkout(&cwd).await?;
+        let request = process
+            .cx
+            .send_request(NewSessionRequest::new(cwd.clone()))
+            .block_task();
+        let session_id = match tokio::time::timeout(SESSION_NEW_TIMEOUT, request).await {
+            Ok(Ok(response)) => response.session_id.0.to_string(),
+            Ok(Err(e)) if process.is_crash(&e) => {
+                let report = process.crash_report().await;
+                pool.release(&process, true);
+                return Err(AgentError::Crashed(format!("during session/new: {report}")));
+            }
+            Ok(Err(e)) => {
+                pool.release(&process, !pool.warm);
+                let hint = if e.code == agent_client_protocol::ErrorCode::AUTH_REQUIRED {
+                    format!(
+                        "; set auth_method in [agents.{}] (offered: {})",
+                        self.name,
+                        process.auth_methods.join(", ")
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(AgentError::Protocol(format!(
+                    "session/new failed: {}{hint}",
+                    describe(&e)
+                )));
+            }
+            Err(_) => {
+                pool.release(&process, true);
+                return Err(AgentError::Protocol(format!(
+                    "no answer to session/new within {}s",
+                    SESSION_NEW_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        process.routes.open(&session_id, cwd);
+        tracing::debug!(agent = %self.name, process = process.id, session = %session_id, "ACP session opened");
+        Ok(Box::new(AcpSession {
+            pool: pool.clone(),
+            process,
+            session_id,
+            inflight: None,
+            retire: false,
+            _permit: permit,
+        }))
+    }
+
+    /// Kills every process and makes later `open_session` calls fail.
+    async fn shutdown(&self) {
+        self.pool.slots.close();
+        let live: Vec<_> = {
+            let mut state = self.pool.lock();
+            state.idle.clear();
+            state.live.drain().map(|(_, p)| p).collect()
+        };
+        for process in live {
+            process.kill();
+        }
+    }
+}
+
+/// Absolute form of a session cwd: canonical when it exists, else joined to the current
+/// dir.
+fn absolute(cwd: &Path) -> Result<PathBuf, AgentError> {
+    if let Ok(real) = cwd.canonicalize() {
+        return Ok(real);
+    }
+    Err(AgentError::Other(format!(
+        "session cwd {} does not exist",
+        cwd.display()
+    )))
+}
+
+#[derive(Default)]
+struct PoolState {
+    /// Every live process (idle or checked out), by id.
+    live: HashMap<u64, Arc<AgentProcess>>,
+    /// Ids of idle live processes, least recently used first.
+    idle: VecDeque<u64>,
+}
+
+/// The processes of one backend. Concurrency is bounded by `slots` (one permit per open
+/// session: `max_live`, or 1 on the local lane); a process is only started when no idle
+/// one is left, so live processes never exceed the permits.
+struct Pool {
+    spec: Spec,
+    warm: bool,
+    slots: Arc<Semaphore>,
+    state: Mutex<PoolState>,
+    next_id: AtomicU64,
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An idle live process, or a newly started one (`cwd` is its working directory).
+    /// The caller holds a slot permit.
+    async fn checkout(&self, cwd: &Path) -> Result<Arc<AgentProcess>, AgentError> {
+        if self.warm {
+            loop {
+                let next = {
+                    let mut state = self.lock();
+                    state
+                        .idle
+                        .pop_back()
+                        .and_then(|id| state.live.get(&id).cloned())
+                };
+                let Some(process) = next else { break };
+                if process.is_alive() {
+                    return Ok(process);
+                }
+                tracing::debug!(agent = %self.spec.name, process = process.id, "idle agent process died; replacing it");
+                self.release(&process, true);
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let process = AgentProcess::start(&self.spec, id, cwd).await?;
+        self.lock().live.insert(id, process.clone());
+        tracing::debug!(agent = %self.spec.name, process = id, pid = process.pid, "agent process started");
+        Ok(process)
+    }
+
+    /// Gives a checked-out process back: idle again, or (`retire`, or dead) removed from
+    /// the pool and killed.
+    fn release(&self, process: &Arc<AgentProcess>, retire: bool) {
+        let mut state = self.lock();
+        if !state.live.contains_key(&process.id) {
+            // Shut down meanwhile.
+            process.kill();
+            return;
+        }
+        if retire || !process.is_alive() {
+            state.live.remove(&process.id);
+            state.idle.retain(|id| *id != process.id);
+            drop(state);
+            process.kill();
+        } else if !state.idle.contains(&process.id) {
+            state.idle.push_back(process.id);
+        }
+    }
+}
+
+/// The answer to one `session/prompt`, with the updates its turn collected.
+type Outcome = (Result<Value, agent_client_protocol::Error>, Option<TurnAcc>);
+
+/// One ACP session on a checked-out process. Dropping it closes the route (late updates
+/// are dropped) and gives the process back to the pool (or kills it: `warm = false`, a
+/// crash, or an agent that ignored `session/cancel`).
+struct AcpSession {
+    pool: Arc<Pool>,
+    process: Arc<AgentProcess>,
+    session_id: String,
+    /// The `session/prompt` awaiting its response, kept when a `prompt` future is dropped.
+    inflight: Option<oneshot::Receiver<Outcome>>,
+    /// Retire the process on drop.
+    retire: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AcpSession {
+    /// Waits for the in-flight prompt's response (or the process's end) and turns it into
+    /// a [`Turn`].
+    async fn finish_inflight(&mut self) -> Result<Turn, AgentError> {
+        let Some(rx) = self.inflight.as_mut() else {
+            return Err(AgentError::Other("no prompt is running".into()));
+        };
+        let closed = self.process.closed.clone();
+        let outcome = tokio::select! {
+            outcome = &mut *rx => outcome,
+            () = closed.cancelled() => {
+                // The connection ended: its pending request fails first; give that a moment.
+                tokio::time::timeout(Duration::from_millis(500), &mut *rx).await.unwrap_or(Ok((
+                    Err(agent_client_protocol::Error::internal_error()),
+                    None,
+                )))
+            }
+        };
+        self.inflight = None;
+        match outcome {
+            Ok((Ok(response), acc)) => Ok(turn_from(&response, acc)?),
+            Ok((Err(e), _)) if !self.process.is_crash(&e) => Err(map_prompt_error(&e)),
+            _ => {
+                self.retire = true;
+                Err(AgentError::Crashed(format!(
+                    "during session/prompt: {}",
+                    self.process.crash_report().await
+                )))
+            }
+        }
+    }
+}
+
+/// ACP `session/prompt` result → [`Turn`]. Usage: the response's own `usage` (or
+/// `_meta.usage`) when present (a turn total), else the sum of the `_meta.usage` reports
+/// in the turn's updates (qwen-code reports one per model call).
+fn turn_from(response: &Value, acc: Option<TurnAcc>) -> Result<Turn, AgentError> {
+    let stop_reason = response["stopReason"]
+        .as_str()
+        .ok_or_else(|| {
+            AgentError::Protocol(format!(
+                "session/prompt response without stopReason: {response}"
+            ))
+        })?
+        .to_string();
+    let reported = response
+        .get("usage")
+        .and_then(parse_usage)
+        .or_else(|| response.get("_meta")?.get("usage").and_then(parse_usage));
+    let (text, collected, tool_calls) = match acc {
+        Some(acc) => (acc.text, acc.usage, acc.tool_calls),
+        None => (String::new(), None, 0),
+    };
+    Ok(Turn {
+        text,
+        usage: reported.or(collected).unwrap_or_default(),
+        stop_reason,
+        tool_calls,
+    })
+}
+
+/// An error answer to `session/prompt`: auth → Unavailable, our request rejected → Other,
+/// anything else (typically the model behind the agent failing) → Protocol (retryable).
+fn map_prompt_error(e: &agent_client_protocol::Error) -> AgentError {
+    use agent_client_protocol::ErrorCode;
+    let msg = format!("session/prompt failed: {}", describe(e));
+    match e.code {
+        ErrorCode::AUTH_REQUIRED => AgentError::Unavailable(msg),
+        ErrorCode::METHOD_NOT_FOUND | ErrorCode::INVALID_PARAMS | ErrorCode::INVALID_REQUEST => {
+            AgentError::Other(msg)
+        }
+        _ => AgentError::Protocol(msg),
+    }
+}
+
+#[async_trait]
+impl AgentSession for AcpSession {
+    /// ACP `session/prompt` with one text content block; collects the turn's
+    /// `agent_message_chunk` text, tool calls and usage; ticks `progress` on every update
+    /// (tool calls pending/in progress pause the stall clock). A turn abandoned by dropping
+    /// an earlier `prompt` future is cancelled first. `schema` is not passed (the engine
+    /// already put it in the prompt text).
+    ///
+    /// Errors: [`AgentError::Crashed`] when the process exits or its pipe breaks (the
+    /// process is then replaced); see `map_prompt_error` for error answers.
+    async fn prompt(
+        &mut self,
+        text: &str,
+        _schema: Option<&Value>,
+        progress: &Progress,
+    ) -> Result<Turn, AgentError> {
+        if self.retire && !self.process.is_alive() {
+            return Err(AgentError::Crashed(format!(
+                "agent process {} is gone",
+                self.process.id
+            )));
+        }
+        if self.inflight.is_some() {
+            self.cancel().await;
+        }
+        let params = json!({
+            "sessionId": self.session_id,
+            "prompt": [{"type": "text", "text": text}],
+        });
+        let request = UntypedMessage::new("session/prompt", params)
+            .map_err(|e| AgentError::Other(describe(&e)))?;
+        let (tx, rx) = oneshot::channel::<Outcome>();
+        self.process
+            .routes
+            .begin_turn(&self.session_id, progress.clone());
+        let routes = self.process.routes.clone();
+        let session = self.session_id.clone();
+        // The callback runs under the connection's ordering barrier: every update sent
+        // before the response has been applied, and the route stops collecting before any
+        // later message is dispatched.
+        let sent = self
+            .process
+            .cx
+            .prepare_request(request)
+            .on_receiving_result(move |result| async move {
+                let acc = routes.end_turn(&session);
+                let _ = tx.send((result, acc));
+                Ok(())
+            });
+        if let Err(e) = sent {
+            self.process.routes.end_turn(&self.session_id);
+            self.retire = true;
+            return Err(AgentError::Crashed(format!(
+                "cannot send session/prompt: {}",
+                describe(&e)
+            )));
+        }
+        self.inflight = Some(rx);
+        self.finish_inflight().await
+    }
+
+    /// ACP `session/cancel` for this session's abandoned turn (a dropped `prompt` future),
+    /// then waits up to 10 s for the agent to end it (stop reason `cancelled`). No-op when
+    /// nothing runs. Never kills the process.
+    async fn cancel(&mut self) {
+        if self.inflight.is_none() {
+            return;
+        }
+        self.process.routes.cancelling(&self.session_id);
+        if let Err(e) = self
+            .process
+            .cx
+            .send_notification(CancelNotification::new(self.session_id.clone()))
+        {
+            tracing::debug!(session = %self.session_id, "cannot send session/cancel: {}", describe(&e));
+        }
+        let ended = tokio::time::timeout(CANCEL_GRACE, self.finish_inflight()).await;
+        match ended {
+            Ok(Ok(turn)) => {
+                tracing::debug!(session = %self.session_id, stop_reason = %turn.stop_reason, "cancelled turn ended");
+            }
+            Ok(Err(e)) => tracing::debug!(session = %self.session_id, "cancelled turn failed: {e}"),
+            Err(_) => {
+                tracing::warn!(
+                    agent = %self.pool.spec.name,
+                    session = %self.session_id,
+                    "agent did not end the turn within {}s of session/cancel; its process will be retired",
+                    CANCEL_GRACE.as_secs()
+                );
+                self.inflight = None;
+                self.retire = true;
+            }
+        }
+    }
+}
+
+impl Drop for AcpSession {
+    fn drop(&mut self) {
+        if self.inflight.take().is_some() {
+            // Abandoned without `cancel()`: still tell the agent to stop.
+            let _ = self
+                .process
+                .cx
+                .send_notification(CancelNotification::new(self.session_id.clone()));
+        }
+        self.process.routes.close(&self.session_id);
+        self.pool
+            .release(&self.process, self.retire || !self.pool.warm);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_response_usage_wins_over_collected() {
+        let turn = turn_from(
+            &json!({"stopReason": "end_turn", "usage": {"inputTokens": 9, "outputTokens": 2}}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(turn.stop_reason, "end_turn");
+        assert_eq!(turn.usage.input_tokens, 9);
+        assert!(matches!(
+            turn_from(&json!({}), None),
+            Err(AgentError::Protocol(_))
+        ));
+    }
+}

@@ -1,0 +1,205 @@
+//! Agent backends: where an `agent()` call's prompt goes, and their configuration
+//! (`booflow.toml`, [`config`]).
+//!
+//! A backend opens a [`AgentSession`] per call (a fresh context) and runs prompt turns on it.
+//! The engine (not the backend) owns retries on stalls and crashes, structured-output
+//! validation and repair turns, the budget and the journal; a backend only speaks its
+//! protocol: ACP over stdio ([`acp`]) or OpenAI-compatible chat completions ([`openai`]).
+
+pub mod acp;
+pub mod config;
+pub mod openai;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::config::{AgentConfig, AgentKind};
+
+/// Token usage of one prompt turn, as the agent reported it (0 where it reports nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Prompt tokens served from the provider's prompt cache
+    /// (OpenAI: `usage.prompt_tokens_details.cached_tokens`).
+    pub cached_tokens: u64,
+    /// Reasoning tokens (OpenAI: `usage.completion_tokens_details.reasoning_tokens`); already
+    /// included in `output_tokens`.
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
+    }
+}
+
+/// The outcome of one prompt turn.
+#[derive(Debug, Clone, Default)]
+pub struct Turn {
+    /// The agent's final text: all `agent_message_chunk` text (ACP) or the assistant
+    /// message content (OpenAI), concatenated in order.
+    pub text: String,
+    pub usage: Usage,
+    /// Why the turn ended: ACP `StopReason` (`end_turn`, `max_tokens`, `refusal`,
+    /// `cancelled`, …) or OpenAI `finish_reason` (`stop`, `length`, …).
+    pub stop_reason: String,
+    /// Tool calls the agent reported during the turn.
+    pub tool_calls: u32,
+}
+
+/// Liveness signal from a running turn, watched by the engine's stall detector.
+///
+/// A backend calls [`Progress::tick`] on every streamed update (a chunk, a tool call
+/// update, an SSE event). While an agent reports a tool call in progress it calls
+/// [`Progress::tool_running`]`(true)`: the stall clock pauses until `tool_running(false)`.
+#[derive(Clone)]
+pub struct Progress {
+    tx: Arc<watch::Sender<ProgressState>>,
+}
+
+/// What the stall detector sees.
+#[derive(Debug, Clone, Copy)]
+pub struct ProgressState {
+    pub last_update: Instant,
+    pub tools_running: u32,
+    /// Updates seen so far (the first one gives time to first update).
+    pub updates: u64,
+}
+
+impl Progress {
+    pub fn new() -> (Self, watch::Receiver<ProgressState>) {
+        let (tx, rx) = watch::channel(ProgressState {
+            last_update: Instant::now(),
+            tools_running: 0,
+            updates: 0,
+        });
+        (Self { tx: Arc::new(tx) }, rx)
+    }
+
+    /// Records that the agent made progress now.
+    pub fn tick(&self) {
+        self.tx.send_modify(|s| {
+            s.last_update = Instant::now();
+            s.updates += 1;
+        });
+    }
+
+    /// A tool call started (`true`) or ended (`false`); also counts as progress.
+    pub fn tool_running(&self, running: bool) {
+        self.tx.send_modify(|s| {
+            s.last_update = Instant::now();
+            s.updates += 1;
+            if running {
+                s.tools_running += 1;
+            } else {
+                s.tools_running = s.tools_running.saturating_sub(1);
+            }
+        });
+    }
+}
+
+/// What a session is opened with.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Working directory of the session (the project dir, or a worktree).
+    pub cwd: PathBuf,
+    /// Model after alias resolution; `None` uses the agent's configured model.
+    pub model: Option<String>,
+    /// Reasoning effort hint.
+    pub effort: Option<String>,
+    /// Tool names the agent may use (`None`: its defaults).
+    pub tools: Option<Vec<String>>,
+    /// Upper bound on output tokens for the turn (from the budget reservation), when the
+    /// protocol can pass one.
+    pub max_output_tokens: Option<u64>,
+}
+
+/// Failures of a backend. `is_retryable` ones (a crashed process, a broken protocol, a
+/// 429/5xx after the backend's own retries) are retried by the engine like a stall.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The agent process exited or its pipe broke.
+    #[error("agent process crashed: {0}")]
+    Crashed(String),
+    /// The peer broke the protocol (bad JSON-RPC, an unexpected reply).
+    #[error("agent protocol error: {0}")]
+    Protocol(String),
+    /// An HTTP endpoint answered with an error status.
+    #[error("HTTP {status} from {url}: {body}")]
+    Http {
+        status: u16,
+        url: String,
+        body: String,
+    },
+    /// Could not start or reach the agent (bad command, connection refused, auth failed).
+    #[error("cannot reach agent: {0}")]
+    Unavailable(String),
+    /// Anything else; not retried.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl AgentError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Crashed(_) | Self::Protocol(_) => true,
+            Self::Http { status, .. } => *status == 429 || *status >= 500,
+            Self::Unavailable(_) | Self::Other(_) => false,
+        }
+    }
+}
+
+/// One fresh-context conversation with an agent. Dropped after the call.
+#[async_trait]
+pub trait AgentSession: Send {
+    /// Sends one user turn and waits for the agent to finish it. `schema`, when given, is the
+    /// JSON Schema the answer must match (an OpenAI backend passes it as
+    /// `response_format: json_schema`; an ACP backend relies on the prompt text, which the
+    /// engine already wrote). Later turns on the same session continue the conversation
+    /// (schema repair turns).
+    async fn prompt(
+        &mut self,
+        text: &str,
+        schema: Option<&Value>,
+        progress: &Progress,
+    ) -> Result<Turn, AgentError>;
+
+    /// Asks the agent to stop the running turn (ACP `session/cancel`); never kills a warm
+    /// process. Safe to call when nothing runs.
+    async fn cancel(&mut self);
+}
+
+/// A configured agent that can open sessions.
+#[async_trait]
+pub trait AgentBackend: Send + Sync {
+    /// `{kind, command|base_url, model}`: what makes two backends give different answers;
+    /// part of every content key.
+    fn fingerprint(&self) -> Value;
+
+    /// Opens a fresh session (ACP: `session/new` on a live process, starting and
+    /// initialising one if needed).
+    async fn open_session(
+        &self,
+        opts: &SessionOptions,
+    ) -> Result<Box<dyn AgentSession>, AgentError>;
+
+    /// Stops every process this backend started. Called when the run (or server) ends.
+    async fn shutdown(&self) {}
+}
+
+/// Builds the backend for a configured agent.
+pub fn build_backend(name: &str, config: &AgentConfig) -> anyhow::Result<Arc<dyn AgentBackend>> {
+    Ok(match config.kind {
+        AgentKind::Acp => Arc::new(acp::AcpBackend::new(name, config)?),
+        AgentKind::Openai => Arc::new(openai::OpenAiBackend::new(name, config)?),
+    })
+}

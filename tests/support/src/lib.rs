@@ -1,0 +1,13 @@
+//! Test support for booflow: the only stand-in in booflow's tests is the *model* behind the
+//! agents (DESIGN.md §9).
+//!
+//! - [`model_server`]: a scripted OpenAI-compatible chat completions server.
+//! - [`test_agent`]: locating the v1 ACP test agent binary (`booflow-test-agent`), built with
+//!   the `agent-client-protocol` crate, for fault tests (crash, hang, permission, fs).
+//!
+//! Both read the same directives from the prompt text, so a test can steer a call through
+//! qwen-code (which forwards the prompt to the model server) or the test agent alike:
+//! `[[reply:TEXT]]`, `[[delay:MS]]`, … (see each module).
+
+pub mod model_server;
+pub mod test_agent;

@@ -1,0 +1,1091 @@
+//! A scripted OpenAI-compatible chat completions server: the only stand-in in booflow's
+//! tests (DESIGN.md §9). Agents under test (the OpenAI backend, or qwen-code over ACP) talk
+//! to it exactly as they would to a real endpoint.
+//!
+//! Endpoints (under [`ModelServer::base_url`], which ends in `/v1`):
+//! - `POST /v1/chat/completions`: streaming (`stream: true`, Server-Sent Events) and not;
+//!   `usage` in every answer; `response_format: json_schema` answered with a valid instance.
+//! - `GET /v1/models`: lists one model, [`MODEL_ID`].
+//!
+//! # How a request is answered
+//!
+//! The server reads *directives* from the text of the **last user message** (a real agent
+//! such as qwen-code wraps the prompt with a system prompt and context, so the directive may
+//! be anywhere in that message; a message whose `content` is an array of parts is read as
+//! the concatenation of its `text` parts). A directive is `[[name]]` or `[[name:ARG]]` (ARG
+//! runs to the next `]]`); names are lowercase letters, digits and `-`:
+//!
+//! | directive | effect |
+//! |---|---|
+//! | `[[delay:MS]]` | wait MS milliseconds before answering (before the first SSE chunk) |
+//! | `[[chunk-delay:MS]]` | streaming: wait MS milliseconds before each content chunk |
+//! | `[[fail:STATUS]]` | answer HTTP STATUS with an OpenAI-style error JSON, every time |
+//! | `[[fail-once:STATUS]]` | the first request whose last user message is exactly this text fails with STATUS; later ones are answered normally |
+//! | `[[retry-after:SECS]]` | failures above carry a `Retry-After: SECS` header |
+//! | `[[reply:TEXT]]` | the reply is exactly TEXT |
+//! | `[[finish:REASON]]` | `finish_reason` is REASON instead of `stop` |
+//! | `[[no-stream]]` | answer a plain `chat.completion` JSON even when `stream: true` was asked |
+//! | `[[no-response-format]]` | a request carrying `response_format` is refused with 400 ("response_format is not supported") |
+//! | `[[bad-json]]` | structured output: the first turn answers an instance that violates the schema; a repair turn answers a valid one |
+//! | `[[bad-json-always]]` | structured output: always an invalid instance |
+//!
+//! Rules, in order (the first that applies wins): `delay`; `fail`; `fail-once`;
+//! `no-response-format`; then the reply text is `[[reply:…]]`, else the next reply queued
+//! with [`ModelServer::push_reply`], else — when the request has
+//! `response_format: {type: "json_schema"}`, or a user message contains the marker
+//! `JSON Schema:` followed by a schema object (the engine writes that for agents without
+//! `response_format`; the latest user message with a marker wins) — a JSON instance of the
+//! schema ([`instance_for_schema`]; [`invalid_instance_for_schema`] under `bad-json`), else
+//! the deterministic [`default_reply`]: `Answer: <last user message without directives>`.
+//!
+//! A "first turn" for `[[bad-json]]` is a request in which exactly one user message contains
+//! `[[bad-json]]` (a repair turn either does not repeat the directive or repeats it in a
+//! second user message); this also holds when an agent adds its own context user message.
+//!
+//! `tools` in the request are ignored: the server never calls tools and always answers with
+//! content.
+//!
+//! Usage in every answer: `prompt_tokens` = characters of all message texts / 4 (at least
+//! 1); `completion_tokens` = whitespace-separated words of the reply (at least 1);
+//! `prompt_tokens_details.cached_tokens` = [`ModelServer::set_cached_tokens`] (default 0);
+//! `completion_tokens_details.reasoning_tokens` = 0; `total_tokens` = the sum.
+
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// The one model [`ModelServer`] lists at `GET /v1/models` (any model name is accepted in
+/// requests and echoed back).
+pub const MODEL_ID: &str = "test-model";
+
+/// The marker after which a JSON Schema object follows in a prompt, for agents without
+/// `response_format` (the engine writes it; the schema starts at the first `{` after it).
+pub const SCHEMA_MARKER: &str = "JSON Schema:";
+
+/// One `POST /v1/chat/completions` request as the server received it (failed ones too).
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// Text of the last `role: "user"` message (array content parts joined), directives
+    /// included; empty when there is none.
+    pub last_user_message: String,
+    /// The whole JSON request body (a body that is not JSON is answered 400, not recorded).
+    pub body: Value,
+    /// The `Authorization` header, when sent (e.g. `Bearer sk-…`).
+    pub authorization: Option<String>,
+}
+
+/// A running scripted model server on `127.0.0.1:<ephemeral port>`. It serves from its own
+/// thread and Tokio runtime, so it works the same from async tests, blocking tests and
+/// tests that run the `booflow` binary. Stopped when dropped.
+pub struct ModelServer {
+    /// `http://127.0.0.1:<port>/v1`: what to configure as an agent's `base_url` /
+    /// `OPENAI_BASE_URL`.
+    pub base_url: String,
+    /// The bound socket address.
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Shared {
+    requests: Mutex<Vec<RecordedRequest>>,
+    replies: Mutex<VecDeque<String>>,
+    failed_once: Mutex<HashSet<String>>,
+    /// `(substring, status)`: requests whose last user message contains it fail.
+    failures: Mutex<Vec<(String, u16)>>,
+    cached_tokens: AtomicU64,
+    completions: AtomicU64,
+}
+
+impl ModelServer {
+    /// Starts a server (see [`ModelServer::start_background`]; this async form exists so async
+    /// tests read naturally — the server does not run on the caller's runtime).
+    pub async fn start() -> ModelServer {
+        Self::start_background()
+    }
+
+    /// Starts a server on `127.0.0.1:0` in a background thread with its own Tokio runtime.
+    /// The socket is bound before this returns, so `base_url` is usable at once.
+    /// Panics if the socket cannot be bound or the runtime cannot start.
+    pub fn start_background() -> ModelServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("set_nonblocking");
+        let addr = listener.local_addr().expect("local_addr");
+        let shared = Arc::new(Shared::default());
+        let stop = CancellationToken::new();
+        let app = router(shared.clone());
+        let stop_rx = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("model-server-{}", addr.port()))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("model server runtime");
+                runtime.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                    let server = axum::serve(listener, app);
+                    tokio::select! {
+                        result = server => {
+                            if let Err(e) = result {
+                                eprintln!("model server on {addr} stopped: {e}");
+                            }
+                        }
+                        _ = stop_rx.cancelled() => {}
+                    }
+                });
+                // Drops in-flight connections (e.g. a request still sleeping on `[[delay]]`).
+                runtime.shutdown_background();
+            })
+            .expect("spawn model server thread");
+        ModelServer {
+            base_url: format!("http://{addr}/v1"),
+            addr,
+            shared,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// All chat completion requests received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Number of chat completion requests received so far (failed ones included).
+    pub fn request_count(&self) -> usize {
+        self.shared.requests.lock().unwrap().len()
+    }
+
+    /// Sets `usage.prompt_tokens_details.cached_tokens` for every later answer (default 0).
+    pub fn set_cached_tokens(&self, n: u64) {
+        self.shared.cached_tokens.store(n, Ordering::SeqCst);
+    }
+
+    /// From now on, answers HTTP `status` to every request whose last user message contains
+    /// `needle` (until [`ModelServer::clear_failures`]): a model that is down for some prompts.
+    pub fn fail_matching(&self, needle: impl Into<String>, status: u16) {
+        self.shared
+            .failures
+            .lock()
+            .unwrap()
+            .push((needle.into(), status));
+    }
+
+    /// Removes every rule set by [`ModelServer::fail_matching`].
+    pub fn clear_failures(&self) {
+        self.shared.failures.lock().unwrap().clear();
+    }
+
+    /// Queues a reply text: queued replies are used in order, one per answered request,
+    /// before the schema and default rules (a `[[reply:…]]` directive still wins and does not
+    /// consume the queue).
+    pub fn push_reply(&self, text: impl Into<String>) {
+        self.shared.replies.lock().unwrap().push_back(text.into());
+    }
+}
+
+impl Drop for ModelServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+        .with_state(shared)
+}
+
+async fn models() -> Response {
+    axum::Json(json!({
+        "object": "list",
+        "data": [{ "id": MODEL_ID, "object": "model", "created": 0, "owned_by": "booflow-testkit" }],
+    }))
+    .into_response()
+}
+
+async fn not_found() -> Response {
+    error_response(
+        404,
+        "no such endpoint on the booflow test model server",
+        None,
+    )
+}
+
+/// The directives found in one message text.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Directives {
+    reply: Option<String>,
+    delay_ms: Option<u64>,
+    chunk_delay_ms: Option<u64>,
+    fail: Option<u16>,
+    fail_once: Option<u16>,
+    retry_after: Option<u64>,
+    finish: Option<String>,
+    no_stream: bool,
+    no_response_format: bool,
+    bad_json: bool,
+    bad_json_always: bool,
+}
+
+impl Directives {
+    fn parse(text: &str) -> Self {
+        let mut d = Directives::default();
+        for (name, arg) in scan_directives(text).0 {
+            let num = || arg.as_deref().and_then(|a| a.trim().parse::<u64>().ok());
+            match name {
+                "reply" => d.reply = Some(arg.clone().unwrap_or_default()),
+                "delay" => d.delay_ms = num(),
+                "chunk-delay" => d.chunk_delay_ms = num(),
+                "fail" => d.fail = num().and_then(|n| u16::try_from(n).ok()),
+                "fail-once" => d.fail_once = num().and_then(|n| u16::try_from(n).ok()),
+                "retry-after" => d.retry_after = num(),
+                "finish" => d.finish = arg.clone(),
+                "no-stream" => d.no_stream = true,
+                "no-response-format" => d.no_response_format = true,
+                "bad-json" => d.bad_json = true,
+                "bad-json-always" => d.bad_json_always = true,
+                _ => {}
+            }
+        }
+        d
+    }
+}
+
+/// Finds `[[name]]` / `[[name:ARG]]` tokens; returns them and the text without them.
+fn scan_directives(text: &str) -> (Vec<(&str, Option<String>)>, String) {
+    let mut found = Vec::new();
+    let mut rest = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(off) = text[i..].find("[[") {
+        let start = i + off;
+        rest.push_str(&text[i..start]);
+        let after = &text[start + 2..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+            .unwrap_or(after.len());
+        let name = &after[..name_len];
+        let tail = &after[name_len..];
+        let parsed = if name.is_empty() {
+            None
+        } else if let Some(stripped) = tail.strip_prefix("]]") {
+            Some((None, after.len() - stripped.len()))
+        } else if let Some(arg_text) = tail.strip_prefix(':') {
+            arg_text.find("]]").map(|end| {
+                (
+                    Some(arg_text[..end].to_string()),
+                    after.len() - arg_text.len() + end + 2,
+                )
+            })
+        } else {
+            None
+        };
+        match parsed {
+            Some((arg, consumed)) => {
+                found.push((name, arg));
+                i = start + 2 + consumed;
+            }
+            None => {
+                rest.push_str("[[");
+                i = start + 2;
+            }
+        }
+    }
+    rest.push_str(&text[i..]);
+    (found, rest)
+}
+
+/// `text` without its `[[…]]` directives.
+pub fn strip_directives(text: &str) -> String {
+    scan_directives(text).1
+}
+
+/// The default reply to a prompt: `Answer: ` followed by the prompt without directives,
+/// whitespace runs collapsed to single spaces (so a single line), trimmed, cut to its first
+/// 80 characters.
+pub fn default_reply(prompt: &str) -> String {
+    let stripped = strip_directives(prompt);
+    let line = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("Answer: {}", line.chars().take(80).collect::<String>())
+}
+
+/// Text of a chat message's `content`: a string, or the `text` of its array parts joined.
+fn content_text(message: &Value) -> String {
+    match message.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| match p {
+                Value::String(s) => Some(s.as_str()),
+                _ => p.get("text").and_then(Value::as_str),
+            })
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+fn user_texts(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .map(content_text)
+        .collect()
+}
+
+fn error_response(status: u16, message: &str, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let kind = match status.as_u16() {
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "server_error",
+    };
+    let body = json!({
+        "error": { "message": message, "type": kind, "param": null, "code": status.as_u16() }
+    });
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.into());
+    }
+    response
+}
+
+async fn chat_completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error_response(400, &format!("request body is not JSON: {e}"), None),
+    };
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let users = user_texts(&messages);
+    let last_user = users.last().cloned().unwrap_or_default();
+    shared.requests.lock().unwrap().push(RecordedRequest {
+        last_user_message: last_user.clone(),
+        body: body.clone(),
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    });
+    if messages.is_empty() {
+        return error_response(400, "messages must be a non-empty array", None);
+    }
+    let d = Directives::parse(&last_user);
+
+    if let Some(ms) = d.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(status) = d.fail {
+        return error_response(status, &format!("scripted failure {status}"), d.retry_after);
+    }
+    let matched = shared
+        .failures
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(needle, _)| last_user.contains(needle.as_str()))
+        .map(|f| f.1);
+    if let Some(status) = matched {
+        return error_response(
+            status,
+            &format!("scripted failure {status} (fail_matching)"),
+            d.retry_after,
+        );
+    }
+    if let Some(status) = d.fail_once
+        && shared.failed_once.lock().unwrap().insert(last_user.clone())
+    {
+        return error_response(
+            status,
+            &format!("scripted one-time failure {status}"),
+            d.retry_after,
+        );
+    }
+    let response_format = body.get("response_format").filter(|v| !v.is_null());
+    if d.no_response_format && response_format.is_some() {
+        return error_response(400, "response_format is not supported by this model", None);
+    }
+
+    let rf_type = response_format
+        .and_then(|rf| rf.get("type"))
+        .and_then(Value::as_str);
+    let rf_schema = match rf_type {
+        Some("json_schema") => response_format.and_then(|rf| rf.pointer("/json_schema/schema")),
+        _ => None,
+    };
+    let queued = if d.reply.is_none() {
+        shared.replies.lock().unwrap().pop_front()
+    } else {
+        None
+    };
+    let reply = if let Some(reply) = d.reply.clone() {
+        reply
+    } else if let Some(reply) = queued {
+        reply
+    } else if let Some(schema) = rf_schema
+        .cloned()
+        .or_else(|| schema_in_user_messages(&users))
+    {
+        let first_turn = users.iter().filter(|u| u.contains("[[bad-json]]")).count() == 1;
+        let instance = if d.bad_json_always || (d.bad_json && first_turn) {
+            invalid_instance_for_schema(&schema)
+        } else {
+            instance_for_schema(&schema)
+        };
+        instance.to_string()
+    } else if rf_type == Some("json_object") {
+        json!({ "answer": default_reply(&last_user) }).to_string()
+    } else {
+        default_reply(&last_user)
+    };
+
+    let prompt_chars: usize = messages
+        .iter()
+        .map(|m| content_text(m).chars().count())
+        .sum();
+    let prompt_tokens = (prompt_chars as u64 / 4).max(1);
+    let completion_tokens = (reply.split_whitespace().count() as u64).max(1);
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": { "cached_tokens": shared.cached_tokens.load(Ordering::SeqCst) },
+        "completion_tokens_details": { "reasoning_tokens": 0 },
+    });
+    let n = shared.completions.fetch_add(1, Ordering::SeqCst);
+    let id = format!("chatcmpl-test-{n}");
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or(MODEL_ID)
+        .to_string();
+    let finish = d.finish.clone().unwrap_or_else(|| "stop".to_string());
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false) && !d.no_stream;
+
+    if !stream {
+        return axum::Json(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [{
+                "index": 0,
+                "message": { "role": "assistant", "content": reply },
+                "finish_reason": finish,
+            }],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+
+    let include_usage = body
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let chunk = |choices: Value| {
+        json!({
+            "id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": choices,
+        })
+    };
+    let mut events: Vec<(bool, String)> = Vec::new();
+    events.push((
+        false,
+        chunk(json!([{ "index": 0, "delta": { "role": "assistant", "content": "" }, "finish_reason": null }]))
+            .to_string(),
+    ));
+    for piece in reply.split_inclusive(' ') {
+        let delta = json!([{ "index": 0, "delta": { "content": piece }, "finish_reason": null }]);
+        events.push((true, chunk(delta).to_string()));
+    }
+    events.push((
+        false,
+        chunk(json!([{ "index": 0, "delta": {}, "finish_reason": finish }])).to_string(),
+    ));
+    if include_usage {
+        let mut last = chunk(json!([]));
+        last["usage"] = usage;
+        events.push((false, last.to_string()));
+    }
+    events.push((false, "[DONE]".to_string()));
+    let chunk_delay = d.chunk_delay_ms.map(Duration::from_millis);
+    let stream = futures::stream::iter(events).then(move |(is_content, data)| async move {
+        if is_content && let Some(delay) = chunk_delay {
+            tokio::time::sleep(delay).await;
+        }
+        Ok::<_, Infallible>(format!("data: {data}\n\n"))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .expect("SSE response")
+}
+
+/// The schema after the latest [`SCHEMA_MARKER`] in the user messages (latest message first).
+fn schema_in_user_messages(users: &[String]) -> Option<Value> {
+    users
+        .iter()
+        .rev()
+        .find_map(|text| schema_after_marker(text))
+}
+
+/// Parses the balanced JSON object starting at the first `{` after the last
+/// [`SCHEMA_MARKER`] in `text`.
+fn schema_after_marker(text: &str) -> Option<Value> {
+    let at = text.rfind(SCHEMA_MARKER)? + SCHEMA_MARKER.len();
+    let start = at + text[at..].find('{')?;
+    let bytes = text.as_bytes();
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in bytes.iter().enumerate().skip(start) {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return serde_json::from_str(&text[start..=i]).ok();
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema instances
+// ---------------------------------------------------------------------------------------
+
+const MAX_DEPTH: usize = 32;
+
+/// A JSON value valid against `schema` (JSON Schema, drafts 4 to 2020-12), built by these
+/// rules: `const` → it; `enum` → its first value; `anyOf`/`oneOf` → the first branch (merged
+/// with sibling keywords); `allOf` → all branches merged; local `$ref`s (`#/$defs/…`,
+/// `#/definitions/…`) are followed; objects get every listed property and every required
+/// one; strings are `"example"` (or a sample for formats `date-time`, `date`, `time`,
+/// `email`, `uri`, `uuid`, `ipv4`; padded/cut to `minLength`/`maxLength`); numbers and
+/// integers are `minimum` (or just above `exclusiveMinimum`) else 1, kept within the maximum
+/// and rounded up to `multipleOf`; booleans `true`; `null` null; arrays `max(minItems, 1)`
+/// items (capped by `maxItems`, distinct when `uniqueItems`). A schema without `type` is
+/// typed from its keywords (`properties` → object, `items` → array, …), else a string.
+/// Not handled: `pattern`, `not`, `if`/`then`, remote `$ref`s.
+pub fn instance_for_schema(schema: &Value) -> Value {
+    generate(schema, schema, 0)
+}
+
+/// A JSON value that violates `schema` (for `[[bad-json]]`): `{}` for an object schema
+/// with required properties, otherwise a value of the wrong type (`[]` for objects, `{}` for
+/// arrays, `42` for strings, `"not a number"` for numbers, …), `"__not_in_enum__"` for
+/// `enum`/`const`. A schema that accepts everything gives `null`.
+pub fn invalid_instance_for_schema(schema: &Value) -> Value {
+    let Some(o) = resolve(schema, schema, 0) else {
+        return Value::Null;
+    };
+    if o.contains_key("const") || o.contains_key("enum") {
+        return json!("__not_in_enum__");
+    }
+    match schema_type(&o).as_deref() {
+        Some("object") => {
+            let required = o
+                .get("required")
+                .and_then(Value::as_array)
+                .is_some_and(|r| !r.is_empty());
+            if required { json!({}) } else { json!([]) }
+        }
+        Some("array") => json!({}),
+        Some("string") => json!(42),
+        Some("integer") | Some("number") => json!("not a number"),
+        Some("boolean") => json!("not a boolean"),
+        Some("null") => json!(0),
+        _ => Value::Null,
+    }
+}
+
+/// The effective object schema after following `$ref`, `anyOf`/`oneOf` (first branch) and
+/// `allOf` (merged). `None` for boolean schemas and non-objects.
+fn resolve(schema: &Value, root: &Value, depth: usize) -> Option<Map<String, Value>> {
+    let mut o = schema.as_object()?.clone();
+    if depth > MAX_DEPTH {
+        return Some(o);
+    }
+    if let Some(Value::String(r)) = o.remove("$ref") {
+        if let Some(target) = resolve_ref(root, &r) {
+            let target = resolve(target, root, depth + 1).unwrap_or_default();
+            o = merge(target, o);
+        }
+        return resolve(&Value::Object(o), root, depth + 1);
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = o.remove(key) {
+            if let Some(first) = branches.first().and_then(|b| resolve(b, root, depth + 1)) {
+                o = merge(o, first);
+            }
+            return resolve(&Value::Object(o), root, depth + 1);
+        }
+    }
+    if let Some(Value::Array(parts)) = o.remove("allOf") {
+        for part in &parts {
+            if let Some(part) = resolve(part, root, depth + 1) {
+                o = merge(o, part);
+            }
+        }
+        return resolve(&Value::Object(o), root, depth + 1);
+    }
+    Some(o)
+}
+
+fn resolve_ref<'a>(root: &'a Value, reference: &str) -> Option<&'a Value> {
+    let pointer = reference.strip_prefix('#')?;
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    root.pointer(pointer)
+}
+
+/// `over` merged onto `base`: `properties` unioned, `required` unioned, other keys from
+/// `over`.
+fn merge(mut base: Map<String, Value>, over: Map<String, Value>) -> Map<String, Value> {
+    for (k, v) in over {
+        match (k.as_str(), base.get_mut(&k), v) {
+            ("properties", Some(Value::Object(b)), Value::Object(v)) => b.extend(v),
+            ("required", Some(Value::Array(b)), Value::Array(v)) => {
+                for r in v {
+                    if !b.contains(&r) {
+                        b.push(r);
+                    }
+                }
+            }
+            (_, _, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+    base
+}
+
+fn schema_type(o: &Map<String, Value>) -> Option<String> {
+    match o.get("type") {
+        Some(Value::String(t)) => return Some(t.clone()),
+        Some(Value::Array(ts)) => {
+            let names: Vec<&str> = ts.iter().filter_map(Value::as_str).collect();
+            return names
+                .iter()
+                .find(|t| **t != "null")
+                .or(names.first())
+                .map(|t| t.to_string());
+        }
+        _ => {}
+    }
+    let has = |keys: &[&str]| keys.iter().any(|k| o.contains_key(*k));
+    if has(&[
+        "properties",
+        "required",
+        "additionalProperties",
+        "minProperties",
+        "maxProperties",
+    ]) {
+        Some("object".into())
+    } else if has(&[
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "contains",
+    ]) {
+        Some("array".into())
+    } else if has(&[
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+    ]) {
+        Some("number".into())
+    } else if has(&["minLength", "maxLength", "pattern", "format"]) {
+        Some("string".into())
+    } else {
+        None
+    }
+}
+
+fn generate(schema: &Value, root: &Value, depth: usize) -> Value {
+    if depth > MAX_DEPTH {
+        return Value::Null;
+    }
+    let Some(o) = resolve(schema, root, depth) else {
+        // `true` accepts anything; `false` accepts nothing (null is as good as anything).
+        return if schema == &Value::Bool(false) {
+            Value::Null
+        } else {
+            json!("example")
+        };
+    };
+    if let Some(c) = o.get("const") {
+        return c.clone();
+    }
+    if let Some(first) = o
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
+        return first.clone();
+    }
+    match schema_type(&o).as_deref() {
+        Some("object") => {
+            let mut out = Map::new();
+            if let Some(Value::Object(props)) = o.get("properties") {
+                for (name, sub) in props {
+                    out.insert(name.clone(), generate(sub, root, depth + 1));
+                }
+            }
+            if let Some(Value::Array(required)) = o.get("required") {
+                for name in required.iter().filter_map(Value::as_str) {
+                    if !out.contains_key(name) {
+                        let sub = o
+                            .get("additionalProperties")
+                            .filter(|a| a.is_object())
+                            .map(|a| generate(a, root, depth + 1))
+                            .unwrap_or_else(|| json!("example"));
+                        out.insert(name.to_string(), sub);
+                    }
+                }
+            }
+            Value::Object(out)
+        }
+        Some("array") => array_instance(&o, root, depth),
+        Some("integer") => number_instance(&o, true),
+        Some("number") => number_instance(&o, false),
+        Some("boolean") => Value::Bool(true),
+        Some("null") => Value::Null,
+        _ => string_instance(&o),
+    }
+}
+
+fn array_instance(o: &Map<String, Value>, root: &Value, depth: usize) -> Value {
+    let min = o.get("minItems").and_then(Value::as_u64).unwrap_or(0);
+    let max = o
+        .get("maxItems")
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::MAX);
+    let count = min.max(1).min(max) as usize;
+    // Tuple forms: `prefixItems` (2020-12) or an `items` array (draft 4-2019).
+    let tuple = o
+        .get("prefixItems")
+        .or_else(|| o.get("items").filter(|i| i.is_array()))
+        .and_then(Value::as_array);
+    let rest = o.get("items").filter(|i| !i.is_array());
+    let unique = o
+        .get("uniqueItems")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let tuple_len = tuple.map_or(0, Vec::len);
+    let mut items: Vec<Value> = Vec::with_capacity(count.max(tuple_len));
+    for i in 0..count.max(tuple_len.min(max as usize)) {
+        let sub = match tuple.and_then(|t| t.get(i)) {
+            Some(s) => s,
+            None => match rest {
+                Some(r) => r,
+                None if tuple.is_some() && i >= tuple_len => break,
+                None => &Value::Bool(true),
+            },
+        };
+        let mut item = generate(sub, root, depth + 1);
+        if unique && i > 0 {
+            item = vary(item, i);
+        }
+        items.push(item);
+    }
+    Value::Array(items)
+}
+
+/// Makes the i-th generated item differ from the first (for `uniqueItems`).
+fn vary(value: Value, i: usize) -> Value {
+    match value {
+        Value::String(s) => Value::String(format!("{s}{i}")),
+        Value::Number(n) => match n.as_i64() {
+            Some(v) => json!(v + i as i64),
+            None => json!(n.as_f64().unwrap_or(0.0) + i as f64),
+        },
+        Value::Object(mut m) => {
+            if let Some((k, v)) = m.iter().next().map(|(k, v)| (k.clone(), v.clone())) {
+                m.insert(k, vary(v, i));
+            }
+            Value::Object(m)
+        }
+        other => other,
+    }
+}
+
+fn number_instance(o: &Map<String, Value>, integer: bool) -> Value {
+    let num = |k: &str| o.get(k).and_then(Value::as_f64);
+    // Draft 4 spells exclusivity as booleans beside minimum/maximum.
+    let bool_flag = |k: &str| o.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let (lo, lo_excl) = match (num("minimum"), num("exclusiveMinimum")) {
+        (_, Some(x)) => (Some(x), true),
+        (Some(m), None) => (Some(m), bool_flag("exclusiveMinimum")),
+        (None, None) => (None, false),
+    };
+    let (hi, hi_excl) = match (num("maximum"), num("exclusiveMaximum")) {
+        (_, Some(x)) => (Some(x), true),
+        (Some(m), None) => (Some(m), bool_flag("exclusiveMaximum")),
+        (None, None) => (None, false),
+    };
+    let step = if integer { 1.0 } else { 0.5 };
+    let mut v = match lo {
+        Some(l) if lo_excl => {
+            if integer {
+                l.floor() + 1.0
+            } else {
+                l + 1.0
+            }
+        }
+        Some(l) => {
+            if integer {
+                l.ceil()
+            } else {
+                l
+            }
+        }
+        None => 1.0,
+    };
+    if let Some(h) = hi {
+        let too_big = if hi_excl { v >= h } else { v > h };
+        if too_big {
+            v = match lo {
+                // Between the bounds.
+                Some(l) if !integer => (l + h) / 2.0,
+                _ if integer => {
+                    if hi_excl {
+                        h.ceil() - 1.0
+                    } else {
+                        h.floor()
+                    }
+                }
+                _ => {
+                    if hi_excl {
+                        h - step
+                    } else {
+                        h
+                    }
+                }
+            };
+        }
+    }
+    if let Some(m) = num("multipleOf").filter(|m| *m > 0.0) {
+        v = (v / m).ceil() * m;
+    }
+    if (integer || v.fract() == 0.0) && v.abs() < 9.0e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
+fn string_instance(o: &Map<String, Value>) -> Value {
+    let base = match o.get("format").and_then(Value::as_str) {
+        Some("date-time") => "2024-01-01T00:00:00Z",
+        Some("date") => "2024-01-01",
+        Some("time") => "00:00:00Z",
+        Some("email") => "user@example.com",
+        Some("uri") | Some("url") | Some("iri") => "https://example.com/",
+        Some("uuid") => "00000000-0000-4000-8000-000000000000",
+        Some("ipv4") => "127.0.0.1",
+        _ => "example",
+    };
+    let mut s: String = base.to_string();
+    if let Some(min) = o.get("minLength").and_then(Value::as_u64) {
+        while (s.chars().count() as u64) < min {
+            s.push('x');
+        }
+    }
+    if let Some(max) = o.get("maxLength").and_then(Value::as_u64) {
+        s = s.chars().take(max as usize).collect();
+    }
+    Value::String(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_valid(schema: &Value, instance: &Value) {
+        let validator = jsonschema::validator_for(schema).expect("schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(instance)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{instance} is not valid against {schema}: {errors:?}"
+        );
+    }
+
+    fn assert_invalid(schema: &Value, instance: &Value) {
+        let validator = jsonschema::validator_for(schema).expect("schema compiles");
+        assert!(
+            !validator.is_valid(instance),
+            "{instance} should violate {schema}"
+        );
+    }
+
+    #[test]
+    fn object_gets_every_listed_and_required_property() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "title": { "type": "string" },
+                "score": { "type": "number", "minimum": 3 },
+                "count": { "type": "integer" },
+                "ok": { "type": "boolean" },
+                "kind": { "enum": ["bug", "feature"] },
+                "version": { "const": 2 },
+                "tags": { "type": "array", "items": { "type": "string" }, "minItems": 2 },
+                "nested": {
+                    "type": "object",
+                    "properties": { "when": { "type": "string", "format": "date-time" } },
+                    "required": ["when"]
+                },
+                "maybe": { "type": ["null", "string"] }
+            },
+            "required": ["title", "extra"]
+        });
+        let instance = instance_for_schema(&schema);
+        assert_eq!(
+            instance,
+            json!({
+                "title": "example", "score": 3, "count": 1, "ok": true, "kind": "bug",
+                "version": 2, "tags": ["example", "example"],
+                "nested": { "when": "2024-01-01T00:00:00Z" }, "maybe": "example",
+                "extra": "example"
+            })
+        );
+        assert_valid(&schema, &instance);
+    }
+
+    #[test]
+    fn combinators_refs_and_bounds() {
+        let schemas = [
+            json!({ "anyOf": [{ "type": "integer", "minimum": 5 }, { "type": "string" }] }),
+            json!({ "oneOf": [{ "type": "object", "properties": { "a": { "type": "string" } }, "required": ["a"] }] }),
+            json!({ "allOf": [
+                { "type": "object", "properties": { "a": { "type": "integer" } }, "required": ["a"] },
+                { "properties": { "b": { "type": "boolean" } }, "required": ["b"] }
+            ] }),
+            json!({ "$defs": { "item": { "type": "object", "properties": { "n": { "type": "integer", "exclusiveMinimum": 10 } }, "required": ["n"] } },
+                    "type": "array", "items": { "$ref": "#/$defs/item" } }),
+            json!({ "definitions": { "s": { "type": "string", "minLength": 12, "maxLength": 20 } },
+                    "type": "object", "properties": { "s": { "$ref": "#/definitions/s" } } }),
+            json!({ "type": "number", "minimum": 0, "maximum": 0.5 }),
+            json!({ "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 }),
+            json!({ "type": "integer", "maximum": -3 }),
+            json!({ "type": "integer", "minimum": 7, "multipleOf": 5 }),
+            json!({ "type": "string", "maxLength": 3 }),
+            json!({ "type": "array", "items": { "type": "integer" }, "minItems": 3, "uniqueItems": true }),
+            json!({ "type": "array", "maxItems": 0 }),
+            json!({ "type": "array", "prefixItems": [{ "type": "string" }, { "type": "boolean" }], "items": false }),
+            json!({ "type": "string", "format": "email" }),
+            json!({ "properties": { "x": { "minimum": 2 } } }),
+            json!({ "type": "null" }),
+            json!(true),
+            json!({}),
+        ];
+        for schema in &schemas {
+            assert_valid(schema, &instance_for_schema(schema));
+        }
+        assert_eq!(instance_for_schema(&schemas[0]), json!(5));
+        assert_eq!(instance_for_schema(&schemas[3]), json!([{ "n": 11 }]));
+        assert_eq!(instance_for_schema(&schemas[10]), json!([1, 2, 3]));
+        assert_eq!(instance_for_schema(&schemas[12]), json!(["example", true]));
+    }
+
+    #[test]
+    fn invalid_instances_violate_the_schema() {
+        let schemas = [
+            json!({ "type": "object", "properties": { "a": { "type": "string" } }, "required": ["a"] }),
+            json!({ "type": "object", "properties": { "a": { "type": "string" } } }),
+            json!({ "type": "array", "items": { "type": "string" } }),
+            json!({ "type": "string" }),
+            json!({ "type": "integer" }),
+            json!({ "type": "boolean" }),
+            json!({ "enum": ["a", "b"] }),
+            json!({ "anyOf": [{ "type": "object", "required": ["x"] }] }),
+        ];
+        for schema in &schemas {
+            assert_invalid(schema, &invalid_instance_for_schema(schema));
+        }
+    }
+
+    #[test]
+    fn directives_are_parsed_and_stripped() {
+        let text = "Review [[delay:20]]this [[reply:some [text] here]] file [[bad-json]] [[x]] [[Not a directive]] [[a:unterminated";
+        let d = Directives::parse(text);
+        assert_eq!(d.delay_ms, Some(20));
+        assert_eq!(d.reply.as_deref(), Some("some [text] here"));
+        assert!(d.bad_json && !d.bad_json_always);
+        assert_eq!(
+            strip_directives(text),
+            "Review this  file   [[Not a directive]] [[a:unterminated"
+        );
+        assert_eq!(
+            default_reply("  hello\n  [[fail-once:503]] world  "),
+            "Answer: hello world"
+        );
+        assert_eq!(
+            default_reply(&"y".repeat(200)),
+            format!("Answer: {}", "y".repeat(80))
+        );
+    }
+
+    #[test]
+    fn schema_marker_is_found_in_prompt_text() {
+        let text = "Do it.\n\nRespond with JSON matching this JSON Schema:\n{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\",\"description\":\"a } brace \\\" quote\"}},\"required\":[\"s\"]}\nThanks";
+        let schema = schema_after_marker(text).expect("schema");
+        assert_eq!(schema["required"], json!(["s"]));
+        assert_eq!(schema_after_marker("no marker {\"type\":\"string\"}"), None);
+    }
+}
