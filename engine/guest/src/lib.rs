@@ -1,0 +1,256 @@
+//! The workflow JavaScript runtime that runs inside both sandboxes (DESIGN.md §2).
+//!
+//! The same code is compiled twice: to `wasm32-wasip1` (the `booflow-guest` binary that the
+//! wasm sandbox runs under wasmtime) and natively (the in-process boa sandbox). It talks to
+//! the host only through [`Host`]: it sends [`GuestRequest`]s and blocks in [`Host::wait`]
+//! for the next [`HostEvent`]. The globals of DESIGN.md §1 are written in JavaScript
+//! (`prelude.js`) over three native primitives defined here.
+//!
+//! The event loop: evaluate the prelude, compile the body as
+//! `(async (args, workflow) => { … })`, start it, then repeatedly run the job queue and, while
+//! the main promise is pending, wait for the host's next event and dispatch it.
+
+mod natives;
+
+use std::cell::RefCell;
+
+use boa_engine::{
+    Context, JsError, JsResult, JsValue, Source, builtins::promise::PromiseState, js_string,
+    object::builtins::JsPromise,
+};
+use booflow_host_api::{
+    ErrorName, GuestRequest, HostEvent, Init, ScriptError, messages::PreparedScript,
+};
+
+/// The host side of the sandbox boundary, as the guest sees it.
+pub trait Host {
+    /// Sends one [`GuestRequest`] as JSON. Never blocks on the agent work it starts.
+    fn send(&mut self, request: &str);
+    /// Blocks until the host's next [`HostEvent`] (the first message is the [`Init`]).
+    fn wait(&mut self) -> String;
+}
+
+thread_local! {
+    /// The host of the run on this thread; the native functions reach it here because
+    /// boa's native function pointers cannot capture Rust state.
+    static HOST: RefCell<Option<Box<dyn Host>>> = const { RefCell::new(None) };
+    /// The run's limits and agent names, for `agent()` option checks.
+    static INIT: RefCell<Option<Init>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn host_send(request: &str) {
+    HOST.with(|h| {
+        if let Some(host) = h.borrow_mut().as_mut() {
+            host.send(request);
+        }
+    });
+}
+
+fn host_wait() -> String {
+    HOST.with(|h| {
+        h.borrow_mut()
+            .as_mut()
+            .map(|host| host.wait())
+            .unwrap_or_default()
+    })
+}
+
+pub(crate) fn with_init<T>(f: impl FnOnce(&Init) -> T) -> Option<T> {
+    INIT.with(|i| i.borrow().as_ref().map(f))
+}
+
+/// Path the prelude is compiled under, so error positions can skip its frames.
+pub const PRELUDE_PATH: &str = "booflow:prelude";
+const PRELUDE: &str = include_str!("prelude.js");
+
+/// Runs one workflow to its end: reads the [`Init`] from the host, runs the body, and sends
+/// exactly one [`GuestRequest::Done`] or [`GuestRequest::Failed`]. Never panics on script
+/// errors; a host that sends garbage gets a `Failed` naming the problem.
+pub fn run(host: Box<dyn Host>) {
+    HOST.with(|h| *h.borrow_mut() = Some(host));
+    let init_text = host_wait();
+    let outcome = match serde_json::from_str::<Init>(&init_text) {
+        Ok(init) => {
+            INIT.with(|i| *i.borrow_mut() = Some(init.clone()));
+            run_script(&init)
+        }
+        Err(e) => GuestRequest::Failed {
+            error: ScriptError::new(
+                ErrorName::WorkflowSandboxError,
+                format!("bad init message: {e}"),
+            ),
+        },
+    };
+    host_send(&outcome.to_json());
+    INIT.with(|i| i.borrow_mut().take());
+    HOST.with(|h| h.borrow_mut().take());
+}
+
+fn sandbox_error(message: impl Into<String>) -> GuestRequest {
+    GuestRequest::Failed {
+        error: ScriptError::new(ErrorName::WorkflowSandboxError, message),
+    }
+}
+
+struct Hooks {
+    dispatch: JsValue,
+    describe_error: JsValue,
+    outstanding: JsValue,
+    to_json: JsValue,
+}
+
+fn get(obj: &JsValue, name: &str, ctx: &mut Context) -> JsResult<JsValue> {
+    let object = obj
+        .as_object()
+        .ok_or_else(|| JsError::from_opaque(js_string!("not an object").into()))?;
+    object.get(js_string!(name), ctx)
+}
+
+fn call(func: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    match func.as_callable() {
+        Some(f) => f.call(&JsValue::undefined(), args, ctx),
+        None => Err(JsError::from_opaque(js_string!("not callable").into())),
+    }
+}
+
+fn run_script(init: &Init) -> GuestRequest {
+    let mut ctx = match natives::new_context() {
+        Ok(ctx) => ctx,
+        Err(e) => return sandbox_error(format!("cannot create the JavaScript context: {e}")),
+    };
+    let result = drive(init, &mut ctx);
+    // Drop every JS value before the context goes away.
+    drop(ctx);
+    result
+}
+
+fn drive(init: &Init, ctx: &mut Context) -> GuestRequest {
+    let setup = (|| -> JsResult<(Hooks, JsValue)> {
+        let prelude_fn =
+            ctx.eval(Source::from_bytes(PRELUDE).with_path(std::path::Path::new(PRELUDE_PATH)))?;
+        let native = natives::native_object(ctx);
+        let init_json = JsValue::from(js_string!(serde_json::to_string(init).unwrap_or_default()));
+        let api = call(&prelude_fn, &[native, init_json], ctx)?;
+        let hooks = Hooks {
+            dispatch: get(&api, "dispatch", ctx)?,
+            describe_error: get(&api, "describeError", ctx)?,
+            outstanding: get(&api, "outstanding", ctx)?,
+            to_json: get(&api, "toJson", ctx)?,
+        };
+        let start = get(&api, "start", ctx)?;
+        Ok((hooks, start))
+    })();
+    let (hooks, start) = match setup {
+        Ok(parts) => parts,
+        Err(e) => return sandbox_error(format!("the workflow runtime failed to start: {e}")),
+    };
+
+    let main = match natives::compile_body(&init.script, ctx) {
+        Ok(main) => main,
+        Err(e) => return failed(&hooks, e, &init.script, ctx),
+    };
+    let promise = match call(&start, &[main], ctx) {
+        Ok(value) => value,
+        Err(e) => return failed(&hooks, e, &init.script, ctx),
+    };
+    let Some(promise) = promise
+        .as_object()
+        .and_then(|o| JsPromise::from_object(o.clone()).ok())
+    else {
+        return sandbox_error("the workflow body did not produce a promise");
+    };
+
+    loop {
+        if let Err(e) = ctx.run_jobs() {
+            return failed(&hooks, e, &init.script, ctx);
+        }
+        match promise.state() {
+            PromiseState::Fulfilled(value) => {
+                return match call(&hooks.to_json, &[value], ctx) {
+                    Ok(text) => {
+                        let text = text
+                            .to_string(ctx)
+                            .map(|s| s.to_std_string_escaped())
+                            .unwrap_or_default();
+                        match serde_json::from_str(&text) {
+                            Ok(result) => GuestRequest::Done { result },
+                            Err(e) => {
+                                sandbox_error(format!("the workflow result is not JSON: {e}"))
+                            }
+                        }
+                    }
+                    Err(e) => GuestRequest::Failed {
+                        error: ScriptError::new(
+                            ErrorName::WorkflowInputError,
+                            format!("the workflow's return value is not JSON-serialisable: {e}"),
+                        ),
+                    },
+                };
+            }
+            PromiseState::Rejected(reason) => {
+                return failed(&hooks, JsError::from_opaque(reason), &init.script, ctx);
+            }
+            PromiseState::Pending => {}
+        }
+        let outstanding = call(&hooks.outstanding, &[], ctx)
+            .ok()
+            .and_then(|v| v.as_number())
+            .unwrap_or(0.0);
+        if outstanding == 0.0 {
+            return GuestRequest::Failed {
+                error: ScriptError::new(
+                    ErrorName::WorkflowSandboxError,
+                    "the workflow awaits a promise that can never settle (no agent call or timer is pending)",
+                ),
+            };
+        }
+        let event = host_wait();
+        let cancelled = matches!(
+            serde_json::from_str::<HostEvent>(&event),
+            Ok(HostEvent::Cancel)
+        );
+        if let Err(e) = call(&hooks.dispatch, &[JsValue::from(js_string!(event))], ctx) {
+            return failed(&hooks, e, &init.script, ctx);
+        }
+        if cancelled {
+            let _ = ctx.run_jobs();
+            return GuestRequest::Failed {
+                error: ScriptError::new(ErrorName::WorkflowAbortError, "the run was cancelled"),
+            };
+        }
+    }
+}
+
+/// Turns a thrown value into a [`GuestRequest::Failed`] with its name, message and the line
+/// in the workflow file where it was thrown (from the error's stack, else from a syntax
+/// error's position).
+fn failed(
+    hooks: &Hooks,
+    error: JsError,
+    script: &PreparedScript,
+    ctx: &mut Context,
+) -> GuestRequest {
+    let fallback = error.to_string();
+    let value = match error.into_opaque(ctx) {
+        Ok(value) => value,
+        Err(e) => JsValue::from(js_string!(e.to_string())),
+    };
+    let described = call(&hooks.describe_error, &[value], ctx)
+        .ok()
+        .and_then(|v| v.to_string(ctx).ok())
+        .map(|s| s.to_std_string_escaped())
+        .and_then(|text| serde_json::from_str::<ScriptError>(&text).ok());
+    let mut error = described.unwrap_or_else(|| ScriptError {
+        name: "Error".into(),
+        message: fallback,
+        line: None,
+        file: None,
+    });
+    if error.line.is_none() {
+        error.line = natives::line_from_message(&error.message);
+    }
+    if error.file.is_none() {
+        error.file = Some(script.file.clone());
+    }
+    GuestRequest::Failed { error }
+}

@@ -1,0 +1,290 @@
+// The workflow runtime: every global of DESIGN.md §1, written in JavaScript over three
+// native primitives (send a request, check agent() options, compile a workflow body).
+// Evaluated once per run before the workflow body; returns the hooks the Rust event loop
+// drives (dispatch a host event, count outstanding work, start the main body).
+(function (native, initJson) {
+  'use strict';
+  const G = globalThis;
+  const init = JSON.parse(initJson);
+  const send = (msg) => native.send(JSON.stringify(msg));
+
+  // ---- errors with stable names (DESIGN.md §1) ----------------------------------------
+  const ERROR_NAMES = [
+    'WorkflowAgentCapError',
+    'WorkflowBudgetExceededError',
+    'WorkflowInputError',
+    'WorkflowAbortError',
+    'WorkflowSandboxError',
+    'WorkflowAgentError',
+  ];
+  const errorClasses = {};
+  for (const name of ERROR_NAMES) {
+    const cls = class extends Error {
+      constructor(message) {
+        super(message);
+        this.name = name;
+      }
+    };
+    Object.defineProperty(cls, 'name', { value: name });
+    errorClasses[name] = cls;
+    G[name] = cls;
+  }
+  function makeError(name, message) {
+    const cls = errorClasses[name];
+    if (cls) return new cls(message);
+    const e = new Error(message);
+    e.name = name;
+    return e;
+  }
+
+  // ---- determinism bans (DESIGN.md §1) ------------------------------------------------
+  const banned = (what, why) => () => {
+    throw makeError('WorkflowSandboxError', `${what} is not allowed in workflows: ${why}`);
+  };
+  const NONDETERMINISTIC = 'runs must be deterministic so that results can be cached and resumed';
+  Math.random = banned('Math.random()', NONDETERMINISTIC);
+  const RealDate = Date;
+  const SafeDate = function Date(...values) {
+    if (new.target === undefined) {
+      banned('Date()', `${NONDETERMINISTIC}; pass a value, new Date(value)`)();
+    }
+    if (values.length === 0) {
+      banned('new Date() without a value', `${NONDETERMINISTIC}; pass a value, new Date(value)`)();
+    }
+    return Reflect.construct(RealDate, values, new.target);
+  };
+  SafeDate.prototype = RealDate.prototype;
+  Object.defineProperty(RealDate.prototype, 'constructor', { value: SafeDate, writable: true, configurable: true });
+  SafeDate.now = banned('Date.now()', NONDETERMINISTIC);
+  SafeDate.parse = RealDate.parse;
+  SafeDate.UTC = RealDate.UTC;
+  G.Date = SafeDate;
+  const noAccess = (what) =>
+    banned(what, 'the sandbox has no modules, files, processes or network; only agent() reaches outside');
+  G.require = noAccess('require()');
+  G.fetch = noAccess('fetch()');
+
+  // ---- host requests ---------------------------------------------------------------
+  const pending = new Map(); // request id -> { resolve, reject }
+  const timers = new Map(); // timer id -> callback
+  let nextId = 1;
+  let spent = init.budget_spent;
+  let currentPhase = null;
+  let cancelled = false;
+
+  function request(msg) {
+    if (cancelled) return Promise.reject(makeError('WorkflowAbortError', 'the run was cancelled'));
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      send(Object.assign({ id }, msg));
+    });
+  }
+
+  const show = (value) => {
+    if (typeof value === 'string') return value;
+    if (value instanceof Error) return `${value.name}: ${value.message}`;
+    try {
+      const text = JSON.stringify(value);
+      return text === undefined ? String(value) : text;
+    } catch (_) {
+      return String(value);
+    }
+  };
+  const logLine = (level, parts) => send({ type: 'log', level, message: parts.map(show).join(' ') });
+
+  // A thunk or stage that threw: the slot becomes null, and the failure stays visible.
+  const reportDropped = (where, e) => logLine('warn', [`${where} failed, its slot is null:`, e]);
+
+  function checkItems(fn, items) {
+    if (!Array.isArray(items)) {
+      throw makeError('WorkflowInputError', `${fn}() takes an array as its first argument, got ${typeof items}`);
+    }
+    if (items.length > init.max_items) {
+      throw makeError(
+        'WorkflowInputError',
+        `${fn}() got ${items.length} items; the limit is ${init.max_items} per call (WORKFLOW_MAX_ITEMS)`,
+      );
+    }
+  }
+
+  // ---- the globals -------------------------------------------------------------------
+  G.agent = function agent(prompt, opts) {
+    if (typeof prompt !== 'string') {
+      return Promise.reject(makeError('WorkflowInputError', `agent() prompt must be a string, got ${typeof prompt}`));
+    }
+    let checked;
+    try {
+      checked = JSON.parse(native.checkOptions(opts === undefined ? 'null' : JSON.stringify(opts)));
+    } catch (e) {
+      return Promise.reject(makeError('WorkflowInputError', e.message));
+    }
+    return request({ type: 'agent_start', prompt, opts: checked, phase: currentPhase, line: native.callerLine() });
+  };
+
+  G.parallel = async function parallel(thunks) {
+    checkItems('parallel', thunks);
+    return Promise.all(
+      thunks.map(async (thunk, i) => {
+        try {
+          if (typeof thunk === 'function') return await thunk();
+          if (thunk && typeof thunk.then === 'function') {
+            logLine('warn', [`parallel() item ${i} is a promise, not a function: it started before parallel() could schedule it`]);
+            return await thunk;
+          }
+          throw makeError('WorkflowInputError', `parallel() item ${i} is ${typeof thunk}, not a function; wrap each call: () => agent(...)`);
+        } catch (e) {
+          reportDropped(`parallel item ${i}`, e);
+          return null;
+        }
+      }),
+    );
+  };
+
+  G.pipeline = async function pipeline(items, ...stages) {
+    checkItems('pipeline', items);
+    stages.forEach((stage, s) => {
+      if (typeof stage !== 'function') {
+        throw makeError('WorkflowInputError', `pipeline() stage ${s + 1} is ${typeof stage}, not a function (prev, item, index) => …`);
+      }
+    });
+    return Promise.all(
+      items.map(async (item, index) => {
+        let prev = item;
+        for (let s = 0; s < stages.length; s++) {
+          try {
+            prev = await stages[s](prev, item, index);
+          } catch (e) {
+            reportDropped(`pipeline item ${index} stage ${s + 1}`, e);
+            return null;
+          }
+        }
+        return prev;
+      }),
+    );
+  };
+
+  G.phase = function phase(title) {
+    currentPhase = String(title);
+    send({ type: 'phase', title: currentPhase });
+  };
+
+  G.log = function log(...parts) {
+    logLine('info', parts);
+  };
+
+  G.console = Object.freeze({
+    log: (...parts) => logLine('info', parts),
+    info: (...parts) => logLine('info', parts),
+    debug: (...parts) => logLine('debug', parts),
+    warn: (...parts) => logLine('warn', parts),
+    error: (...parts) => logLine('error', parts),
+  });
+
+  G.setTimeout = function setTimeout(callback, ms, ...rest) {
+    if (typeof callback !== 'function') throw new TypeError('setTimeout() needs a function');
+    const id = nextId++;
+    if (cancelled) return id;
+    timers.set(id, () => callback(...rest));
+    send({ type: 'timer_start', id, ms: Math.max(0, Math.floor(Number(ms) || 0)) });
+    return id;
+  };
+  G.clearTimeout = function clearTimeout(id) {
+    if (timers.delete(id)) send({ type: 'timer_clear', id });
+  };
+
+  G.budget = Object.freeze({
+    total: init.budget_total,
+    spent: () => spent,
+    remaining: () => (init.budget_total === null ? Infinity : Math.max(0, init.budget_total - spent)),
+  });
+
+  G.artifact = function artifact(name, content) {
+    if (typeof name !== 'string' || name === '') {
+      throw makeError('WorkflowInputError', 'artifact() needs a non-empty name');
+    }
+    send({ type: 'artifact', name, content: content === undefined ? null : JSON.parse(JSON.stringify(content)) });
+  };
+
+  const nestedWorkflow = async () => {
+    throw makeError('WorkflowInputError', 'workflow() nests one level only: a nested workflow cannot call workflow()');
+  };
+  G.workflow = async function workflow(target, childArgs) {
+    const valid =
+      (typeof target === 'string' && target !== '') ||
+      (target && typeof target === 'object' && typeof target.scriptPath === 'string');
+    if (!valid) {
+      throw makeError('WorkflowInputError', 'workflow() takes a workflow name or {scriptPath}, e.g. workflow("review", args)');
+    }
+    const prepared = await request({ type: 'workflow_load', target, from_file: init.script.file });
+    const body = native.compile(prepared.body, prepared.file);
+    return body(childArgs, nestedWorkflow);
+  };
+
+  G.args = init.args === null ? undefined : init.args;
+
+  // ---- hooks for the Rust event loop -------------------------------------------------
+  function describeError(e) {
+    const out = { name: 'Error', message: show(e), line: null, file: null };
+    if (e && typeof e === 'object') {
+      if (typeof e.name === 'string') out.name = e.name;
+      if (typeof e.message === 'string') out.message = e.message;
+      const stack = typeof e.stack === 'string' ? e.stack : '';
+      for (const frame of stack.split('\n')) {
+        const m = /\((.*):(\d+):(\d+)\)\s*$/.exec(frame) || /at (.*):(\d+):(\d+)\s*$/.exec(frame);
+        if (m && m[1] !== 'booflow:prelude') {
+          out.file = m[1];
+          out.line = Number(m[2]);
+          break;
+        }
+      }
+    }
+    return JSON.stringify(out);
+  }
+
+  function dispatch(text) {
+    const ev = JSON.parse(text);
+    switch (ev.type) {
+      case 'resolve':
+      case 'reject': {
+        spent = ev.budget_spent;
+        const waiter = pending.get(ev.id);
+        pending.delete(ev.id);
+        if (!waiter) break;
+        if (ev.type === 'resolve') waiter.resolve(ev.value);
+        else waiter.reject(makeError(ev.error.name, ev.error.message));
+        break;
+      }
+      case 'timer': {
+        const callback = timers.get(ev.id);
+        timers.delete(ev.id);
+        if (callback) {
+          try {
+            callback();
+          } catch (e) {
+            logLine('error', ['setTimeout callback threw:', e]);
+          }
+        }
+        break;
+      }
+      case 'cancel': {
+        cancelled = true;
+        timers.clear();
+        for (const waiter of pending.values()) waiter.reject(makeError('WorkflowAbortError', 'the run was cancelled'));
+        pending.clear();
+        break;
+      }
+    }
+  }
+
+  return {
+    dispatch,
+    describeError,
+    outstanding: () => pending.size + timers.size,
+    start: (main) => main(G.args, G.workflow),
+    toJson: (value) => {
+      const text = JSON.stringify(value === undefined ? null : value);
+      return text === undefined ? 'null' : text;
+    },
+  };
+});

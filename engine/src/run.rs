@@ -1,0 +1,876 @@
+//! The run loop: drives one sandbox, turns its requests into journaled agent calls, timers,
+//! logs and phases, and reports the outcome (DESIGN.md §1, §3).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use booflow_agents::{SessionOptions, Usage};
+use booflow_host_api::messages::PreparedScript;
+use booflow_host_api::{AgentOptions, ErrorName, GuestRequest, HostEvent, Init, ScriptError, keys};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::budget::Budget;
+use crate::call::{self, CallFailure, CallSpec};
+use crate::events::{AgentCounts, RunEvent, RunOutcome, UsageTotals};
+use crate::journal::{CachedResult, CallEnd, CallStart, RunRecord};
+use crate::sandbox::{self, SandboxKind, SandboxLimits};
+use crate::worktree::{Kept, Worktree};
+use crate::{Engine, now_rfc3339};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The workflow's name (`meta.name`).
+    pub workflow: String,
+    /// `project`, `global`, `catalog` or `file`.
+    pub source: String,
+    /// Where it came from (a path, or `catalog/workflows/<name>.js`).
+    pub path: String,
+    /// The phases declared in `meta.phases`.
+    pub phases: Vec<String>,
+    pub script: PreparedScript,
+    /// The run's input; `None` is `undefined` in the script.
+    pub args: Option<Value>,
+    /// `--resume RUN_ID`: replay that run's finished calls.
+    pub resume_from: Option<String>,
+    /// `--no-cache`: every call live (a resumed run still replays its own journal).
+    pub no_cache: bool,
+    /// `--budget`; `None` uses `WORKFLOW_DEFAULT_BUDGET`.
+    pub budget: Option<u64>,
+    pub sandbox: SandboxKind,
+}
+
+/// A started run.
+pub struct RunHandle {
+    pub run_id: String,
+    pub events: broadcast::Receiver<RunEvent>,
+    /// Cancels the run: in-flight calls get `session/cancel`, the script a `WorkflowAbortError`.
+    pub cancel: CancellationToken,
+    pub done: tokio::task::JoinHandle<RunOutcome>,
+}
+
+/// Messages from call and timer tasks back to the loop.
+enum Internal {
+    Reply(HostEvent, Option<CallStats>),
+    Log(&'static str, String),
+}
+
+/// How a call ended, for the run's counters.
+struct CallStats {
+    live: bool,
+    failed: bool,
+    usage: Usage,
+}
+
+struct Loop {
+    engine: Arc<Engine>,
+    run_id: String,
+    events: broadcast::Sender<RunEvent>,
+    guest: std::sync::mpsc::Sender<String>,
+    internal: mpsc::UnboundedSender<Internal>,
+    cancel: CancellationToken,
+    budget: Arc<Budget>,
+    slots: Arc<Semaphore>,
+    resume: HashMap<String, CachedResult>,
+    no_cache: bool,
+    occurrences: HashMap<String, u32>,
+    counts: AgentCounts,
+    usage: UsageTotals,
+    log_seq: u32,
+    phase: Option<String>,
+    timers: HashMap<u64, tokio::task::AbortHandle>,
+    calls: JoinSet<()>,
+}
+
+impl Engine {
+    /// Starts a run in the background. Fails before starting when the args do not match
+    /// `meta.args` (checked by the caller) or the journal cannot be written.
+    pub async fn start_run(self: &Arc<Self>, request: RunRequest) -> anyhow::Result<RunHandle> {
+        let run_id = ulid::Ulid::new().to_string();
+        let budget_total = match request.budget.unwrap_or(self.settings.default_budget) {
+            0 => None,
+            n => Some(n),
+        };
+        let (resume, spent) = match &request.resume_from {
+            Some(old) => {
+                self.store
+                    .get_run(old)
+                    .await?
+                    .with_context(|| format!("--resume {old}: no such run in the journal"))?;
+                let calls = self.store.completed_calls(old).await?;
+                let spent = calls.values().map(|c| c.usage.output_tokens).sum::<u64>();
+                (calls, spent)
+            }
+            None => (HashMap::new(), 0),
+        };
+        self.store
+            .insert_run(&RunRecord {
+                run_id: run_id.clone(),
+                workflow: request.workflow.clone(),
+                source: request.source.clone(),
+                path: request.path.clone(),
+                args: request.args.clone(),
+                status: "running".into(),
+                result: None,
+                error: None,
+                resumed_from: request.resume_from.clone(),
+                no_cache: request.no_cache,
+                budget_total,
+                sandbox: request.sandbox.as_str().into(),
+                started_at: now_rfc3339(),
+                finished_at: None,
+            })
+            .await?;
+        let _ = spent; // replayed calls are charged as the script reaches them
+        let (events, rx) = broadcast::channel(4096);
+        let cancel = CancellationToken::new();
+        let init = Init {
+            run_id: run_id.clone(),
+            script: request.script.clone(),
+            args: request.args.clone(),
+            budget_total,
+            budget_spent: 0,
+            agent_types: self.config.agent_names(),
+            max_items: self.settings.max_items,
+        };
+        let engine = self.clone();
+        let task_cancel = cancel.clone();
+        let task_events = events.clone();
+        let task_run_id = run_id.clone();
+        let done = tokio::spawn(async move {
+            let _ = task_events.send(RunEvent::RunStarted {
+                run_id: task_run_id.clone(),
+                workflow: request.workflow.clone(),
+                phases: request.phases.clone(),
+            });
+            let outcome = drive(
+                engine,
+                task_run_id,
+                init,
+                request,
+                resume,
+                budget_total,
+                task_events.clone(),
+                task_cancel,
+            )
+            .await;
+            let _ = task_events.send(RunEvent::RunFinished {
+                outcome: outcome.clone(),
+            });
+            outcome
+        });
+        Ok(RunHandle {
+            run_id,
+            events: rx,
+            cancel,
+            done,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    engine: Arc<Engine>,
+    run_id: String,
+    init: Init,
+    request: RunRequest,
+    resume: HashMap<String, CachedResult>,
+    budget_total: Option<u64>,
+    events: broadcast::Sender<RunEvent>,
+    cancel: CancellationToken,
+) -> RunOutcome {
+    let limits = SandboxLimits {
+        sync_timeout_ms: engine.settings.sync_timeout_ms,
+        memory_mb: engine.settings.memory_mb,
+    };
+    let mut sandbox = sandbox::spawn(request.sandbox, &init, limits);
+    let (internal, mut internal_rx) = mpsc::unbounded_channel();
+    let mut lp = Loop {
+        run_id: run_id.clone(),
+        events,
+        guest: sandbox.events.clone(),
+        internal,
+        cancel: cancel.clone(),
+        budget: Arc::new(Budget::new(budget_total, 0)),
+        slots: Arc::new(Semaphore::new(engine.settings.concurrency)),
+        resume,
+        no_cache: request.no_cache,
+        occurrences: HashMap::new(),
+        counts: AgentCounts::default(),
+        usage: UsageTotals::default(),
+        log_seq: 0,
+        phase: None,
+        timers: HashMap::new(),
+        calls: JoinSet::new(),
+        engine,
+    };
+    let mut cancel_sent = false;
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let end: Result<Value, ScriptError> = loop {
+        tokio::select! {
+            request = sandbox.requests.recv() => match request {
+                None => break Err(ScriptError::new(ErrorName::WorkflowSandboxError, "the sandbox ended without a result")),
+                Some(GuestRequest::Done { result }) => break Ok(result),
+                Some(GuestRequest::Failed { error }) => break Err(error),
+                Some(other) => lp.handle(other).await,
+            },
+            Some(message) = internal_rx.recv() => lp.internal(message).await,
+            _ = cancel.cancelled(), if !cancel_sent => {
+                cancel_sent = true;
+                lp.log("warn", "the run was cancelled".into()).await;
+                let _ = lp.guest.send(HostEvent::Cancel.to_json());
+            }
+            _ = poll.tick(), if !cancel_sent => {
+                if lp.engine.store.cancel_requested(&run_id).await.unwrap_or(false) {
+                    cancel.cancel();
+                }
+            }
+        }
+    };
+    lp.finish(end, cancel_sent, &mut internal_rx).await
+}
+
+fn failure_text(error: &ScriptError) -> String {
+    error.to_string()
+}
+
+impl Loop {
+    async fn handle(&mut self, request: GuestRequest) {
+        match request {
+            GuestRequest::AgentStart {
+                id,
+                prompt,
+                opts,
+                phase,
+                line,
+            } => self.agent(id, prompt, opts, phase, line).await,
+            GuestRequest::Log { level, message } => self.log(level.as_str(), message).await,
+            GuestRequest::Phase { title } => {
+                self.phase = Some(title.clone());
+                let _ = self.events.send(RunEvent::Phase {
+                    run_id: self.run_id.clone(),
+                    title,
+                });
+            }
+            GuestRequest::TimerStart { id, ms } => {
+                let internal = self.internal.clone();
+                let handle = tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    let _ = internal.send(Internal::Reply(HostEvent::Timer { id }, None));
+                });
+                self.timers.insert(id, handle.abort_handle());
+            }
+            GuestRequest::TimerClear { id } => {
+                if let Some(timer) = self.timers.remove(&id) {
+                    timer.abort();
+                }
+            }
+            GuestRequest::WorkflowLoad {
+                id,
+                target,
+                from_file,
+            } => {
+                let reply = match self.engine.loader.load(&target, &from_file) {
+                    Ok(script) => HostEvent::Resolve {
+                        id,
+                        value: serde_json::to_value(script).unwrap_or_default(),
+                        budget_spent: self.budget.spent(),
+                    },
+                    Err(message) => self.reject(id, ErrorName::WorkflowInputError, message),
+                };
+                self.reply(reply);
+            }
+            GuestRequest::Artifact { name, content } => {
+                if let Err(e) = self
+                    .engine
+                    .store
+                    .put_artifact(&self.run_id, &name, &content)
+                    .await
+                {
+                    self.log("error", format!("cannot store artifact '{name}': {e:#}"))
+                        .await;
+                }
+            }
+            GuestRequest::Done { .. } | GuestRequest::Failed { .. } => {}
+        }
+    }
+
+    fn reject(&self, id: u64, name: ErrorName, message: impl Into<String>) -> HostEvent {
+        HostEvent::Reject {
+            id,
+            error: ScriptError::new(name, message),
+            budget_spent: self.budget.spent(),
+        }
+    }
+
+    fn reply(&self, event: HostEvent) {
+        if let HostEvent::Timer { id } = &event
+            && !self.timers.contains_key(id)
+        {
+            return; // cleared after it fired
+        }
+        let _ = self.guest.send(event.to_json());
+    }
+
+    async fn internal(&mut self, message: Internal) {
+        match message {
+            Internal::Reply(event, stats) => {
+                if let HostEvent::Timer { id } = &event {
+                    let live = self.timers.contains_key(id);
+                    self.timers.remove(id);
+                    if live {
+                        let _ = self.guest.send(event.to_json());
+                    }
+                    return;
+                }
+                if let Some(stats) = stats {
+                    self.count(&stats);
+                }
+                self.reply(event);
+            }
+            Internal::Log(level, message) => self.log(level, message).await,
+        }
+    }
+
+    fn count(&mut self, stats: &CallStats) {
+        if stats.live {
+            self.counts.live += 1;
+        } else {
+            self.counts.cached += 1;
+        }
+        if stats.failed {
+            self.counts.failed += 1;
+        }
+        self.usage.input_tokens += stats.usage.input_tokens;
+        self.usage.output_tokens += stats.usage.output_tokens;
+    }
+
+    async fn log(&mut self, level: &str, message: String) {
+        self.log_seq += 1;
+        let at = now_rfc3339();
+        if let Err(e) = self
+            .engine
+            .store
+            .append_log(&self.run_id, self.log_seq, &at, level, &message)
+            .await
+        {
+            tracing::error!("cannot journal a log line: {e:#}");
+        }
+        let _ = self.events.send(RunEvent::Log {
+            run_id: self.run_id.clone(),
+            level: level.into(),
+            message,
+            at,
+        });
+    }
+
+    async fn agent(
+        &mut self,
+        id: u64,
+        prompt: String,
+        opts: AgentOptions,
+        phase: Option<String>,
+        line: Option<u32>,
+    ) {
+        if self.counts.total >= self.engine.settings.max_agents {
+            let message = format!(
+                "this run reached its cap of {} agent calls (WORKFLOW_MAX_AGENTS)",
+                self.engine.settings.max_agents
+            );
+            let reply = self.reject(id, ErrorName::WorkflowAgentCapError, message);
+            self.reply(reply);
+            return;
+        }
+        let resolved = opts.agent_type.clone().map(Ok).unwrap_or_else(|| {
+            self.engine
+                .config
+                .default_agent_name()
+                .map(str::to_string)
+                .map_err(|e| e.0)
+        });
+        let backend = resolved
+            .clone()
+            .and_then(|name| self.engine.backend(&name).map_err(|e| format!("{e:#}")));
+        let (agent_name, backend) = match (resolved, backend) {
+            (Ok(name), Ok(backend)) => (name, backend),
+            (Err(message), _) | (_, Err(message)) => {
+                let reply = self.reject(id, ErrorName::WorkflowInputError, message);
+                self.reply(reply);
+                return;
+            }
+        };
+        self.counts.total += 1;
+        let seq = self.counts.total;
+        let call_id = format!("c{seq:04}");
+        let hash = keys::content_hash(&prompt, &opts, &backend.fingerprint());
+        let occurrence = self.occurrences.entry(hash.clone()).or_insert(0);
+        *occurrence += 1;
+        let key = keys::content_key(&hash, *occurrence);
+        let agent_config = &self.engine.config.agents[&agent_name];
+        let model = opts
+            .model
+            .as_deref()
+            .map(|m| self.engine.config.resolve_model(m))
+            .or_else(|| agent_config.model.clone());
+        let phase = opts.phase.clone().or(phase);
+        let start = CallStart {
+            run_id: self.run_id.clone(),
+            call_id: call_id.clone(),
+            seq,
+            content_key: key.clone(),
+            label: opts.label.clone(),
+            phase: phase.clone(),
+            line,
+            agent: agent_name.clone(),
+            model: model.clone(),
+            prompt: prompt.clone(),
+            started_at: now_rfc3339(),
+        };
+        let _ = self.events.send(RunEvent::CallStarted {
+            run_id: self.run_id.clone(),
+            call_id: call_id.clone(),
+            label: opts.label.clone(),
+            phase,
+            agent: agent_name.clone(),
+        });
+
+        // Replay: this run's resumed journal first, then the cross-run cache.
+        let replay = match self.resume.get(&key) {
+            Some(hit) => Some(hit.clone()),
+            None if self.no_cache => None,
+            None => self.engine.store.cache_get(&key).await.unwrap_or_else(|e| {
+                tracing::warn!("cache lookup failed, running live: {e:#}");
+                None
+            }),
+        };
+        if let Some(hit) = replay {
+            let end = CallEnd {
+                status: "completed".into(),
+                cached: true,
+                finished_at: now_rfc3339(),
+                usage: hit.usage,
+                result: Some(hit.value.clone()),
+                ..CallEnd::default()
+            };
+            if let Err(e) = self.engine.store.insert_replayed_call(&start, &end).await {
+                tracing::error!("cannot journal a replayed call: {e:#}");
+            }
+            self.budget.charge(hit.usage.output_tokens);
+            self.count(&CallStats {
+                live: false,
+                failed: false,
+                usage: hit.usage,
+            });
+            let _ = self.events.send(RunEvent::CallFinished {
+                run_id: self.run_id.clone(),
+                call_id,
+                status: "completed".into(),
+                cached: true,
+                usage: hit.usage,
+                duration_ms: 0,
+                error: None,
+            });
+            let value = present(&opts, hit.value, &hit.usage, 0, true, None);
+            self.reply(HostEvent::Resolve {
+                id,
+                value,
+                budget_spent: self.budget.spent(),
+            });
+            return;
+        }
+
+        if let Err(e) = self.engine.store.insert_call(&start).await {
+            tracing::error!("cannot journal a call start: {e:#}");
+        }
+        let spec = CallSpec {
+            prompt,
+            schema: opts.schema.clone(),
+            session: SessionOptions {
+                cwd: self.engine.project_dir.clone(),
+                model: model.clone(),
+                effort: opts.effort.clone(),
+                tools: opts.tools.clone(),
+                max_output_tokens: None,
+            },
+            stall: Duration::from_millis(opts.stall_ms.unwrap_or(self.engine.settings.stall_ms)),
+            max_retries: self.engine.settings.stall_retries,
+        };
+        let task = LiveCall {
+            engine: self.engine.clone(),
+            run_id: self.run_id.clone(),
+            call_id,
+            key,
+            agent: agent_name,
+            model,
+            opts,
+            id,
+            spec,
+            backend,
+            budget: self.budget.clone(),
+            slots: self.slots.clone(),
+            cancel: self.cancel.child_token(),
+            internal: self.internal.clone(),
+            events: self.events.clone(),
+        };
+        self.calls.spawn(task.run());
+    }
+
+    async fn finish(
+        mut self,
+        end: Result<Value, ScriptError>,
+        cancelled: bool,
+        internal_rx: &mut mpsc::UnboundedReceiver<Internal>,
+    ) -> RunOutcome {
+        // Calls the script never awaited are stopped; they journal themselves as cancelled.
+        self.cancel.cancel();
+        for (_, timer) in self.timers.drain() {
+            timer.abort();
+        }
+        let drain = async { while self.calls.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(15), drain).await;
+        while let Ok(message) = internal_rx.try_recv() {
+            match message {
+                Internal::Reply(_, Some(stats)) => self.count(&stats),
+                Internal::Log(level, message) => self.log(level, message).await,
+                Internal::Reply(_, None) => {}
+            }
+        }
+        let (status, result, error) = match end {
+            Ok(result) => ("completed", result, None),
+            Err(error) if cancelled && error.name == ErrorName::WorkflowAbortError.as_str() => {
+                ("cancelled", Value::Null, Some(failure_text(&error)))
+            }
+            Err(error) => ("failed", Value::Null, Some(failure_text(&error))),
+        };
+        if let Some(message) = &error {
+            self.log("error", message.clone()).await;
+        }
+        let stored_result = (status == "completed").then(|| result.clone());
+        if let Err(e) = self
+            .engine
+            .store
+            .finish_run(&self.run_id, status, &stored_result, &error, &now_rfc3339())
+            .await
+        {
+            tracing::error!("cannot journal the run's end: {e:#}");
+        }
+        RunOutcome {
+            run_id: self.run_id,
+            status: status.into(),
+            result,
+            error,
+            agents: self.counts,
+            usage: self.usage,
+        }
+    }
+}
+
+/// What the script receives: the bare value, or with `detail: true` the booflow extension
+/// `{output, usage, duration_ms, cached}`.
+fn present(
+    opts: &AgentOptions,
+    value: Value,
+    usage: &Usage,
+    duration_ms: u64,
+    cached: bool,
+    worktree: Option<&Kept>,
+) -> Value {
+    if !opts.detail {
+        return value;
+    }
+    let mut detail = json!({
+        "output": value,
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_tokens": usage.cached_tokens,
+        },
+        "duration_ms": duration_ms,
+        "cached": cached,
+    });
+    if let Some(kept) = worktree {
+        detail["worktree"] = json!({ "branch": kept.branch, "diff": kept.diff });
+    }
+    detail
+}
+
+/// One live call, run as its own task.
+struct LiveCall {
+    engine: Arc<Engine>,
+    run_id: String,
+    call_id: String,
+    key: String,
+    agent: String,
+    model: Option<String>,
+    opts: AgentOptions,
+    id: u64,
+    spec: CallSpec,
+    backend: Arc<dyn booflow_agents::AgentBackend>,
+    budget: Arc<Budget>,
+    slots: Arc<Semaphore>,
+    cancel: CancellationToken,
+    internal: mpsc::UnboundedSender<Internal>,
+    events: broadcast::Sender<RunEvent>,
+}
+
+impl LiveCall {
+    fn log(&self, level: &'static str, message: String) {
+        let _ = self.internal.send(Internal::Log(level, message));
+    }
+
+    async fn run(mut self) {
+        let label = self
+            .opts
+            .label
+            .clone()
+            .unwrap_or_else(|| self.call_id.clone());
+        let permit = tokio::select! {
+            permit = self.slots.clone().acquire_owned() => permit.ok(),
+            _ = self.cancel.cancelled() => None,
+        };
+        let Some(_permit) = permit else {
+            self.end(Err(CallFailure::Cancelled), Usage::default(), None)
+                .await;
+            return;
+        };
+        let reservation = match self.budget.reserve().await {
+            Ok(reservation) => reservation,
+            Err(exhausted) => {
+                let message = format!(
+                    "the run's token budget is used up ({} of {} output tokens); no new agent call may start",
+                    exhausted.spent, exhausted.total
+                );
+                self.end(
+                    Err(CallFailure::Failed(message.clone())),
+                    Usage::default(),
+                    Some((ErrorName::WorkflowBudgetExceededError, message)),
+                )
+                .await;
+                return;
+            }
+        };
+        self.spec.session.max_output_tokens = reservation.limit(&self.budget);
+        let _ = self.events.send(RunEvent::CallRunning {
+            run_id: self.run_id.clone(),
+            call_id: self.call_id.clone(),
+        });
+        let warn_label = label.clone();
+        let internal = self.internal.clone();
+        let warn = move |message: String| {
+            let _ = internal.send(Internal::Log("warn", format!("{warn_label}: {message}")));
+        };
+        let worktree = if self.opts.isolation.as_deref() == Some("worktree") {
+            match Worktree::create(&self.engine.project_dir, &self.run_id, &self.call_id).await {
+                Ok(worktree) => {
+                    self.spec.session.cwd = worktree.path.clone();
+                    Some(worktree)
+                }
+                Err(message) => {
+                    self.budget.reconcile(reservation, 0);
+                    self.end(Err(CallFailure::Failed(message)), Usage::default(), None)
+                        .await;
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let report = call::execute(self.backend.as_ref(), &self.spec, &self.cancel, &warn).await;
+        self.budget
+            .reconcile(reservation, report.usage.output_tokens);
+        let kept = match worktree {
+            Some(worktree) => match worktree.finish().await {
+                Ok(kept) => kept,
+                Err(message) => {
+                    self.log(
+                        "warn",
+                        format!("{label}: cannot tidy the worktree: {message}"),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(kept) = &kept {
+            self.log(
+                "info",
+                format!(
+                    "{label}: changes kept on branch {}\n{}",
+                    kept.branch, kept.stat
+                ),
+            );
+        }
+        let usage = report.usage;
+        let finished = CallEnd {
+            status: String::new(),
+            cached: false,
+            finished_at: now_rfc3339(),
+            duration_ms: report.duration_ms,
+            first_update_ms: report.first_update_ms,
+            usage,
+            retries: report.retries,
+            stop_reason: report.stop_reason.clone(),
+            tool_calls: report.tool_calls,
+            result: None,
+            error: None,
+            worktree: kept,
+        };
+        self.end_with(report.outcome, finished, None).await;
+    }
+
+    async fn end(
+        &self,
+        outcome: Result<Value, CallFailure>,
+        usage: Usage,
+        error_name: Option<(ErrorName, String)>,
+    ) {
+        let finished = CallEnd {
+            finished_at: now_rfc3339(),
+            usage,
+            ..CallEnd::default()
+        };
+        self.end_with(outcome, finished, error_name).await;
+    }
+
+    /// Journals the end (and caches a success) *before* the script sees the result.
+    async fn end_with(
+        &self,
+        outcome: Result<Value, CallFailure>,
+        mut end: CallEnd,
+        error_name: Option<(ErrorName, String)>,
+    ) {
+        let label = self
+            .opts
+            .label
+            .clone()
+            .unwrap_or_else(|| self.call_id.clone());
+        let spent = || self.budget.spent();
+        let (status, reply) = match &outcome {
+            Ok(value) => {
+                end.result = Some(value.clone());
+                let cached = CachedResult {
+                    value: value.clone(),
+                    agent: self.agent.clone(),
+                    model: self.model.clone(),
+                    usage: end.usage,
+                };
+                if let Err(e) = self
+                    .engine
+                    .store
+                    .cache_put(&self.key, &cached, &end.finished_at)
+                    .await
+                {
+                    tracing::warn!("cannot cache a result: {e:#}");
+                }
+                let value = present(
+                    &self.opts,
+                    value.clone(),
+                    &end.usage,
+                    end.duration_ms,
+                    false,
+                    end.worktree.as_ref(),
+                );
+                (
+                    "completed",
+                    HostEvent::Resolve {
+                        id: self.id,
+                        value,
+                        budget_spent: spent(),
+                    },
+                )
+            }
+            Err(CallFailure::Exhausted(message)) => {
+                end.error = Some(message.clone());
+                self.log(
+                    "error",
+                    format!("{label}: {message}; the call resolves null"),
+                );
+                (
+                    "failed",
+                    HostEvent::Resolve {
+                        id: self.id,
+                        value: Value::Null,
+                        budget_spent: spent(),
+                    },
+                )
+            }
+            Err(CallFailure::Failed(message)) => {
+                end.error = Some(message.clone());
+                self.log("error", format!("{label}: {message}"));
+                let (name, text) = error_name
+                    .clone()
+                    .unwrap_or((ErrorName::WorkflowAgentError, format!("{label}: {message}")));
+                (
+                    "failed",
+                    HostEvent::Reject {
+                        id: self.id,
+                        error: ScriptError::new(name, text),
+                        budget_spent: spent(),
+                    },
+                )
+            }
+            Err(CallFailure::Cancelled) => {
+                end.error = Some("cancelled".into());
+                let error =
+                    ScriptError::new(ErrorName::WorkflowAbortError, "the call was cancelled");
+                (
+                    "cancelled",
+                    HostEvent::Reject {
+                        id: self.id,
+                        error,
+                        budget_spent: spent(),
+                    },
+                )
+            }
+        };
+        end.status = status.into();
+        if let Err(e) = self
+            .engine
+            .store
+            .finish_call(&self.run_id, &self.call_id, &end)
+            .await
+        {
+            tracing::error!("cannot journal a call's end: {e:#}");
+        }
+        let _ = self.events.send(RunEvent::CallFinished {
+            run_id: self.run_id.clone(),
+            call_id: self.call_id.clone(),
+            status: status.into(),
+            cached: false,
+            usage: end.usage,
+            duration_ms: end.duration_ms,
+            error: end.error.clone(),
+        });
+        let stats = CallStats {
+            live: status != "cancelled" || end.usage.output_tokens > 0,
+            failed: status == "failed",
+            usage: end.usage,
+        };
+        let _ = self.internal.send(Internal::Reply(reply, Some(stats)));
+    }
+}
+
+/// Checks a run's input against `meta.args` (a JSON Schema) before the run starts.
+/// Absent args pass unless the schema requires fields. Errors name each failing field.
+pub fn check_args(schema: &Value, args: &Option<Value>) -> Result<(), String> {
+    match args {
+        Some(value) => call::check_schema(schema, value)
+            .map_err(|errors| format!("args do not match meta.args:\n{errors}")),
+        None => match schema.get("required").and_then(Value::as_array) {
+            Some(required) if !required.is_empty() => {
+                let names: Vec<String> = required.iter().map(|r| r.to_string()).collect();
+                Err(format!(
+                    "args are required: meta.args requires {}; pass --args '{{…}}' or --arg key=value",
+                    names.join(", ")
+                ))
+            }
+            _ => Ok(()),
+        },
+    }
+}

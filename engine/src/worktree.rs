@@ -1,0 +1,111 @@
+//! `isolation: 'worktree'` (DESIGN.md §4): a call runs in a fresh git worktree based on the
+//! project's current `HEAD`, under `.boocode/worktrees/<run>/<call>` on branch
+//! `booflow/<run>/<call>`. Afterwards an unchanged worktree is removed; a changed one is
+//! kept and reported with its branch and diff.
+
+use std::path::{Path, PathBuf};
+
+use tokio::process::Command;
+
+/// A worktree made for one call.
+#[derive(Debug)]
+pub struct Worktree {
+    pub path: PathBuf,
+    pub branch: String,
+    project: PathBuf,
+}
+
+/// A worktree kept because the agent changed something.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Kept {
+    pub branch: String,
+    /// `git diff --stat` against the base, changes and new files included.
+    pub stat: String,
+    /// The unified diff, cut at 256 KiB.
+    pub diff: String,
+}
+
+const MAX_DIFF_BYTES: usize = 256 * 1024;
+
+async fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+impl Worktree {
+    /// Creates the worktree from the project's `HEAD` now (not a stale base).
+    /// Errors: the project is not a git repository with a commit, or git refuses.
+    pub async fn create(project: &Path, run_id: &str, call_id: &str) -> Result<Self, String> {
+        git(project, &["rev-parse", "--verify", "HEAD"])
+            .await
+            .map_err(|_| {
+                format!(
+                    "isolation: 'worktree' needs a git repository with at least one commit at {}",
+                    project.display()
+                )
+            })?;
+        let path = project
+            .join(".boocode/worktrees")
+            .join(run_id)
+            .join(call_id);
+        let branch = format!("booflow/{run_id}/{call_id}");
+        let path_text = path.to_string_lossy().into_owned();
+        git(
+            project,
+            &[
+                "worktree", "add", "--quiet", "-b", &branch, &path_text, "HEAD",
+            ],
+        )
+        .await?;
+        Ok(Self {
+            path,
+            branch,
+            project: project.to_path_buf(),
+        })
+    }
+
+    /// Removes the worktree if the call changed nothing; otherwise keeps it and reports it.
+    pub async fn finish(self) -> Result<Option<Kept>, String> {
+        // Stage everything (new files too) so the diff shows the whole change.
+        git(&self.path, &["add", "--all"]).await?;
+        let stat = git(&self.path, &["diff", "--cached", "--stat", "HEAD"]).await?;
+        if stat.trim().is_empty() {
+            let path_text = self.path.to_string_lossy().into_owned();
+            git(
+                &self.project,
+                &["worktree", "remove", "--force", &path_text],
+            )
+            .await?;
+            git(&self.project, &["branch", "-D", &self.branch]).await?;
+            return Ok(None);
+        }
+        let mut diff = git(&self.path, &["diff", "--cached", "HEAD"]).await?;
+        if diff.len() > MAX_DIFF_BYTES {
+            let mut cut = MAX_DIFF_BYTES;
+            while !diff.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            diff.truncate(cut);
+            diff.push_str("\n… (diff cut at 256 KiB)\n");
+        }
+        Ok(Some(Kept {
+            branch: self.branch,
+            stat: stat.trim_end().to_string(),
+            diff,
+        }))
+    }
+}
