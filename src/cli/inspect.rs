@@ -1,0 +1,180 @@
+//! `list`, `validate`, `runs`, `show`, `cancel`: looking at workflows and the journal.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use booflow_engine::Engine;
+use booflow_workflows::{discover, parse_script};
+use serde_json::{Value, json};
+
+use super::Place;
+
+pub fn list(place: &Place, json_out: bool) -> anyhow::Result<ExitCode> {
+    let found = discover(&place.cwd, place.home.as_deref());
+    for problem in &found.problems {
+        eprintln!(
+            "warning: skipped {}: {}",
+            problem.path.display(),
+            problem.message
+        );
+    }
+    if json_out {
+        let items: Vec<Value> = found.workflows.iter().map(|w| w.list_json()).collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = found
+        .workflows
+        .iter()
+        .map(|w| w.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!("{:width$}  {:8}  DESCRIPTION", "NAME", "SOURCE");
+    for w in &found.workflows {
+        let source = w.source.as_str();
+        println!(
+            "{:width$}  {:8}  {}",
+            w.name, source, w.script.meta.description
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => bail!("cannot read {}: {e}", file.display()),
+    };
+    match parse_script(&text, &file.display().to_string()) {
+        Ok(script) => {
+            for warning in &script.warnings {
+                eprintln!("warning: {}: {warning}", file.display());
+            }
+            println!("ok {}", script.meta.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub async fn runs(engine: &Engine, limit: u32, json_out: bool) -> anyhow::Result<ExitCode> {
+    let runs = engine.store.list_runs(limit).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!("no runs yet: start one with `booflow run <workflow>`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:26}  {:11}  {:20}  STARTED", "RUN", "STATUS", "WORKFLOW");
+    for run in runs {
+        println!(
+            "{:26}  {:11}  {:20}  {}",
+            run.run_id, run.status, run.workflow, run.started_at
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn show(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
+    let Some(run) = engine.store.get_run(run_id).await? else {
+        bail!(
+            "no run {run_id} in {}",
+            engine.project_dir.join(".boocode/booflow.db").display()
+        );
+    };
+    let calls = engine.store.calls(run_id).await?;
+    let logs = engine.store.logs(run_id).await?;
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"run": run, "calls": calls, "logs": logs}))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("run       {}", run.run_id);
+    println!("workflow  {} ({}, {})", run.workflow, run.source, run.path);
+    println!("status    {}", run.status);
+    println!("sandbox   {}", run.sandbox);
+    println!("started   {}", run.started_at);
+    if let Some(finished) = &run.finished_at {
+        println!("finished  {finished}");
+    }
+    if let Some(from) = &run.resumed_from {
+        println!("resumed   from {from}");
+    }
+    if let Some(args) = &run.args {
+        println!("args      {args}");
+    }
+    println!();
+    println!(
+        "{:5}  {:24}  {:14}  {:10}  {:6}  {:10}  {:>8}  {:>7}  {:>7}",
+        "CALL", "LABEL", "PHASE", "STATUS", "CACHED", "AGENT", "TIME", "IN", "OUT"
+    );
+    for c in &calls {
+        let time = c
+            .duration_ms
+            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+            .unwrap_or_default();
+        println!(
+            "{:5}  {:24}  {:14}  {:10}  {:6}  {:10}  {:>8}  {:>7}  {:>7}",
+            c.call_id,
+            truncate(c.label.as_deref().unwrap_or("-"), 24),
+            truncate(c.phase.as_deref().unwrap_or("-"), 14),
+            c.status,
+            if c.cached { "yes" } else { "" },
+            truncate(&c.agent, 10),
+            time,
+            c.usage.input_tokens,
+            c.usage.output_tokens
+        );
+        if let Some(error) = &c.error {
+            println!("       └ {}", error.lines().next().unwrap_or_default());
+        }
+        if let Some(branch) = &c.worktree_branch {
+            println!("       └ worktree kept on branch {branch}");
+            for line in c.worktree_stat.as_deref().unwrap_or_default().lines() {
+                println!("         {line}");
+            }
+        }
+    }
+    if !logs.is_empty() {
+        println!();
+        for line in &logs {
+            println!("{} {:5} {}", line.at, line.level, line.message);
+        }
+    }
+    println!();
+    match (&run.result, &run.error) {
+        (_, Some(error)) => println!("error: {error}"),
+        (Some(result), None) => println!("result: {}", serde_json::to_string_pretty(result)?),
+        _ => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+pub async fn cancel(engine: &Engine, run_id: &str) -> anyhow::Result<ExitCode> {
+    if engine.store.request_cancel(run_id).await? {
+        println!("cancelling {run_id}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: run {run_id} is not running");
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,127 @@
+//! The command line (DESIGN.md §6). Flags and the `--json` shape are a contract that
+//! scripts and outside checks rely on.
+
+mod inspect;
+mod progress;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use booflow_agents::config::Config;
+use booflow_engine::{Engine, SandboxKind, Settings};
+use clap::{Parser, Subcommand};
+
+use crate::loader::DiscoveryLoader;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "booflow",
+    version,
+    about = "Run sandboxed JavaScript workflows that orchestrate coding agents"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a workflow by name or path.
+    Run(run::RunArgs),
+    /// List the workflows found for this directory (project, global, catalog).
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a workflow file's `export const meta` without running it.
+    Validate {
+        /// The workflow file.
+        file: PathBuf,
+    },
+    /// List recent runs, newest first.
+    Runs {
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: its calls, logs and result.
+    Show {
+        run_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a run that is going on in another booflow process.
+    Cancel { run_id: String },
+}
+
+/// Where a command runs: the current directory, the project root above it, and home.
+pub struct Place {
+    pub cwd: PathBuf,
+    pub project: PathBuf,
+    pub home: Option<PathBuf>,
+}
+
+impl Place {
+    fn here() -> anyhow::Result<Self> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let project = booflow_workflows::project_root(&cwd);
+        Ok(Self {
+            cwd,
+            project,
+            home: dirs::home_dir(),
+        })
+    }
+
+    /// Opens the engine; `with_config` loads `booflow.toml` (only runs need agents).
+    async fn engine(&self, with_config: bool) -> anyhow::Result<Arc<Engine>> {
+        let config = if with_config {
+            Config::load_for_project(&self.project)?
+        } else {
+            Config::default()
+        };
+        let settings = Settings::from_env().map_err(anyhow::Error::msg)?;
+        let loader = Arc::new(DiscoveryLoader {
+            cwd: self.cwd.clone(),
+            home: self.home.clone(),
+        });
+        Engine::open(&self.project, config, settings, loader).await
+    }
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let place = Place::here()?;
+    match cli.command {
+        Command::Run(args) => run::run(&place, args).await,
+        Command::List { json } => inspect::list(&place, json),
+        Command::Validate { file } => inspect::validate(&file),
+        Command::Runs { limit, json } => {
+            inspect::runs(&*place.engine(false).await?, limit, json).await
+        }
+        Command::Show { run_id, json } => {
+            inspect::show(&*place.engine(false).await?, &run_id, json).await
+        }
+        Command::Cancel { run_id } => inspect::cancel(&*place.engine(false).await?, &run_id).await,
+    }
+}
+
+/// `--sandbox` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum SandboxArg {
+    Wasm,
+    Boa,
+}
+
+impl From<SandboxArg> for SandboxKind {
+    fn from(arg: SandboxArg) -> Self {
+        match arg {
+            SandboxArg::Wasm => SandboxKind::Wasm,
+            SandboxArg::Boa => SandboxKind::Boa,
+        }
+    }
+}

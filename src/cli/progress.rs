@@ -1,0 +1,191 @@
+//! The live view of a run: on a terminal, an `indicatif` tree of phases and agent calls
+//! (status, elapsed time, tokens, a cached badge); otherwise plain lines on stderr.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use booflow_engine::{RunEvent, RunOutcome};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+pub struct Progress {
+    tty: bool,
+    multi: MultiProgress,
+    /// Last line of each phase group, so new calls are inserted under their phase.
+    phase_tail: HashMap<String, ProgressBar>,
+    calls: HashMap<String, (ProgressBar, String)>,
+}
+
+fn running_style() -> ProgressStyle {
+    ProgressStyle::with_template("  {spinner:.cyan} {prefix} {msg:.dim} {elapsed:.dim}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+fn done_style() -> ProgressStyle {
+    ProgressStyle::with_template("  {prefix} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+fn tokens(usage: &booflow_agents::Usage) -> String {
+    if usage.output_tokens == 0 && usage.input_tokens == 0 {
+        String::new()
+    } else {
+        format!(" {}→{} tok", usage.input_tokens, usage.output_tokens)
+    }
+}
+
+impl Progress {
+    pub fn new(tty: bool, run_id: &str, workflow: &str) -> Self {
+        let multi = MultiProgress::new();
+        if tty {
+            let _ = multi.println(format!("▶ {workflow}  (run {run_id})"));
+        } else {
+            eprintln!("run {run_id}: {workflow}");
+        }
+        Self {
+            tty,
+            multi,
+            phase_tail: HashMap::new(),
+            calls: HashMap::new(),
+        }
+    }
+
+    fn phase_line(&mut self, title: &str) -> ProgressBar {
+        if let Some(bar) = self.phase_tail.get(title) {
+            return bar.clone();
+        }
+        let header = self.multi.add(ProgressBar::new_spinner());
+        header.set_style(
+            ProgressStyle::with_template("{msg:.bold}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        header.finish_with_message(format!("◆ {title}"));
+        self.phase_tail.insert(title.to_string(), header.clone());
+        header
+    }
+
+    pub fn show(&mut self, event: &RunEvent) {
+        match event {
+            RunEvent::Phase { title, .. } => {
+                if self.tty {
+                    self.phase_line(title);
+                } else {
+                    eprintln!("◆ {title}");
+                }
+            }
+            RunEvent::CallStarted {
+                call_id,
+                label,
+                phase,
+                agent,
+                ..
+            } => {
+                let name = label.clone().unwrap_or_else(|| call_id.clone());
+                if !self.tty {
+                    eprintln!("  → {call_id} {name} ({agent})");
+                    return;
+                }
+                let bar = match phase {
+                    Some(title) => {
+                        let tail = self.phase_line(title);
+                        let bar = self.multi.insert_after(&tail, ProgressBar::new_spinner());
+                        self.phase_tail.insert(title.clone(), bar.clone());
+                        bar
+                    }
+                    None => self.multi.add(ProgressBar::new_spinner()),
+                };
+                bar.set_style(running_style());
+                bar.set_prefix(name.clone());
+                bar.set_message(format!("queued · {agent}"));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                self.calls.insert(call_id.clone(), (bar, name));
+            }
+            RunEvent::CallRunning { call_id, .. } => {
+                if let Some((bar, _)) = self.calls.get(call_id) {
+                    bar.set_message("running");
+                }
+            }
+            RunEvent::CallFinished {
+                call_id,
+                status,
+                cached,
+                usage,
+                duration_ms,
+                error,
+                ..
+            } => {
+                let mark = match status.as_str() {
+                    "completed" => "✓",
+                    "cancelled" => "⊘",
+                    _ => "✗",
+                };
+                let badge = if *cached { " [cached]" } else { "" };
+                let secs = *duration_ms as f64 / 1000.0;
+                let detail = match error {
+                    Some(e) if status != "completed" => {
+                        format!(" — {}", e.lines().next().unwrap_or_default())
+                    }
+                    _ => String::new(),
+                };
+                match self.calls.get(call_id) {
+                    Some((bar, name)) if self.tty => {
+                        bar.set_style(done_style());
+                        bar.set_prefix(format!("{mark} {name}"));
+                        bar.finish_with_message(format!(
+                            "{status} {secs:.1}s{}{badge}{detail}",
+                            tokens(usage)
+                        ));
+                    }
+                    _ => eprintln!(
+                        "  {mark} {call_id} {status} {secs:.1}s{}{badge}{detail}",
+                        tokens(usage)
+                    ),
+                }
+            }
+            RunEvent::Log { level, message, .. } => {
+                let line = if level == "info" {
+                    format!("  │ {message}")
+                } else {
+                    format!("  │ {level}: {message}")
+                };
+                if self.tty {
+                    let _ = self.multi.println(line);
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+            RunEvent::RunStarted { .. } | RunEvent::RunFinished { .. } => {}
+        }
+    }
+
+    pub fn finish(&mut self, outcome: &RunOutcome) {
+        for (bar, _) in self.calls.values() {
+            if !bar.is_finished() {
+                bar.abandon();
+            }
+        }
+        let a = &outcome.agents;
+        let line = format!(
+            "{} {} — {} agent calls ({} live, {} cached, {} failed), {}→{} tokens",
+            if outcome.status == "completed" {
+                "✓"
+            } else {
+                "✗"
+            },
+            outcome.status,
+            a.total,
+            a.live,
+            a.cached,
+            a.failed,
+            outcome.usage.input_tokens,
+            outcome.usage.output_tokens
+        );
+        if self.tty {
+            let _ = self.multi.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+        if let Some(error) = &outcome.error {
+            eprintln!("error: {error}");
+        }
+    }
+}

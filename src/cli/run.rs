@@ -1,0 +1,186 @@
+//! `booflow run`: resolve the workflow, check its args, run it with a live view, print the
+//! outcome (`--json`: exactly the object of DESIGN.md §6).
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use booflow_engine::{RunRequest, SandboxKind};
+use booflow_workflows::{Source, WorkflowEntry, discover, load_path};
+use serde_json::{Map, Value};
+
+use super::progress::Progress;
+use super::{Place, SandboxArg};
+use crate::loader::prepared;
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// A workflow name (see `booflow list`) or a path to a `.js` file.
+    workflow: String,
+    /// The run's input as JSON (an object, a string, …).
+    #[arg(long)]
+    args: Option<String>,
+    /// One input field, `key=value`; the value is parsed as JSON when it is JSON, else taken
+    /// as a string. Repeatable; merged over `--args`.
+    #[arg(long = "arg", value_name = "KEY=VALUE")]
+    arg: Vec<String>,
+    /// Replay the finished calls of this run and run only the rest.
+    #[arg(long, value_name = "RUN_ID")]
+    resume: Option<String>,
+    /// Run every agent call live, ignoring the cross-run cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Token budget (output tokens) for this run; 0 = none. Default: WORKFLOW_DEFAULT_BUDGET.
+    #[arg(long)]
+    budget: Option<u64>,
+    /// Sandbox: wasm (default for your workflows) or boa (in-process; default for the catalog).
+    #[arg(long, value_enum)]
+    sandbox: Option<SandboxArg>,
+    /// Print one JSON object with the outcome on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn resolve(place: &Place, name: &str) -> anyhow::Result<WorkflowEntry> {
+    let path = Path::new(name);
+    let looks_like_path = name.ends_with(".js") || name.contains('/');
+    if looks_like_path {
+        let full = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            place.cwd.join(path)
+        };
+        if !full.exists() {
+            bail!("no workflow file at {}", full.display());
+        }
+        return load_path(&full).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    let found = discover(&place.cwd, place.home.as_deref());
+    if let Some(entry) = found.find(name) {
+        return Ok(entry.clone());
+    }
+    let mut message = format!("no workflow named '{name}'");
+    for problem in found
+        .problems
+        .iter()
+        .filter(|p| p.path.file_stem().is_some_and(|s| s == name))
+    {
+        message.push_str(&format!(
+            "\n  {} is invalid: {}",
+            problem.path.display(),
+            problem.message
+        ));
+    }
+    let names: Vec<&str> = found.workflows.iter().map(|w| w.name.as_str()).collect();
+    message.push_str(&format!("\nknown workflows: {}", names.join(", ")));
+    bail!(message)
+}
+
+/// `--args` and `--arg` combined; `None` when neither was given (the script sees `undefined`).
+fn build_args(args: &Option<String>, pairs: &[String]) -> anyhow::Result<Option<Value>> {
+    let mut value = match args {
+        Some(text) => Some(
+            serde_json::from_str::<Value>(text)
+                .with_context(|| format!("--args is not valid JSON: {text}"))?,
+        ),
+        None => None,
+    };
+    if pairs.is_empty() {
+        return Ok(value);
+    }
+    let mut map = match value.take() {
+        None => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => bail!("--arg key=value needs --args to be a JSON object (or absent)"),
+    };
+    for pair in pairs {
+        let (key, raw) = pair
+            .split_once('=')
+            .with_context(|| format!("--arg {pair}: expected key=value"))?;
+        let parsed = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        map.insert(key.to_string(), parsed);
+    }
+    Ok(Some(Value::Object(map)))
+}
+
+pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
+    let entry = resolve(place, &opts.workflow)?;
+    for warning in &entry.script.warnings {
+        eprintln!("warning: {}: {warning}", entry.path.display());
+    }
+    let engine = place.engine(true).await?;
+    let mut args = build_args(&opts.args, &opts.arg)?;
+    if args.is_none()
+        && let Some(old) = &opts.resume
+    {
+        // Resuming without new input: the run goes on with the input it had.
+        args = engine.store.get_run(old).await?.and_then(|run| run.args);
+    }
+    if let Some(schema) = &entry.script.meta.args {
+        booflow_engine::run::check_args(schema, &args)
+            .map_err(|e| anyhow::anyhow!("WorkflowInputError: {e}"))?;
+    }
+    let sandbox = match opts.sandbox {
+        Some(arg) => SandboxKind::from(arg),
+        None if entry.source == Source::Catalog => SandboxKind::Boa,
+        None => SandboxKind::Wasm,
+    };
+    if sandbox == SandboxKind::Boa && entry.source != Source::Catalog {
+        eprintln!(
+            "warning: --sandbox boa runs {} in-process without CPU or memory bounds; use it only for scripts you trust",
+            entry.path.display()
+        );
+    }
+    let request = RunRequest {
+        workflow: entry.name.clone(),
+        source: entry.source.as_str().into(),
+        path: entry.path.display().to_string(),
+        phases: entry
+            .script
+            .meta
+            .phases
+            .iter()
+            .map(|p| p.title.clone())
+            .collect(),
+        script: prepared(&entry),
+        args,
+        resume_from: opts.resume.clone(),
+        no_cache: opts.no_cache,
+        budget: opts.budget,
+        sandbox,
+    };
+    let mut handle = engine.start_run(request).await?;
+    let mut view = Progress::new(std::io::stderr().is_terminal(), &handle.run_id, &entry.name);
+    let cancel = handle.cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    loop {
+        match handle.events.recv().await {
+            Ok(booflow_engine::RunEvent::RunFinished { .. }) => break,
+            Ok(event) => view.show(&event),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        }
+    }
+    let outcome = handle.done.await.context("the run task failed")?;
+    view.finish(&outcome);
+    engine.shutdown().await;
+    if opts.json {
+        println!("{}", serde_json::to_string(&outcome)?);
+    } else {
+        match &outcome.result {
+            Value::Null => {}
+            Value::String(text) => println!("{text}"),
+            other => println!("{}", serde_json::to_string_pretty(other)?),
+        }
+    }
+    Ok(if outcome.status == "completed" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

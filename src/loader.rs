@@ -1,0 +1,58 @@
+//! Resolves `workflow(nameOrRef)` for the engine through discovery (DESIGN.md §1, §5).
+
+use std::path::{Path, PathBuf};
+
+use booflow_engine::ScriptLoader;
+use booflow_host_api::{PreparedScript, WorkflowTarget};
+use booflow_workflows::{WorkflowEntry, discover, load_path};
+
+/// Finds workflows the way `booflow run` does: project, then global, then catalog.
+pub struct DiscoveryLoader {
+    pub cwd: PathBuf,
+    pub home: Option<PathBuf>,
+}
+
+/// The script an entry runs, with the path shown in its errors.
+pub fn prepared(entry: &WorkflowEntry) -> PreparedScript {
+    PreparedScript {
+        file: entry.path.display().to_string(),
+        body: entry.script.body.clone(),
+    }
+}
+
+impl ScriptLoader for DiscoveryLoader {
+    fn load(&self, target: &WorkflowTarget, from_file: &str) -> Result<PreparedScript, String> {
+        match target {
+            WorkflowTarget::Name(name) => {
+                let found = discover(&self.cwd, self.home.as_deref());
+                found.find(name).map(prepared).ok_or_else(|| {
+                    let names: Vec<&str> =
+                        found.workflows.iter().map(|w| w.name.as_str()).collect();
+                    format!(
+                        "workflow('{name}'): no such workflow; known: {}",
+                        names.join(", ")
+                    )
+                })
+            }
+            WorkflowTarget::Path { script_path } => {
+                let base = Path::new(from_file)
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
+                let path = if Path::new(script_path).is_absolute() {
+                    PathBuf::from(script_path)
+                } else {
+                    base.join(script_path)
+                };
+                let path = if path.is_absolute() {
+                    path
+                } else {
+                    self.cwd.join(path)
+                };
+                load_path(&path)
+                    .map(|entry| prepared(&entry))
+                    .map_err(|e| format!("workflow({{scriptPath: '{script_path}'}}): {e}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The CLI contract (DESIGN.md §6): `list`, `validate`, the `--json` outcome shape, exit
+//! codes, `runs`/`show`.
+
+mod common;
+
+use common::{Project, stderr};
+use serde_json::Value;
+
+#[test]
+fn hello_from_the_catalog_runs_and_prints_the_contract_shape() {
+    let project = Project::new();
+    let outcome = project.run_ok(&["hello", "--arg", "topic=wasm"]);
+    let keys: Vec<&str> = outcome
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["run_id", "status", "result", "error", "agents", "usage"]
+    );
+    assert_eq!(
+        outcome["agents"],
+        serde_json::json!({"total": 3, "live": 3, "cached": 0, "failed": 0})
+    );
+    assert!(outcome["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    assert!(outcome["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(outcome["result"]["topic"], "wasm");
+    assert!(outcome["error"].is_null());
+    assert_eq!(project.server.request_count(), 3);
+}
+
+#[test]
+fn list_shows_catalog_and_project_workflows_with_their_source() {
+    let project = Project::new();
+    project.write_file(
+        ".boocode/workflows/review.js",
+        "export const meta = { name: 'review', description: 'Reviews', whenToUse: 'always', phases: [{ title: 'Read' }], args: { type: 'object' } }\nreturn 1\n",
+    );
+    project.write_file(".boocode/workflows/broken.js", "const x = 1\n");
+    let output = project.booflow().args(["list", "--json"]).output().unwrap();
+    assert!(output.status.success());
+    let list: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let review = list
+        .iter()
+        .find(|w| w["name"] == "review")
+        .expect("project workflow listed");
+    assert_eq!(review["source"], "project");
+    assert_eq!(review["whenToUse"], "always");
+    assert_eq!(review["phases"][0]["title"], "Read");
+    assert_eq!(review["args"]["type"], "object");
+    assert!(review["path"].as_str().unwrap().ends_with("review.js"));
+    let hello = list
+        .iter()
+        .find(|w| w["name"] == "hello")
+        .expect("catalog workflow listed");
+    assert_eq!(hello["source"], "catalog");
+    assert!(hello["args"]["examples"].is_array());
+    assert!(list.iter().all(|w| w["name"] != "broken"));
+    assert!(
+        stderr(&output).contains("broken.js"),
+        "the invalid file is reported: {}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn validate_prints_ok_or_the_error_with_its_line() {
+    let project = Project::new();
+    let good = project.write_file(
+        "good.js",
+        "export const meta = { name: 'good', description: 'fine' }\nreturn 1\n",
+    );
+    let output = project
+        .booflow()
+        .arg("validate")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok good");
+
+    let bad = project.write_file(
+        "bad.js",
+        "export const meta = {\n  name: 'bad',\n  description: describe(),\n}\n",
+    );
+    let output = project
+        .booflow()
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("bad.js:3:"),
+        "names the file and line 3: {err}"
+    );
+}
+
+#[test]
+fn args_are_checked_against_meta_args_before_the_run() {
+    let project = Project::new();
+    project.write_file(
+        ".boocode/workflows/typed.js",
+        "export const meta = { name: 'typed', description: 'd', args: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] } }\nreturn args.n * 2\n",
+    );
+    let output = project
+        .booflow()
+        .args(["run", "typed", "--arg", "n=oops"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("WorkflowInputError") && err.contains("/n"),
+        "{err}"
+    );
+    let output = project.booflow().args(["run", "typed"]).output().unwrap();
+    assert!(
+        stderr(&output).contains("\"n\""),
+        "missing args name the required field"
+    );
+    let outcome = project.run_ok(&["typed", "--args", "{\"n\": 21}"]);
+    assert_eq!(outcome["result"], 42);
+}
+
+#[test]
+fn failed_runs_exit_non_zero_and_show_reports_them() {
+    let project = Project::new();
+    project.workflow(
+        "fails",
+        "log('about to fail')\nawait agent('first')\nthrow new Error('nope')",
+    );
+    let (outcome, output) = project.run_json(&["fails"]);
+    assert_eq!(outcome["status"], "failed");
+    assert_eq!(output.status.code(), Some(1));
+    let run_id = outcome["run_id"].as_str().unwrap();
+
+    let output = project
+        .booflow()
+        .args(["show", run_id, "--json"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["run"]["status"], "failed");
+    assert_eq!(shown["calls"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["calls"][0]["line"], 3);
+    assert!(
+        shown["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["message"] == "about to fail")
+    );
+
+    let output = project.booflow().arg("runs").output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains(run_id));
+    let output = project.booflow().args(["show", run_id]).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("nope") && text.contains("c0001"), "{text}");
+}
+
+#[test]
+fn unknown_workflows_and_bad_config_say_what_to_fix() {
+    let project = Project::new();
+    let output = project.booflow().args(["run", "nosuch"]).output().unwrap();
+    assert!(
+        stderr(&output).contains("no workflow named 'nosuch'") && stderr(&output).contains("hello")
+    );
+
+    project.write_config("[agents.q]\nkind = \"acp\"\ncomand = [\"q\"]\n");
+    let output = project.booflow().args(["run", "hello"]).output().unwrap();
+    let err = stderr(&output);
+    assert!(
+        err.contains("booflow.toml") && err.contains("comand"),
+        "{err}"
+    );
+
+    project.write_config("");
+    let output = project.booflow().args(["run", "hello"]).output().unwrap();
+    let err = stderr(&output);
+    assert!(
+        err.contains("[agents."),
+        "explains how to configure an agent: {err}"
+    );
+}

@@ -1,0 +1,131 @@
+//! Shared set-up for the end-to-end tests: a temporary project whose default agent is the
+//! scripted OpenAI-compatible model server, and helpers to run the real `booflow` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use booflow_testkit::model_server::ModelServer;
+use serde_json::Value;
+
+/// A throwaway project: `.git`, `.boocode/workflows/`, `.boocode/booflow.toml`.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub server: ModelServer,
+    pub env: Vec<(String, String)>,
+}
+
+/// Where the compiled wasm guest is cached across tests (one compile per test binary run).
+pub fn module_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("booflow-module-cache")
+}
+
+impl Project {
+    /// A project whose only agent, `model`, is the scripted model server.
+    pub fn new() -> Self {
+        let server = ModelServer::start_background();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        std::fs::create_dir_all(dir.path().join(".boocode/workflows")).unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let project = Self {
+            dir,
+            server,
+            env: Vec::new(),
+        };
+        project.write_config(&format!(
+            "default_agent = \"model\"\n\n[agents.model]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"test-model\"\n",
+            project.server.base_url
+        ));
+        project
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(self.path().join(".boocode/booflow.toml"), toml).unwrap();
+    }
+
+    /// Writes `.boocode/workflows/<name>.js` with a meta naming it, then `body`.
+    pub fn workflow(&self, name: &str, body: &str) -> PathBuf {
+        let text = format!(
+            "export const meta = {{ name: '{name}', description: 'test workflow {name}' }}\n{body}\n"
+        );
+        self.write_file(&format!(".boocode/workflows/{name}.js"), &text)
+    }
+
+    pub fn write_file(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.path().join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// The `booflow` binary in this project, isolated from the machine's own config.
+    pub fn booflow(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_booflow"));
+        cmd.current_dir(self.path())
+            .env("HOME", self.path().join("home"))
+            .env("BOOFLOW_CACHE_DIR", module_cache_dir())
+            .env("BOOFLOW_OPENAI_BACKOFF_MS", "5")
+            .env_remove("WORKFLOW_DEFAULT_BUDGET")
+            .env_remove("DATABASE_URL");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// `booflow run <args…> --json`: the final JSON object and the process output.
+    pub fn run_json(&self, args: &[&str]) -> (Value, Output) {
+        let output = self
+            .booflow()
+            .arg("run")
+            .args(args)
+            .arg("--json")
+            .output()
+            .expect("run booflow");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let last = stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no JSON outcome on stdout\nstdout: {stdout}\nstderr: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+        let value: Value = serde_json::from_str(last).expect("outcome is JSON");
+        (value, output)
+    }
+
+    /// Runs and asserts the run completed; returns the outcome.
+    pub fn run_ok(&self, args: &[&str]) -> Value {
+        let (outcome, output) = self.run_json(args);
+        assert_eq!(
+            outcome["status"],
+            "completed",
+            "run {args:?} did not complete: {outcome}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "exit code must be 0 when completed"
+        );
+        outcome
+    }
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -1,0 +1,198 @@
+//! Hostile scripts (DESIGN.md §1, §2): each ends with a clear error within the time bound,
+//! and a normal run works right after.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Project, stderr};
+
+/// The CPU bound these tests run with, as in the acceptance checks.
+const SYNC_TIMEOUT_MS: &str = "1000";
+
+fn hostile_project() -> Project {
+    let mut project = Project::new();
+    project.set_env("WORKFLOW_SYNC_TIMEOUT_MS", SYNC_TIMEOUT_MS);
+    project.set_env("WORKFLOW_MEMORY_MB", "64");
+    project
+}
+
+/// (name, body, words the error must contain)
+const HOSTILE: &[(&str, &str, &[&str])] = &[
+    (
+        "busy-loop",
+        "while (true) {}",
+        &["WorkflowSandboxError", "without yielding"],
+    ),
+    (
+        "loop-after-await",
+        "await agent('warm up');\nfor (;;) {}",
+        &["WorkflowSandboxError", "without yielding"],
+    ),
+    (
+        "loop-in-try",
+        "try { while (true) {} } catch (e) { log('caught') }\nreturn 1",
+        &["without yielding"],
+    ),
+    (
+        "loop-in-thunk",
+        "await parallel([() => { while (true) {} }])",
+        &["without yielding"],
+    ),
+    (
+        "loop-in-timer",
+        "setTimeout(() => { while (true) {} }, 5)\nawait new Promise(r => setTimeout(r, 50))",
+        &["without yielding"],
+    ),
+    (
+        "memory-bomb",
+        "const keep = []\nwhile (true) keep.push(new Array(1e6).fill(7))",
+        &["WorkflowSandboxError", "memory"],
+    ),
+    (
+        "string-bomb",
+        "let s = 'x'.repeat(1 << 20)\nconst keep = []\nwhile (true) { keep.push(s + keep.length) ; s = s + s.slice(0, 1024) }",
+        &["memory"],
+    ),
+    (
+        "deep-recursion",
+        "function f(n) { return f(n + 1) + 1 }\nf(0)",
+        &["RangeError"],
+    ),
+    (
+        "require",
+        "const fs = require('fs')",
+        &["WorkflowSandboxError", "require()"],
+    ),
+    ("process", "process.exit(1)", &["ReferenceError", "process"]),
+    ("dynamic-import", "await import('fs')", &["import"]),
+    (
+        "fetch",
+        "await fetch('http://127.0.0.1:1/')",
+        &["WorkflowSandboxError", "fetch()"],
+    ),
+    ("eval", "eval('1 + 1')", &["code generation"]),
+    (
+        "function-ctor",
+        "new Function('return 1')()",
+        &["code generation"],
+    ),
+    (
+        "function-ctor-via-prototype",
+        "(() => {}).constructor('return 1')()",
+        &["code generation"],
+    ),
+    (
+        "async-function-ctor",
+        "(async () => {}).constructor('return 1')",
+        &["code generation"],
+    ),
+    (
+        "indirect-eval",
+        "(0, globalThis.eval)('1')",
+        &["code generation"],
+    ),
+    (
+        "webassembly",
+        "WebAssembly.compile(new Uint8Array([0, 97, 115, 109]))",
+        &["ReferenceError", "WebAssembly"],
+    ),
+    (
+        "math-random",
+        "Math.random()",
+        &["WorkflowSandboxError", "Math.random()"],
+    ),
+    (
+        "date-now",
+        "Date.now()",
+        &["WorkflowSandboxError", "Date.now()"],
+    ),
+    (
+        "new-date",
+        "new Date()",
+        &["WorkflowSandboxError", "new Date()"],
+    ),
+    ("date-call", "Date()", &["WorkflowSandboxError", "Date()"]),
+    (
+        "never-settles",
+        "await new Promise(() => {})",
+        &["never settle"],
+    ),
+    ("huge-array", "new Array(2 ** 31).fill(0)", &["Error"]),
+    ("throw-string", "throw 'plain string'", &["plain string"]),
+];
+
+#[test]
+fn hostile_scripts_end_with_clear_errors_within_the_bound() {
+    let project = hostile_project();
+    let mut failures = Vec::new();
+    for (name, body, words) in HOSTILE {
+        project.workflow(name, body);
+        let started = Instant::now();
+        let (outcome, output) = project.run_json(&[name]);
+        let elapsed = started.elapsed();
+        let error = outcome["error"].as_str().unwrap_or_default().to_string();
+        if outcome["status"] != "failed" {
+            failures.push(format!(
+                "{name}: status {} (expected failed); stderr: {}",
+                outcome["status"],
+                stderr(&output)
+            ));
+        } else if let Some(word) = words.iter().find(|w| !error.contains(**w)) {
+            failures.push(format!("{name}: error {error:?} lacks {word:?}"));
+        }
+        if output.status.success() {
+            failures.push(format!("{name}: exit code 0 for a failed run"));
+        }
+        // Generous against a noisy machine, but a hang would blow far past it.
+        if elapsed > Duration::from_secs(20) {
+            failures.push(format!("{name}: took {elapsed:?}"));
+        }
+    }
+    // A normal run right after the hostile ones.
+    project.workflow("normal", "const a = await agent('say hi')\nreturn { a }");
+    let outcome = project.run_ok(&["normal"]);
+    assert!(outcome["result"]["a"].as_str().unwrap().contains("say hi"));
+    assert!(
+        failures.is_empty(),
+        "hostile scripts misbehaved:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn errors_point_at_the_line_in_the_file() {
+    let project = hostile_project();
+    project.workflow(
+        "thrower",
+        "const x = 1\n\nthrow new Error('boom on line 4')",
+    );
+    let (outcome, _) = project.run_json(&["thrower"]);
+    let error = outcome["error"].as_str().unwrap();
+    assert!(error.contains("boom on line 4"), "{error}");
+    assert!(
+        error.contains(":4"),
+        "the error names line 4 of the file: {error}"
+    );
+
+    project.workflow("syntax", "const ok = 1\nconst = broken");
+    let (outcome, _) = project.run_json(&["syntax"]);
+    let error = outcome["error"].as_str().unwrap();
+    assert!(
+        error.contains("SyntaxError") && error.contains("line 3"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_boa_sandbox_runs_the_same_script_with_the_same_result() {
+    let project = Project::new();
+    project.workflow(
+        "both",
+        "const [a, b] = await parallel([() => agent('one'), () => { throw new Error('x') }])\nreturn { a, b, total: budget.total }",
+    );
+    let wasm = project.run_ok(&["both", "--no-cache"]);
+    let boa = project.run_ok(&["both", "--no-cache", "--sandbox", "boa"]);
+    assert_eq!(wasm["result"], boa["result"]);
+    assert!(wasm["result"]["b"].is_null());
+}
