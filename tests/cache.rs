@@ -56,12 +56,12 @@ fn one_changed_input_re_runs_only_what_depends_on_it() {
 }
 
 #[test]
-fn keys_do_not_depend_on_completion_order() {
+fn identical_calls_get_occurrence_numbered_keys() {
     let project = Project::new();
-    // Identical prompts are told apart by occurrence, not by which finished first.
+    // Three identical calls are three cache entries (occurrences 1, 2, 3), not one.
     project.workflow(
         "twins",
-        "return await parallel([1, 2, 3].map(i => () => agent(`[[delay:${(4 - i) * 30}]]same prompt`)))",
+        "return await parallel([1, 2, 3].map(() => () => agent('same prompt')))",
     );
     let first = project.run_ok(&["twins"]);
     assert_eq!(first["agents"]["live"], 3);

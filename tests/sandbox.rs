@@ -46,8 +46,13 @@ const HOSTILE: &[(&str, &str, &[&str])] = &[
     ),
     (
         "memory-bomb",
-        "const keep = []\nwhile (true) keep.push(new Array(1e6).fill(7))",
+        "const keep = []\nwhile (true) keep.push(new ArrayBuffer(8 << 20))",
         &["WorkflowSandboxError", "memory"],
+    ),
+    (
+        "array-bomb",
+        "const keep = []\nwhile (true) keep.push(new Array(1e6).fill(7))",
+        &["WorkflowSandboxError"],
     ),
     (
         "string-bomb",
@@ -57,7 +62,7 @@ const HOSTILE: &[(&str, &str, &[&str])] = &[
     (
         "deep-recursion",
         "function f(n) { return f(n + 1) + 1 }\nf(0)",
-        &["RangeError"],
+        &["RangeError", "recursive calls", ":2)"],
     ),
     (
         "require",

@@ -173,6 +173,7 @@ impl Store {
         })
     }
 
+    /// Journals a new run as `running`, with this process's pid (to spot killed runs).
     pub async fn insert_run(&self, run: &RunRecord) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO runs (run_id, workflow, source, path, args, status, resumed_from, no_cache, budget_total, sandbox, started_at, pid)
@@ -195,6 +196,7 @@ impl Store {
         Ok(())
     }
 
+    /// Journals a run's end: status, result or error.
     pub async fn finish_run(
         &self,
         run_id: &str,
@@ -214,7 +216,15 @@ impl Store {
         Ok(())
     }
 
+    /// Journals a live call as `running` before it is dispatched.
     pub async fn insert_call(&self, call: &CallStart) -> anyhow::Result<()> {
+        Self::insert_call_on(&self.pool, call).await
+    }
+
+    async fn insert_call_on<'e, E: sqlx::SqliteExecutor<'e>>(
+        db: E,
+        call: &CallStart,
+    ) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO calls (run_id, call_id, seq, content_key, label, phase, line, status, agent, model, prompt, started_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11)",
@@ -230,13 +240,23 @@ impl Store {
         .bind(&call.model)
         .bind(&call.prompt)
         .bind(&call.started_at)
-        .execute(&self.pool)
+        .execute(db)
         .await?;
         Ok(())
     }
 
+    /// Journals how a call ended; runs before the script sees the result.
     pub async fn finish_call(
         &self,
+        run_id: &str,
+        call_id: &str,
+        end: &CallEnd,
+    ) -> anyhow::Result<()> {
+        Self::finish_call_on(&self.pool, run_id, call_id, end).await
+    }
+
+    async fn finish_call_on<'e, E: sqlx::SqliteExecutor<'e>>(
+        db: E,
         run_id: &str,
         call_id: &str,
         end: &CallEnd,
@@ -267,47 +287,26 @@ impl Store {
         .bind(end.worktree.as_ref().map(|w| w.diff.clone()))
         .bind(run_id)
         .bind(call_id)
-        .execute(&self.pool)
+        .execute(db)
         .await?;
         Ok(())
     }
 
-    /// Records a replayed call (start and end in one statement).
+    /// Records a replayed call: its start and end in one transaction, so a killed process
+    /// never leaves it half written.
     pub async fn insert_replayed_call(
         &self,
         call: &CallStart,
         end: &CallEnd,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO calls (run_id, call_id, seq, content_key, label, phase, line, status, agent, model, prompt, started_at,
-                cached, finished_at, duration_ms, input_tokens, output_tokens, cached_tokens, reasoning_tokens, result)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-        )
-        .bind(&call.run_id)
-        .bind(&call.call_id)
-        .bind(call.seq as i64)
-        .bind(&call.content_key)
-        .bind(&call.label)
-        .bind(&call.phase)
-        .bind(call.line.map(|l| l as i64))
-        .bind(&end.status)
-        .bind(&call.agent)
-        .bind(&call.model)
-        .bind(&call.prompt)
-        .bind(&call.started_at)
-        .bind(end.cached)
-        .bind(&end.finished_at)
-        .bind(end.duration_ms as i64)
-        .bind(end.usage.input_tokens as i64)
-        .bind(end.usage.output_tokens as i64)
-        .bind(end.usage.cached_tokens as i64)
-        .bind(end.usage.reasoning_tokens as i64)
-        .bind(to_json_text(&end.result))
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        Self::insert_call_on(&mut *tx, call).await?;
+        Self::finish_call_on(&mut *tx, &call.run_id, &call.call_id, end).await?;
+        tx.commit().await?;
         Ok(())
     }
 
+    /// Appends a line to a run's log (`seq` from 1, per run).
     pub async fn append_log(
         &self,
         run_id: &str,
@@ -329,6 +328,7 @@ impl Store {
         Ok(())
     }
 
+    /// Stores (or replaces) a named artifact of a run.
     pub async fn put_artifact(
         &self,
         run_id: &str,
@@ -444,6 +444,7 @@ impl Store {
         Ok(rows.iter().map(run_from_row).collect())
     }
 
+    /// One run, if it exists.
     pub async fn get_run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
         let row = sqlx::query(&format!("{RUN_SELECT} WHERE run_id = $1"))
             .bind(run_id)
@@ -452,6 +453,7 @@ impl Store {
         Ok(row.as_ref().map(run_from_row))
     }
 
+    /// A run's calls in the order they were made.
     pub async fn calls(&self, run_id: &str) -> anyhow::Result<Vec<CallRecord>> {
         let rows = sqlx::query(
             "SELECT call_id, seq, content_key, label, phase, line, status, cached, agent, model, started_at, finished_at,
@@ -491,6 +493,7 @@ impl Store {
             .collect())
     }
 
+    /// A run's log lines in order.
     pub async fn logs(&self, run_id: &str) -> anyhow::Result<Vec<LogRecord>> {
         let rows =
             sqlx::query("SELECT seq, at, level, message FROM logs WHERE run_id = $1 ORDER BY seq")
@@ -520,6 +523,7 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Whether `booflow cancel` asked for this run to stop.
     pub async fn cancel_requested(&self, run_id: &str) -> anyhow::Result<bool> {
         let row = sqlx::query("SELECT cancel_requested FROM runs WHERE run_id = $1")
             .bind(run_id)

@@ -68,6 +68,8 @@ pub enum WorkflowTarget {
 /// Sandbox → host. Requests with an `id` are answered by a [`HostEvent`] with that id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// Requests are short-lived messages, one at a time; boxing the big variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum GuestRequest {
     /// `agent(prompt, opts)`; `phase` is the phase current when the call was made
     /// (`opts.phase` overrides it).

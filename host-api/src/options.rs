@@ -219,7 +219,7 @@ impl AgentOptions {
         put("isolation", self.isolation.clone().map(Value::String));
         put("agentType", self.agent_type.clone().map(Value::String));
         put("effort", self.effort.clone().map(Value::String));
-        put("tools", self.tools.clone().map(|t| Value::from(t)));
+        put("tools", self.tools.clone().map(Value::from));
         Value::Object(map)
     }
 }

@@ -52,7 +52,7 @@ impl Project {
     /// Writes `.boocode/workflows/<name>.js` with a meta naming it, then `body`.
     pub fn workflow(&self, name: &str, body: &str) -> PathBuf {
         let text = format!(
-            "export const meta = {{ name: '{name}', description: 'test workflow {name}' }}\n{body}\n"
+            "export const meta = {{ name: '{name}', description: 'test workflow {name}' }};\n{body}\n"
         );
         self.write_file(&format!(".boocode/workflows/{name}.js"), &text)
     }

@@ -246,6 +246,18 @@ fn failed(
         line: None,
         file: None,
     });
+    // boa reports its runtime limits as `RuntimeLimitError: …` with the stack folded into
+    // the message; give it the name scripts expect and keep the stack out of the message.
+    if let Some((head, stack)) = error.message.split_once("\n    at ") {
+        if error.line.is_none() {
+            error.line = natives::line_from_frame(stack, &script.file);
+        }
+        error.message = head.to_string();
+    }
+    if let Some(rest) = error.message.strip_prefix("RuntimeLimitError: ") {
+        error.message = rest.to_string();
+        error.name = "RangeError".into();
+    }
     if error.line.is_none() {
         error.line = natives::line_from_message(&error.message);
     }

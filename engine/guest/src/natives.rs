@@ -160,8 +160,26 @@ pub(crate) fn line_from_message(message: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// The line of the first stack frame in `file` (`at f (file:12:5)`).
+pub(crate) fn line_from_frame(stack: &str, file: &str) -> Option<u32> {
+    let needle = format!("{file}:");
+    let at = stack.find(&needle)? + needle.len();
+    let digits: String = stack[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn frame_lines_are_read_for_the_workflow_file() {
+        let stack = "f (/p/w.js:2:25)\n    at f (/p/w.js:2:25)";
+        assert_eq!(super::line_from_frame(stack, "/p/w.js"), Some(2));
+        assert_eq!(super::line_from_frame(stack, "/p/other.js"), None);
+    }
+
     #[test]
     fn syntax_error_lines_are_read_from_the_message() {
         assert_eq!(

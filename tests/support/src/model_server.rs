@@ -460,7 +460,9 @@ async fn chat_completions(
         .or_else(|| schema_in_user_messages(&users))
     {
         let first_turn = users.iter().filter(|u| u.contains("[[bad-json]]")).count() == 1;
-        let instance = if d.bad_json_always || (d.bad_json && first_turn) {
+        // "always" holds for repair turns too, which do not repeat the directive.
+        let always = d.bad_json_always || users.iter().any(|u| u.contains("[[bad-json-always]]"));
+        let instance = if always || (d.bad_json && first_turn) {
             invalid_instance_for_schema(&schema)
         } else {
             instance_for_schema(&schema)

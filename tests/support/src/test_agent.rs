@@ -12,11 +12,11 @@ pub const TEST_AGENT_BIN: &str = "booflow-test-agent";
 ///
 /// It lives in the running test's target profile dir: a test executable at
 /// `<target>/<profile>/deps/<test>-<hash>` gives `<target>/<profile>/booflow-test-agent`,
-/// so it follows `CARGO_TARGET_DIR`. The first call in a process runs
-/// `cargo build -p booflow-testkit --bin booflow-test-agent` into that target dir (a no-op
-/// when the binary is fresh; `cargo test` of another package does not rebuild a
-/// dependency's bin, so this keeps it from going stale). If cargo cannot be run at all, an
-/// existing binary is used as is.
+/// so it follows `CARGO_TARGET_DIR`. `cargo test --workspace` builds it with everything
+/// else; only when it is missing (a `cargo test -p` of another package) does the first call
+/// run `cargo build -p booflow-testkit --bin booflow-test-agent` into that target dir. A
+/// nested build of a single package unifies features differently and would rebuild
+/// dependencies in the middle of the tests, so an existing binary is used as it is.
 ///
 /// Panics if the current executable's path cannot be read, or the build fails or leaves no
 /// binary: a test cannot run without the agent.
@@ -34,7 +34,9 @@ pub fn test_agent_bin() -> PathBuf {
                 dir.pop();
             }
             let bin = dir.join(format!("{TEST_AGENT_BIN}{}", std::env::consts::EXE_SUFFIX));
-            build(&dir, bin.exists());
+            if !bin.exists() {
+                build(&dir, false);
+            }
             assert!(
                 bin.exists(),
                 "{TEST_AGENT_BIN} was not built at {}",
