@@ -127,3 +127,52 @@ fn budget_spent_is_rebuilt_from_the_journal_on_replay() {
         "spent() is the same live or replayed"
     );
 }
+
+#[test]
+fn a_killed_run_keeps_its_finished_calls_for_resume() {
+    let project = Project::new();
+    project.workflow(
+        "slow",
+        "const first = await agent('quick first step')\nconst second = await agent(`[[delay:60000]] slow second step after ${first}`)\nreturn { first, second }",
+    );
+    let mut child = project
+        .booflow()
+        .args(["run", "slow", "--json"])
+        .spawn()
+        .unwrap();
+    // Wait until the slow call reached the model, then kill booflow without warning.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !project
+        .server
+        .requests()
+        .iter()
+        .any(|r| r.last_user_message.contains("slow second step"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow call never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let output = project.booflow().args(["runs", "--json"]).output().unwrap();
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        runs[0]["status"], "interrupted",
+        "a killed run is shown as interrupted"
+    );
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+
+    project.workflow(
+        "slow",
+        "const first = await agent('quick first step')\nconst second = await agent(`[[delay:60000]] slow second step after ${first}`.replace('[[delay:60000]] ', ''))\nreturn { first, second }",
+    );
+    let resumed = project.run_ok(&["slow", "--no-cache", "--resume", &run_id]);
+    assert_eq!(
+        resumed["agents"]["cached"], 1,
+        "the finished call replays: {resumed}"
+    );
+    assert_eq!(resumed["agents"]["live"], 1);
+}

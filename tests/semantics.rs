@@ -288,3 +288,13 @@ return order"#,
         json!(["fast", "slow"])
     );
 }
+
+#[test]
+fn scripts_may_declare_their_own_args_and_odd_timer_delays_work() {
+    let project = Project::new();
+    project.workflow(
+        "shadow",
+        "const args = { mine: true }\nawait new Promise(r => setTimeout(r, Infinity))\nreturn args",
+    );
+    assert_eq!(project.run_ok(&["shadow", "--arg", "x=1"])["result"], json!({"mine": true}));
+}

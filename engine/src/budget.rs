@@ -37,9 +37,14 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// The reserved tokens: the most this call should produce (`None` without a budget).
+    /// The bound to pass as the reply's `max_tokens`: only at the budget's tail, when the
+    /// call got less than a full reservation. A full reservation is an admission estimate,
+    /// not a cap on a reply (`None` without a budget, or with room to spare).
     pub fn limit(&self, budget: &Budget) -> Option<u64> {
-        budget.total.map(|_| self.tokens)
+        budget
+            .total
+            .and(Some(self.tokens))
+            .filter(|&tokens| tokens < RESERVATION)
     }
 }
 

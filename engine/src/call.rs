@@ -157,8 +157,8 @@ async fn run_turn(
         _ = stalled(rx, stall) => TurnEnd::Stalled,
         _ = cancel.cancelled() => TurnEnd::Cancelled,
     };
-    if first_update.is_none() && watch_first.borrow().updates > 0 {
-        *first_update = Some(watch_first.borrow().last_update);
+    if first_update.is_none() {
+        *first_update = watch_first.borrow().first_update;
     }
     if matches!(end, TurnEnd::Stalled | TurnEnd::Cancelled) {
         // The prompt future is gone; ask the agent to stop the turn (never kill the process).

@@ -2,6 +2,7 @@
 //! logs and phases, and reports the outcome (DESIGN.md §1, §3).
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use anyhow::Context as _;
 use booflow_agents::{SessionOptions, Usage};
 use booflow_host_api::messages::PreparedScript;
 use booflow_host_api::{AgentOptions, ErrorName, GuestRequest, HostEvent, Init, ScriptError, keys};
+use futures::FutureExt as _;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::task::JoinSet;
@@ -54,6 +56,9 @@ pub struct RunHandle {
     pub done: tokio::task::JoinHandle<RunOutcome>,
 }
 
+/// How long a cancelled script may take to unwind before the run ends without it.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
 /// Messages from call and timer tasks back to the loop.
 enum Internal {
     Reply(HostEvent, Option<CallStats>),
@@ -62,7 +67,10 @@ enum Internal {
 
 /// How a call ended, for the run's counters.
 struct CallStats {
+    /// Went to an agent.
     live: bool,
+    /// Replayed from the cache or the resumed journal.
+    replayed: bool,
     failed: bool,
     usage: Usage,
 }
@@ -226,6 +234,11 @@ async fn drive(
                 lp.log("warn", "the run was cancelled".into()).await;
                 let _ = lp.guest.send(HostEvent::Cancel.to_json());
             }
+            // A script stuck in a synchronous loop never reads the cancel (the boa sandbox
+            // cannot be pre-empted): give up on it after a grace period.
+            _ = tokio::time::sleep(CANCEL_GRACE), if cancel_sent => {
+                break Err(ScriptError::new(ErrorName::WorkflowAbortError, "the run was cancelled (the script did not stop in time)"));
+            }
             _ = poll.tick(), if !cancel_sent => {
                 if lp.engine.store.cancel_requested(&run_id).await.unwrap_or(false) {
                     cancel.cancel();
@@ -233,7 +246,10 @@ async fn drive(
             }
         }
     };
-    lp.finish(end, cancel_sent, &mut internal_rx).await
+    // Decided before `finish` cancels the leftover calls itself: a cancel that raced the
+    // script's own ending still counts as a cancelled run.
+    let cancelled = cancel.is_cancelled();
+    lp.finish(end, cancelled, &mut internal_rx).await
 }
 
 fn failure_text(error: &ScriptError) -> String {
@@ -341,7 +357,7 @@ impl Loop {
     fn count(&mut self, stats: &CallStats) {
         if stats.live {
             self.counts.live += 1;
-        } else {
+        } else if stats.replayed {
             self.counts.cached += 1;
         }
         if stats.failed {
@@ -405,19 +421,33 @@ impl Loop {
                 return;
             }
         };
+        if let Some(schema) = &opts.schema
+            && let Err(e) = jsonschema::validator_for(schema)
+        {
+            let message = format!("agent() option 'schema' is not a valid JSON Schema: {e}");
+            let reply = self.reject(id, ErrorName::WorkflowInputError, message);
+            self.reply(reply);
+            return;
+        }
         self.counts.total += 1;
         let seq = self.counts.total;
         let call_id = format!("c{seq:04}");
-        let hash = keys::content_hash(&prompt, &opts, &backend.fingerprint());
-        let occurrence = self.occurrences.entry(hash.clone()).or_insert(0);
-        *occurrence += 1;
-        let key = keys::content_key(&hash, *occurrence);
         let agent_config = &self.engine.config.agents[&agent_name];
         let model = opts
             .model
             .as_deref()
             .map(|m| self.engine.config.resolve_model(m))
             .or_else(|| agent_config.model.clone());
+        // The key covers the model the call really goes to: editing a `[models]` alias must
+        // not replay the old model's answers.
+        let keyed = AgentOptions {
+            model: opts.model.as_ref().and(model.clone()),
+            ..opts.clone()
+        };
+        let hash = keys::content_hash(&prompt, &keyed, &backend.fingerprint());
+        let occurrence = self.occurrences.entry(hash.clone()).or_insert(0);
+        *occurrence += 1;
+        let key = keys::content_key(&hash, *occurrence);
         let phase = opts.phase.clone().or(phase);
         let start = CallStart {
             run_id: self.run_id.clone(),
@@ -464,6 +494,7 @@ impl Loop {
             self.budget.charge(hit.usage.output_tokens);
             self.count(&CallStats {
                 live: false,
+                replayed: true,
                 failed: false,
                 usage: hit.usage,
             });
@@ -517,8 +548,31 @@ impl Loop {
             cancel: self.cancel.child_token(),
             internal: self.internal.clone(),
             events: self.events.clone(),
+            executed: false,
         };
-        self.calls.spawn(task.run());
+        let internal = self.internal.clone();
+        let spent = self.budget.clone();
+        self.calls.spawn(async move {
+            // A panic in a backend must not leave the script waiting forever.
+            if AssertUnwindSafe(task.run()).catch_unwind().await.is_err() {
+                let error = ScriptError::new(
+                    ErrorName::WorkflowAgentError,
+                    "the agent call crashed inside booflow (a bug: please report it)",
+                );
+                let reply = HostEvent::Reject {
+                    id,
+                    error,
+                    budget_spent: spent.spent(),
+                };
+                let stats = CallStats {
+                    live: true,
+                    replayed: false,
+                    failed: true,
+                    usage: Usage::default(),
+                };
+                let _ = internal.send(Internal::Reply(reply, Some(stats)));
+            }
+        });
     }
 
     async fn finish(
@@ -617,7 +671,18 @@ struct LiveCall {
     cancel: CancellationToken,
     internal: mpsc::UnboundedSender<Internal>,
     events: broadcast::Sender<RunEvent>,
+    /// Whether the call reached an agent (for the `live` count).
+    executed: bool,
 }
+
+/// Stop reasons of a reply that did not finish: such a reply is returned but never cached.
+const UNFINISHED: &[&str] = &[
+    "length",
+    "max_tokens",
+    "max_turn_requests",
+    "refusal",
+    "content_filter",
+];
 
 impl LiveCall {
     fn log(&self, level: &'static str, message: String) {
@@ -639,7 +704,16 @@ impl LiveCall {
                 .await;
             return;
         };
-        let reservation = match self.budget.reserve().await {
+        let reserved = tokio::select! {
+            reserved = self.budget.reserve() => Some(reserved),
+            _ = self.cancel.cancelled() => None,
+        };
+        let Some(reserved) = reserved else {
+            self.end(Err(CallFailure::Cancelled), Usage::default(), None)
+                .await;
+            return;
+        };
+        let reservation = match reserved {
             Ok(reservation) => reservation,
             Err(exhausted) => {
                 let message = format!(
@@ -681,6 +755,7 @@ impl LiveCall {
         } else {
             None
         };
+        self.executed = true;
         let report = call::execute(self.backend.as_ref(), &self.spec, &self.cancel, &warn).await;
         self.budget
             .reconcile(reservation, report.usage.output_tokens);
@@ -754,13 +829,25 @@ impl LiveCall {
         let (status, reply) = match &outcome {
             Ok(value) => {
                 end.result = Some(value.clone());
+                let unfinished = end
+                    .stop_reason
+                    .as_deref()
+                    .is_some_and(|r| UNFINISHED.contains(&r));
                 let cached = CachedResult {
                     value: value.clone(),
                     agent: self.agent.clone(),
                     model: self.model.clone(),
                     usage: end.usage,
                 };
-                if let Err(e) = self
+                if unfinished {
+                    self.log(
+                        "warn",
+                        format!(
+                            "{label}: the reply stopped early ({}); it is not cached",
+                            end.stop_reason.as_deref().unwrap_or_default()
+                        ),
+                    );
+                } else if let Err(e) = self
                     .engine
                     .store
                     .cache_put(&self.key, &cached, &end.finished_at)
@@ -848,7 +935,8 @@ impl LiveCall {
             error: end.error.clone(),
         });
         let stats = CallStats {
-            live: status != "cancelled" || end.usage.output_tokens > 0,
+            live: self.executed,
+            replayed: false,
             failed: status == "failed",
             usage: end.usage,
         };

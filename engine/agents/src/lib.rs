@@ -71,8 +71,10 @@ pub struct Progress {
 pub struct ProgressState {
     pub last_update: Instant,
     pub tools_running: u32,
-    /// Updates seen so far (the first one gives time to first update).
+    /// Updates seen so far.
     pub updates: u64,
+    /// When the first update arrived (time to first update).
+    pub first_update: Option<Instant>,
 }
 
 impl Progress {
@@ -81,6 +83,7 @@ impl Progress {
             last_update: Instant::now(),
             tools_running: 0,
             updates: 0,
+            first_update: None,
         });
         (Self { tx: Arc::new(tx) }, rx)
     }
@@ -90,6 +93,7 @@ impl Progress {
         self.tx.send_modify(|s| {
             s.last_update = Instant::now();
             s.updates += 1;
+            s.first_update.get_or_insert(s.last_update);
         });
     }
 
@@ -98,6 +102,7 @@ impl Progress {
         self.tx.send_modify(|s| {
             s.last_update = Instant::now();
             s.updates += 1;
+            s.first_update.get_or_insert(s.last_update);
             if running {
                 s.tools_running += 1;
             } else {

@@ -7,7 +7,7 @@
 //! (`prelude.js`) over three native primitives defined here.
 //!
 //! The event loop: evaluate the prelude, compile the body as
-//! `(async (args, workflow) => { … })`, start it, then repeatedly run the job queue and, while
+//! `(args, workflow) => async () => { … }`, start it, then repeatedly run the job queue and, while
 //! the main promise is pending, wait for the host's next event and dispatch it.
 
 mod natives;
@@ -258,7 +258,9 @@ fn failed(
         error.message = rest.to_string();
         error.name = "RangeError".into();
     }
-    if error.line.is_none() {
+    // Only a syntax error carries its position in the message; other messages may quote
+    // unrelated "line N" text (a JSON error from an agent, say).
+    if error.line.is_none() && error.name == "SyntaxError" {
         error.line = natives::line_from_message(&error.message);
     }
     if error.file.is_none() {

@@ -120,10 +120,12 @@ fn compile(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue
     compile_body(&script, ctx)
 }
 
-/// Compiles a workflow body into `async (args, workflow) => { body }`. The wrapper opens on
-/// the body's first line and closes after its last, so every line keeps its number.
+/// Compiles a workflow body into a factory `(args, workflow) => async () => { body }`.
+/// `args` and `workflow` are parameters of the *outer* function, so a script may still
+/// declare its own `const args` at top level, as it could under Claude Code. The wrapper
+/// opens on the body's first line and closes after its last, so every line keeps its number.
 pub(crate) fn compile_body(script: &PreparedScript, ctx: &mut Context) -> JsResult<JsValue> {
-    let wrapped = format!("(async (args, workflow) => {{{}\n}})", script.body);
+    let wrapped = format!("((args, workflow) => async () => {{{}\n}})", script.body);
     ctx.eval(Source::from_bytes(&wrapped).with_path(Path::new(&script.file)))
 }
 

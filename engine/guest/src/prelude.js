@@ -186,7 +186,10 @@
     const id = nextId++;
     if (cancelled) return id;
     timers.set(id, () => callback(...rest));
-    send({ type: 'timer_start', id, ms: Math.max(0, Math.floor(Number(ms) || 0)) });
+    // As in browsers and Node: a delay that is not a finite number runs at once, and the
+    // delay is capped at 2^31 - 1 ms.
+    const delay = Math.floor(Number(ms));
+    send({ type: 'timer_start', id, ms: Number.isFinite(delay) ? Math.min(Math.max(0, delay), 2 ** 31 - 1) : 0 });
     return id;
   };
   G.clearTimeout = function clearTimeout(id) {
@@ -203,7 +206,11 @@
     if (typeof name !== 'string' || name === '') {
       throw makeError('WorkflowInputError', 'artifact() needs a non-empty name');
     }
-    send({ type: 'artifact', name, content: content === undefined ? null : JSON.parse(JSON.stringify(content)) });
+    const text = content === undefined ? 'null' : JSON.stringify(content);
+    if (text === undefined) {
+      throw makeError('WorkflowInputError', `artifact('${name}') content must be text or JSON data, got ${typeof content}`);
+    }
+    send({ type: 'artifact', name, content: JSON.parse(text) });
   };
 
   const nestedWorkflow = async () => {
@@ -218,7 +225,7 @@
     }
     const prepared = await request({ type: 'workflow_load', target, from_file: init.script.file });
     const body = native.compile(prepared.body, prepared.file);
-    return body(childArgs, nestedWorkflow);
+    return body(childArgs, nestedWorkflow)();
   };
 
   G.args = init.args === null ? undefined : init.args;
@@ -247,7 +254,8 @@
     switch (ev.type) {
       case 'resolve':
       case 'reject': {
-        spent = ev.budget_spent;
+        // Replies can arrive out of order; what is spent only grows.
+        spent = Math.max(spent, ev.budget_spent);
         const waiter = pending.get(ev.id);
         pending.delete(ev.id);
         if (!waiter) break;
@@ -281,7 +289,7 @@
     dispatch,
     describeError,
     outstanding: () => pending.size + timers.size,
-    start: (main) => main(G.args, G.workflow),
+    start: (main) => main(G.args, G.workflow)(),
     toJson: (value) => {
       const text = JSON.stringify(value === undefined ? null : value);
       return text === undefined ? 'null' : text;

@@ -123,7 +123,13 @@ impl ModelServer {
     /// The socket is bound before this returns, so `base_url` is usable at once.
     /// Panics if the socket cannot be bound or the runtime cannot start.
     pub fn start_background() -> ModelServer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Self::start_background_on(0)
+    }
+
+    /// Like [`ModelServer::start_background`] on `127.0.0.1:port` (0 picks a free port).
+    pub fn start_background_on(port: u16) -> ModelServer {
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the model server port");
         listener.set_nonblocking(true).expect("set_nonblocking");
         let addr = listener.local_addr().expect("local_addr");
         let shared = Arc::new(Shared::default());
