@@ -296,5 +296,8 @@ fn scripts_may_declare_their_own_args_and_odd_timer_delays_work() {
         "shadow",
         "const args = { mine: true }\nawait new Promise(r => setTimeout(r, Infinity))\nreturn args",
     );
-    assert_eq!(project.run_ok(&["shadow", "--arg", "x=1"])["result"], json!({"mine": true}));
+    assert_eq!(
+        project.run_ok(&["shadow", "--arg", "x=1"])["result"],
+        json!({"mine": true})
+    );
 }

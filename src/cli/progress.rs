@@ -12,6 +12,8 @@ pub struct Progress {
     multi: MultiProgress,
     /// Last line of each phase group, so new calls are inserted under their phase.
     phase_tail: HashMap<String, ProgressBar>,
+    /// Phase header lines, finished when the run ends.
+    headers: Vec<ProgressBar>,
     calls: HashMap<String, (ProgressBar, String)>,
 }
 
@@ -45,6 +47,7 @@ impl Progress {
             tty,
             multi,
             phase_tail: HashMap::new(),
+            headers: Vec::new(),
             calls: HashMap::new(),
         }
     }
@@ -58,8 +61,12 @@ impl Progress {
             ProgressStyle::with_template("{msg:.bold}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        header.finish_with_message(format!("◆ {title}"));
+        // Left unfinished until the run ends: indicatif may drop a bar finished before its
+        // first draw.
+        header.set_message(format!("◆ {title}"));
+        header.tick();
         self.phase_tail.insert(title.to_string(), header.clone());
+        self.headers.push(header.clone());
         header
     }
 
@@ -163,6 +170,9 @@ impl Progress {
                 bar.abandon();
             }
         }
+        for header in &self.headers {
+            header.abandon();
+        }
         let a = &outcome.agents;
         let line = format!(
             "{} {} — {} agent calls ({} live, {} cached, {} failed), {}→{} tokens",
@@ -179,11 +189,8 @@ impl Progress {
             outcome.usage.input_tokens,
             outcome.usage.output_tokens
         );
-        if self.tty {
-            let _ = self.multi.println(line);
-        } else {
-            eprintln!("{line}");
-        }
+        // Every bar is finished now, so this lands below the tree.
+        eprintln!("{line}");
         if let Some(error) = &outcome.error {
             eprintln!("error: {error}");
         }

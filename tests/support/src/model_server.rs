@@ -333,8 +333,17 @@ pub fn strip_directives(text: &str) -> String {
 /// The default reply to a prompt: `Answer: ` followed by the prompt without directives,
 /// whitespace runs collapsed to single spaces (so a single line), trimmed, cut to its first
 /// 80 characters.
+/// `<system-reminder>…</system-reminder>` blocks (which qwen-code puts before the user's
+/// prompt) are left out, so the answer echoes what the user asked.
 pub fn default_reply(prompt: &str) -> String {
-    let stripped = strip_directives(prompt);
+    let mut prompt = prompt.to_string();
+    while let Some(start) = prompt.find("<system-reminder>") {
+        let end = prompt[start..]
+            .find("</system-reminder>")
+            .map_or(prompt.len(), |e| start + e + "</system-reminder>".len());
+        prompt.replace_range(start..end, " ");
+    }
+    let stripped = strip_directives(&prompt);
     let line = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
     format!("Answer: {}", line.chars().take(80).collect::<String>())
 }
@@ -1086,6 +1095,14 @@ mod tests {
         assert_eq!(
             default_reply(&"y".repeat(200)),
             format!("Answer: {}", "y".repeat(80))
+        );
+    }
+
+    #[test]
+    fn system_reminders_are_left_out_of_the_default_reply() {
+        assert_eq!(
+            default_reply("<system-reminder>skills…</system-reminder>\nGreet me [[delay:1]]"),
+            "Answer: Greet me"
         );
     }
 
