@@ -186,3 +186,27 @@ fn unknown_workflows_and_bad_config_say_what_to_fix() {
         "explains how to configure an agent: {err}"
     );
 }
+
+#[test]
+fn processes_opening_a_new_journal_at_once_all_succeed() {
+    let project = Project::new();
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            project
+                .booflow()
+                .args(["runs", "--json"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "a concurrent first open failed: {}",
+            stderr(&output)
+        );
+    }
+}

@@ -162,10 +162,7 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the journal {}", path.display()))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .with_context(|| format!("cannot migrate {}", path.display()))?;
+        migrate(&pool, path).await?;
         let size = NonZeroUsize::new(cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(Self {
             pool,
@@ -530,6 +527,27 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some_and(|r| r.get::<i64, _>("cancel_requested") != 0))
+    }
+}
+
+/// Applies the migrations. Two booflow processes opening a new journal at the same moment
+/// (a run and `booflow runs`, say) race to record the same migration and one of them sees a
+/// constraint error; by then the other has applied it, so a retry finds nothing left to do.
+async fn migrate(pool: &SqlitePool, path: &Path) -> anyhow::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 5 => {
+                tracing::debug!(
+                    "migrating {} raced another process, retrying: {e}",
+                    path.display()
+                );
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot migrate {}", path.display())),
+        }
     }
 }
 

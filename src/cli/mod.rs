@@ -85,6 +85,12 @@ impl Place {
         } else {
             Config::default()
         };
+        if std::env::var("DATABASE_URL").is_ok_and(|url| url.starts_with("postgres")) {
+            eprintln!(
+                "warning: DATABASE_URL points at PostgreSQL, which booflow's journal does not use yet; using {}",
+                self.project.join(".boocode/booflow.db").display()
+            );
+        }
         let settings = Settings::from_env().map_err(anyhow::Error::msg)?;
         let loader = Arc::new(DiscoveryLoader {
             cwd: self.cwd.clone(),
