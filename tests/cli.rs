@@ -210,3 +210,34 @@ fn processes_opening_a_new_journal_at_once_all_succeed() {
         );
     }
 }
+
+#[test]
+fn show_traces_lists_timings_and_usage_per_call() {
+    let project = Project::new();
+    project.server.set_cached_tokens(3);
+    project.workflow(
+        "traced",
+        "await agent('[[delay:50]] first', { label: 'first' })\nreturn await agent('second')",
+    );
+    let outcome = project.run_ok(&["traced"]);
+    let run_id = outcome["run_id"].as_str().unwrap();
+    let output = project
+        .booflow()
+        .args(["show", run_id, "--traces", "--json"])
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["label"], "first");
+    assert!(rows[0]["latency_ms"].as_u64().unwrap() >= 50, "{}", rows[0]);
+    assert!(rows[0]["first_update_ms"].as_u64().is_some(), "{}", rows[0]);
+    assert_eq!(rows[0]["usage"]["cached_tokens"], 3);
+    assert_eq!(rows[0]["stop_reason"], "stop");
+    let table = project
+        .booflow()
+        .args(["show", run_id, "--traces"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("LATENCY") && text.contains("c0002"), "{text}");
+}

@@ -159,6 +159,71 @@ pub async fn show(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// `booflow show <run> --traces`: one row per agent call with its timings and usage.
+pub async fn traces(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
+    if engine.store.get_run(run_id).await?.is_none() {
+        bail!(
+            "no run {run_id} in {}",
+            engine.project_dir.join(".boocode/booflow.db").display()
+        );
+    }
+    let calls = engine.store.calls(run_id).await?;
+    if json_out {
+        let rows: Vec<Value> = calls
+            .iter()
+            .map(|c| {
+                json!({
+                    "call_id": c.call_id, "label": c.label, "agent": c.agent, "model": c.model,
+                    "status": c.status, "cached": c.cached, "latency_ms": c.duration_ms,
+                    "first_update_ms": c.first_update_ms, "usage": c.usage, "tool_calls": c.tool_calls,
+                    "stop_reason": c.stop_reason, "retries": c.retries,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:5}  {:20}  {:10}  {:>9}  {:>9}  {:>7}  {:>7}  {:>7}  {:>7}  {:>5}  {:12}  {:>7}",
+        "CALL",
+        "LABEL",
+        "STATUS",
+        "LATENCY",
+        "FIRST",
+        "IN",
+        "OUT",
+        "CACHED",
+        "REASON",
+        "TOOLS",
+        "STOP",
+        "RETRIES"
+    );
+    let ms = |v: Option<u64>| v.map(|ms| format!("{ms} ms")).unwrap_or_else(|| "-".into());
+    for c in &calls {
+        let status = if c.cached {
+            format!("{} ↺", c.status)
+        } else {
+            c.status.clone()
+        };
+        println!(
+            "{:5}  {:20}  {:10}  {:>9}  {:>9}  {:>7}  {:>7}  {:>7}  {:>7}  {:>5}  {:12}  {:>7}",
+            c.call_id,
+            truncate(c.label.as_deref().unwrap_or("-"), 20),
+            status,
+            ms(c.duration_ms),
+            ms(c.first_update_ms),
+            c.usage.input_tokens,
+            c.usage.output_tokens,
+            c.usage.cached_tokens,
+            c.usage.reasoning_tokens,
+            c.tool_calls,
+            truncate(c.stop_reason.as_deref().unwrap_or("-"), 12),
+            c.retries
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn truncate(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         text.to_string()

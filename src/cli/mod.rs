@@ -55,6 +55,10 @@ enum Command {
         run_id: String,
         #[arg(long)]
         json: bool,
+        /// Print each call's trace instead: latency, time to first update, tokens (in, out,
+        /// cached, reasoning), tool calls, stop reason, retries.
+        #[arg(long)]
+        traces: bool,
     },
     /// Cancel a run that is going on in another booflow process.
     Cancel { run_id: String },
@@ -109,9 +113,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs { limit, json } => {
             inspect::runs(&*place.engine(false).await?, limit, json).await
         }
-        Command::Show { run_id, json } => {
-            inspect::show(&*place.engine(false).await?, &run_id, json).await
-        }
+        Command::Show {
+            run_id,
+            json,
+            traces: false,
+        } => inspect::show(&*place.engine(false).await?, &run_id, json).await,
+        Command::Show {
+            run_id,
+            json,
+            traces: true,
+        } => inspect::traces(&*place.engine(false).await?, &run_id, json).await,
         Command::Cancel { run_id } => inspect::cancel(&*place.engine(false).await?, &run_id).await,
     }
 }
