@@ -301,3 +301,22 @@ fn scripts_may_declare_their_own_args_and_odd_timer_delays_work() {
         json!({"mine": true})
     );
 }
+
+#[test]
+fn common_web_helpers_are_there() {
+    let project = Project::new();
+    project.workflow(
+        "helpers",
+        r#"const order = []
+queueMicrotask(() => order.push('micro'))
+order.push('sync')
+await null
+const copy = structuredClone({ a: [1, { b: 2 }] })
+const grouped = [1, 2, 3, 4].flatMap(n => [n, n * 10]).at(-1)
+return { order, copy, grouped, text: 'a-b'.replaceAll('-', '+'), re: /(\d+)/.exec('x42')[1] }"#,
+    );
+    assert_eq!(
+        project.run_ok(&["helpers"])["result"],
+        json!({"order": ["sync", "micro"], "copy": {"a": [1, {"b": 2}]}, "grouped": 40, "text": "a+b", "re": "42"})
+    );
+}

@@ -228,6 +228,17 @@
     return body(childArgs, nestedWorkflow)();
   };
 
+  // Web-platform helpers that scripts written for Node or browsers take for granted and
+  // boa does not ship; both are deterministic.
+  if (typeof G.queueMicrotask !== 'function') {
+    G.queueMicrotask = (callback) => {
+      Promise.resolve().then(callback);
+    };
+  }
+  if (typeof G.structuredClone !== 'function') {
+    G.structuredClone = (value) => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
+  }
+
   G.args = init.args === null ? undefined : init.args;
 
   // ---- hooks for the Rust event loop -------------------------------------------------
