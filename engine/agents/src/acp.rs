@@ -35,7 +35,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agent_client_protocol::UntypedMessage;
 use agent_client_protocol::v1::schema::{CancelNotification, NewSessionRequest};
@@ -50,6 +50,10 @@ use crate::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions, Tu
 
 /// How long `session/new` may take on a live process.
 const SESSION_NEW_TIMEOUT: Duration = Duration::from_secs(60);
+/// Environment variable with the idle time (ms) after which a warm process is stopped.
+pub const IDLE_TTL_ENV: &str = "AGENT_POOL_IDLE_TTL_MS";
+/// Default idle time before a warm process is stopped: 10 minutes (issue 3).
+pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(600);
 /// How long [`AgentSession::cancel`] waits for the agent to end a cancelled turn.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
@@ -86,17 +90,33 @@ impl AcpBackend {
             auth_method: config.auth_method.clone(),
             permissions: config.permissions,
         };
+        let idle_ttl = std::env::var(IDLE_TTL_ENV)
+            .ok()
+            .and_then(|ms| ms.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_IDLE_TTL, Duration::from_millis);
+        let pool = Arc::new(Pool {
+            spec,
+            warm: config.warm,
+            slots: Arc::new(Semaphore::new(capacity)),
+            state: Mutex::new(PoolState::default()),
+            next_id: AtomicU64::new(1),
+            idle_ttl_ms: AtomicU64::new(idle_ttl.as_millis() as u64),
+        });
+        Pool::start_reaper(&pool);
         Ok(Self {
             name: name.to_string(),
             config: config.clone(),
-            pool: Arc::new(Pool {
-                spec,
-                warm: config.warm,
-                slots: Arc::new(Semaphore::new(capacity)),
-                state: Mutex::new(PoolState::default()),
-                next_id: AtomicU64::new(1),
-            }),
+            pool,
         })
+    }
+
+    /// Sets how long a warm process may stay idle before it is stopped
+    /// (default `AGENT_POOL_IDLE_TTL_MS`, else 10 minutes).
+    pub fn with_idle_ttl(self, ttl: Duration) -> Self {
+        self.pool
+            .idle_ttl_ms
+            .store(ttl.as_millis() as u64, Ordering::Relaxed);
+        self
     }
 
     /// The configured agent name.
@@ -215,8 +235,8 @@ fn absolute(cwd: &Path) -> Result<PathBuf, AgentError> {
 struct PoolState {
     /// Every live process (idle or checked out), by id.
     live: HashMap<u64, Arc<AgentProcess>>,
-    /// Ids of idle live processes, least recently used first.
-    idle: VecDeque<u64>,
+    /// Idle live processes with the time they became idle, least recently used first.
+    idle: VecDeque<(u64, Instant)>,
 }
 
 /// The processes of one backend. Concurrency is bounded by `slots` (one permit per open
@@ -228,6 +248,8 @@ struct Pool {
     slots: Arc<Semaphore>,
     state: Mutex<PoolState>,
     next_id: AtomicU64,
+    /// Idle time after which a warm process is stopped, in ms.
+    idle_ttl_ms: AtomicU64,
 }
 
 impl Pool {
@@ -238,6 +260,7 @@ impl Pool {
     /// An idle live process, or a newly started one (`cwd` is its working directory).
     /// The caller holds a slot permit.
     async fn checkout(&self, cwd: &Path) -> Result<Arc<AgentProcess>, AgentError> {
+        self.evict_expired();
         if self.warm {
             loop {
                 let next = {
@@ -245,7 +268,7 @@ impl Pool {
                     state
                         .idle
                         .pop_back()
-                        .and_then(|id| state.live.get(&id).cloned())
+                        .and_then(|(id, _)| state.live.get(&id).cloned())
                 };
                 let Some(process) = next else { break };
                 if process.is_alive() {
@@ -273,12 +296,64 @@ impl Pool {
         }
         if retire || !process.is_alive() {
             state.live.remove(&process.id);
-            state.idle.retain(|id| *id != process.id);
+            state.idle.retain(|(id, _)| *id != process.id);
             drop(state);
             process.kill();
-        } else if !state.idle.contains(&process.id) {
-            state.idle.push_back(process.id);
+        } else if !state.idle.iter().any(|(id, _)| *id == process.id) {
+            state.idle.push_back((process.id, Instant::now()));
         }
+    }
+
+    /// Stops the processes idle for longer than the TTL (oldest first); a checked-out
+    /// (busy) process is never among the idle ones. Returns how many were stopped.
+    fn evict_expired(&self) -> usize {
+        let ttl = Duration::from_millis(self.idle_ttl_ms.load(Ordering::Relaxed));
+        let expired: Vec<Arc<AgentProcess>> = {
+            let mut state = self.lock();
+            let mut expired = Vec::new();
+            while let Some(&(id, since)) = state.idle.front() {
+                if since.elapsed() < ttl {
+                    break;
+                }
+                state.idle.pop_front();
+                if let Some(process) = state.live.remove(&id) {
+                    expired.push(process);
+                }
+            }
+            expired
+        };
+        for process in &expired {
+            tracing::debug!(agent = %self.spec.name, process = process.id, "idle agent process stopped after its TTL");
+            process.kill();
+        }
+        expired.len()
+    }
+
+    /// Checks for expired idle processes in the background while the pool lives (when a
+    /// tokio runtime is running; otherwise eviction happens on checkout only).
+    fn start_reaper(pool: &Arc<Pool>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak = Arc::downgrade(pool);
+        runtime.spawn(async move {
+            loop {
+                let ttl = match weak.upgrade() {
+                    Some(pool) => Duration::from_millis(pool.idle_ttl_ms.load(Ordering::Relaxed)),
+                    None => return,
+                };
+                tokio::time::sleep(
+                    (ttl / 4).clamp(Duration::from_millis(10), Duration::from_secs(30)),
+                )
+                .await;
+                match weak.upgrade() {
+                    Some(pool) => {
+                        pool.evict_expired();
+                    }
+                    None => return,
+                }
+            }
+        });
     }
 }
 

@@ -496,3 +496,34 @@ const _: fn() = || {
     fn check<T: Send + Sync>() {}
     check::<AcpBackend>();
 };
+
+#[tokio::test]
+async fn idle_processes_are_stopped_after_the_ttl_and_busy_ones_never() {
+    let fx = Fixture::new("ttl");
+    let backend = fx.backend(|_| {}).with_idle_ttl(Duration::from_millis(150));
+    let mut busy = open(&backend, &fx).await;
+    let mut idle = open(&backend, &fx).await;
+    prompt(&mut idle, "[[reply:one]]").await.unwrap();
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        backend.live_processes(),
+        1,
+        "the idle process was stopped, the busy one kept"
+    );
+    let turn = prompt(&mut busy, "[[reply:still here]]").await.unwrap();
+    assert_eq!(
+        turn.text, "still here",
+        "a session held past the TTL keeps its process"
+    );
+    drop(busy);
+    let mut again = open(&backend, &fx).await;
+    prompt(&mut again, "[[reply:two]]").await.unwrap();
+    assert_eq!(
+        fx.log("starts.log").len(),
+        2,
+        "two processes ever started: {:?}",
+        fx.log("starts.log")
+    );
+    backend.shutdown().await;
+}
