@@ -45,6 +45,8 @@ pub struct Engine {
     pub store: journal::Store,
     pub loader: Arc<dyn ScriptLoader>,
     backends: Mutex<HashMap<String, Arc<dyn AgentBackend>>>,
+    /// The live-process cap shared by the engine's ACP agents (`AGENT_POOL_MAX_LIVE`).
+    pub pool_group: Arc<booflow_agents::acp::PoolGroup>,
 }
 
 impl Engine {
@@ -75,6 +77,7 @@ impl Engine {
             store,
             loader,
             backends: Mutex::new(HashMap::new()),
+            pool_group: booflow_agents::acp::PoolGroup::from_env(),
         }))
     }
 
@@ -90,7 +93,7 @@ impl Engine {
                 self.config.agent_names().join(", ")
             )
         })?;
-        let backend = booflow_agents::build_backend(name, config)?;
+        let backend = booflow_agents::build_backend(name, config, &self.pool_group)?;
         backends.insert(name.to_string(), backend.clone());
         Ok(backend)
     }

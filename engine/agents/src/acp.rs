@@ -34,14 +34,14 @@ mod routes;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use agent_client_protocol::UntypedMessage;
 use agent_client_protocol::v1::schema::{CancelNotification, NewSessionRequest};
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 use self::process::{AgentProcess, Spec, describe};
 use self::routes::{TurnAcc, parse_usage};
@@ -54,6 +54,110 @@ const SESSION_NEW_TIMEOUT: Duration = Duration::from_secs(60);
 pub const IDLE_TTL_ENV: &str = "AGENT_POOL_IDLE_TTL_MS";
 /// Default idle time before a warm process is stopped: 10 minutes (issue 3).
 pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(600);
+/// Environment variable with the cap on live processes across all ACP agents of an engine.
+pub const MAX_LIVE_ENV: &str = "AGENT_POOL_MAX_LIVE";
+/// Default cap on live processes across all ACP agents (issue 3).
+pub const DEFAULT_MAX_LIVE: usize = 8;
+
+/// The warm processes of every ACP agent of one engine, capped together
+/// (`AGENT_POOL_MAX_LIVE`, default 8). Starting a process at the cap first stops the least
+/// recently used *idle* process of any agent; while every live process is busy, the start
+/// waits. Busy processes are never evicted.
+pub struct PoolGroup {
+    max_live: usize,
+    pools: Mutex<GroupState>,
+    freed: Notify,
+}
+
+#[derive(Default)]
+struct GroupState {
+    pools: Vec<Weak<Pool>>,
+    /// Processes being started (counted against the cap before they are live).
+    starting: usize,
+}
+
+/// Room for one process start; gives the room back when dropped.
+struct StartTicket<'a>(&'a PoolGroup);
+
+impl Drop for StartTicket<'_> {
+    fn drop(&mut self) {
+        self.0
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .starting -= 1;
+        self.0.freed.notify_waiters();
+    }
+}
+
+impl PoolGroup {
+    /// A group capped at `max_live` processes (at least 1).
+    pub fn new(max_live: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max_live: max_live.max(1),
+            pools: Mutex::new(GroupState::default()),
+            freed: Notify::new(),
+        })
+    }
+
+    /// A group capped by `AGENT_POOL_MAX_LIVE` (default 8).
+    pub fn from_env() -> Arc<Self> {
+        let cap = std::env::var(MAX_LIVE_ENV)
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(DEFAULT_MAX_LIVE);
+        Self::new(cap)
+    }
+
+    /// Live processes across the group's agents.
+    pub fn live_processes(&self) -> usize {
+        self.pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pools
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|p| p.lock().live.len())
+            .sum()
+    }
+
+    fn register(&self, pool: &Arc<Pool>) {
+        let mut state = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        state.pools.retain(|p| p.strong_count() > 0);
+        state.pools.push(Arc::downgrade(pool));
+    }
+
+    /// Waits for room to start one process, evicting the least recently used idle process
+    /// of the group when it is at its cap.
+    async fn make_room(&self) -> StartTicket<'_> {
+        loop {
+            let notified = self.freed.notified();
+            let victim = {
+                let mut state = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+                let pools: Vec<Arc<Pool>> = state.pools.iter().filter_map(Weak::upgrade).collect();
+                let live: usize = pools.iter().map(|p| p.lock().live.len()).sum();
+                if live + state.starting < self.max_live {
+                    state.starting += 1;
+                    return StartTicket(self);
+                }
+                pools
+                    .into_iter()
+                    .filter_map(|p| {
+                        let front = p.lock().idle.front().copied();
+                        front.map(|(id, since)| (since, id, p))
+                    })
+                    .min_by_key(|(since, _, _)| *since)
+            };
+            match victim {
+                Some((_, id, pool)) => pool.evict(id),
+                None => {
+                    // Every live process is busy: wait for one to be released or stopped.
+                    let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;
+                }
+            }
+        }
+    }
+}
 /// How long [`AgentSession::cancel`] waits for the agent to end a cancelled turn.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
@@ -71,6 +175,16 @@ impl AcpBackend {
     ///
     /// Errors: an empty `command`.
     pub fn new(name: &str, config: &AgentConfig) -> anyhow::Result<Self> {
+        Self::in_group(name, config, PoolGroup::from_env())
+    }
+
+    /// Like [`AcpBackend::new`], its processes counted against `group`'s cap together with
+    /// the other agents of the group.
+    pub fn in_group(
+        name: &str,
+        config: &AgentConfig,
+        group: Arc<PoolGroup>,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             !config.command.is_empty(),
             "[agents.{name}] an ACP agent needs the command that starts it, e.g. command = [\"qwen\", \"--acp\"]"
@@ -101,7 +215,9 @@ impl AcpBackend {
             state: Mutex::new(PoolState::default()),
             next_id: AtomicU64::new(1),
             idle_ttl_ms: AtomicU64::new(idle_ttl.as_millis() as u64),
+            group: group.clone(),
         });
+        group.register(&pool);
         Pool::start_reaper(&pool);
         Ok(Self {
             name: name.to_string(),
@@ -216,6 +332,7 @@ impl AgentBackend for AcpBackend {
         for process in live {
             process.kill();
         }
+        self.pool.group.freed.notify_waiters();
     }
 }
 
@@ -250,6 +367,8 @@ struct Pool {
     next_id: AtomicU64,
     /// Idle time after which a warm process is stopped, in ms.
     idle_ttl_ms: AtomicU64,
+    /// The cap shared with the engine's other ACP agents.
+    group: Arc<PoolGroup>,
 }
 
 impl Pool {
@@ -278,9 +397,11 @@ impl Pool {
                 self.release(&process, true);
             }
         }
+        let ticket = self.group.make_room().await;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let process = AgentProcess::start(&self.spec, id, cwd).await?;
         self.lock().live.insert(id, process.clone());
+        drop(ticket);
         tracing::debug!(agent = %self.spec.name, process = id, pid = process.pid, "agent process started");
         Ok(process)
     }
@@ -301,6 +422,23 @@ impl Pool {
             process.kill();
         } else if !state.idle.iter().any(|(id, _)| *id == process.id) {
             state.idle.push_back((process.id, Instant::now()));
+        }
+        self.group.freed.notify_waiters();
+    }
+
+    /// Stops the idle process `id` to make room in the group (no-op if it is no longer idle).
+    fn evict(&self, id: u64) {
+        let process = {
+            let mut state = self.lock();
+            let Some(at) = state.idle.iter().position(|(idle, _)| *idle == id) else {
+                return;
+            };
+            state.idle.remove(at);
+            state.live.remove(&id)
+        };
+        if let Some(process) = process {
+            tracing::debug!(agent = %self.spec.name, process = id, "least recently used idle agent process stopped for the live cap");
+            process.kill();
         }
     }
 
@@ -325,6 +463,9 @@ impl Pool {
         for process in &expired {
             tracing::debug!(agent = %self.spec.name, process = process.id, "idle agent process stopped after its TTL");
             process.kill();
+        }
+        if !expired.is_empty() {
+            self.group.freed.notify_waiters();
         }
         expired.len()
     }

@@ -201,10 +201,15 @@ pub trait AgentBackend: Send + Sync {
     async fn shutdown(&self) {}
 }
 
-/// Builds the backend for a configured agent.
-pub fn build_backend(name: &str, config: &AgentConfig) -> anyhow::Result<Arc<dyn AgentBackend>> {
+/// Builds the backend for a configured agent; ACP agents count their processes against
+/// `group` (one per engine).
+pub fn build_backend(
+    name: &str,
+    config: &AgentConfig,
+    group: &Arc<acp::PoolGroup>,
+) -> anyhow::Result<Arc<dyn AgentBackend>> {
     Ok(match config.kind {
-        AgentKind::Acp => Arc::new(acp::AcpBackend::new(name, config)?),
+        AgentKind::Acp => Arc::new(acp::AcpBackend::in_group(name, config, group.clone())?),
         AgentKind::Openai => Arc::new(openai::OpenAiBackend::new(name, config)?),
     })
 }

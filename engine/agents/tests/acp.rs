@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use booflow_agents::acp::AcpBackend;
+use booflow_agents::acp::{AcpBackend, PoolGroup};
 use booflow_agents::config::{AgentConfig, AgentKind, Lane, Permissions};
 use booflow_agents::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions, Turn};
 use booflow_testkit::test_agent::test_agent_bin;
@@ -526,4 +526,35 @@ async fn idle_processes_are_stopped_after_the_ttl_and_busy_ones_never() {
         fx.log("starts.log")
     );
     backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_group_cap_evicts_the_least_recently_used_idle_process_and_waits_when_all_are_busy() {
+    let fx = Fixture::new("cap");
+    let group = PoolGroup::new(2);
+    let a = AcpBackend::in_group("a", &fx.config(), group.clone()).unwrap();
+    let b = AcpBackend::in_group("b", &fx.config(), group.clone()).unwrap();
+    let mut a1 = open(&a, &fx).await;
+    let a2 = open(&a, &fx).await;
+    drop(a2); // idle now: the least recently used idle process of the group
+    assert_eq!(group.live_processes(), 2);
+    let mut b1 = open(&b, &fx).await;
+    assert_eq!(
+        group.live_processes(),
+        2,
+        "a's idle process made room for b's"
+    );
+    assert_eq!((a.live_processes(), b.live_processes()), (1, 1));
+    // Both live processes are busy now: a third start must wait, and never evict them.
+    let waiting =
+        tokio::time::timeout(Duration::from_millis(500), b.open_session(&fx.opts())).await;
+    assert!(waiting.is_err(), "no busy process is evicted for a new one");
+    prompt(&mut a1, "[[reply:a1]]").await.unwrap();
+    drop(a1);
+    let mut b2 = open(&b, &fx).await;
+    assert_eq!(prompt(&mut b2, "[[reply:b2]]").await.unwrap().text, "b2");
+    prompt(&mut b1, "[[reply:b1]]").await.unwrap();
+    assert!(group.live_processes() <= 2);
+    a.shutdown().await;
+    b.shutdown().await;
 }
