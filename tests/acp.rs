@@ -72,6 +72,28 @@ fn sequential_calls_reuse_one_warm_process_with_a_fresh_session_each() {
         1,
         "authenticate once per process"
     );
+    // The traces say which process served each call: a cold start, then warm hits.
+    let output = acp
+        .project
+        .booflow()
+        .args([
+            "show",
+            outcome["run_id"].as_str().unwrap(),
+            "--traces",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let served: Vec<&str> = rows
+        .iter()
+        .map(|r| r["served_by"].as_str().unwrap_or(""))
+        .collect();
+    assert!(served[0].starts_with("cold start (pid "), "{served:?}");
+    assert!(
+        served[1..].iter().all(|s| s.starts_with("warm (pid ")),
+        "{served:?}"
+    );
 }
 
 #[test]

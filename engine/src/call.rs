@@ -43,6 +43,8 @@ pub struct CallReport {
     pub tool_calls: u32,
     pub first_update_ms: Option<u64>,
     pub duration_ms: u64,
+    /// Which agent process served the last turn (warm hit or cold start), when known.
+    pub served_by: Option<String>,
 }
 
 /// Receives warnings about retries and repairs, for the run log.
@@ -185,6 +187,7 @@ pub async fn execute(
         tool_calls: 0,
         first_update_ms: None,
         duration_ms: 0,
+        served_by: None,
     };
     let mut first_update = None;
     let prompt = match &spec.schema {
@@ -249,6 +252,7 @@ pub async fn execute(
                     report.usage.add(&turn.usage);
                     report.tool_calls += turn.tool_calls;
                     report.stop_reason = Some(turn.stop_reason.clone());
+                    report.served_by = turn.served_by.clone();
                     let Some(schema) = &spec.schema else {
                         report.outcome = Ok(Value::String(turn.text));
                         break 'attempts;

@@ -84,6 +84,8 @@ pub struct CallEnd {
     pub error: Option<String>,
     /// The worktree kept after an `isolation: 'worktree'` call that changed files.
     pub worktree: Option<crate::worktree::Kept>,
+    /// Which agent process served the call (`warm (pid N)` / `cold start (pid N)`).
+    pub served_by: Option<String>,
 }
 
 /// A call's row as read back.
@@ -113,6 +115,8 @@ pub struct CallRecord {
     pub worktree_branch: Option<String>,
     /// `git diff --stat` of the kept worktree.
     pub worktree_stat: Option<String>,
+    /// Which agent process served the call (`warm (pid N)` / `cold start (pid N)`).
+    pub served_by: Option<String>,
 }
 
 /// A log line.
@@ -262,8 +266,8 @@ impl Store {
             "UPDATE calls SET status = $1, cached = $2, finished_at = $3, duration_ms = $4, first_update_ms = $5,
                 input_tokens = $6, output_tokens = $7, cached_tokens = $8, reasoning_tokens = $9, retries = $10,
                 stop_reason = $11, tool_calls = $12, result = $13, error = $14,
-                worktree_branch = $15, worktree_stat = $16, worktree_diff = $17
-             WHERE run_id = $18 AND call_id = $19",
+                worktree_branch = $15, worktree_stat = $16, worktree_diff = $17, served_by = $18
+             WHERE run_id = $19 AND call_id = $20",
         )
         .bind(&end.status)
         .bind(end.cached)
@@ -282,6 +286,7 @@ impl Store {
         .bind(end.worktree.as_ref().map(|w| w.branch.clone()))
         .bind(end.worktree.as_ref().map(|w| w.stat.clone()))
         .bind(end.worktree.as_ref().map(|w| w.diff.clone()))
+        .bind(&end.served_by)
         .bind(run_id)
         .bind(call_id)
         .execute(db)
@@ -455,7 +460,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT call_id, seq, content_key, label, phase, line, status, cached, agent, model, started_at, finished_at,
                 duration_ms, first_update_ms, input_tokens, output_tokens, cached_tokens, reasoning_tokens, retries,
-                stop_reason, tool_calls, result, error, worktree_branch, worktree_stat
+                stop_reason, tool_calls, result, error, worktree_branch, worktree_stat, served_by
              FROM calls WHERE run_id = $1 ORDER BY seq",
         )
         .bind(run_id)
@@ -486,6 +491,7 @@ impl Store {
                 error: r.get("error"),
                 worktree_branch: r.get("worktree_branch"),
                 worktree_stat: r.get("worktree_stat"),
+                served_by: r.get("served_by"),
             })
             .collect())
     }

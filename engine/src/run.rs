@@ -795,6 +795,7 @@ impl LiveCall {
             result: None,
             error: None,
             worktree: kept,
+            served_by: report.served_by.clone(),
         };
         self.end_with(report.outcome, finished, None).await;
     }

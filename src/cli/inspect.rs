@@ -176,7 +176,7 @@ pub async fn traces(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Re
                     "call_id": c.call_id, "label": c.label, "agent": c.agent, "model": c.model,
                     "status": c.status, "cached": c.cached, "latency_ms": c.duration_ms,
                     "first_update_ms": c.first_update_ms, "usage": c.usage, "tool_calls": c.tool_calls,
-                    "stop_reason": c.stop_reason, "retries": c.retries,
+                    "stop_reason": c.stop_reason, "retries": c.retries, "served_by": c.served_by,
                 })
             })
             .collect();
@@ -184,7 +184,7 @@ pub async fn traces(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Re
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:5}  {:20}  {:10}  {:>9}  {:>9}  {:>7}  {:>7}  {:>7}  {:>7}  {:>5}  {:12}  {:>7}",
+        "{:5}  {:20}  {:10}  {:>9}  {:>9}  {:>7}  {:>7}  {:>7}  {:>7}  {:>5}  {:12}  {:>7}  SERVED BY",
         "CALL",
         "LABEL",
         "STATUS",
@@ -206,7 +206,7 @@ pub async fn traces(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Re
             c.status.clone()
         };
         println!(
-            "{:5}  {:20}  {:10}  {:>9}  {:>9}  {:>7}  {:>7}  {:>7}  {:>7}  {:>5}  {:12}  {:>7}",
+            "{:5}  {:20}  {:10}  {:>9}  {:>9}  {:>7}  {:>7}  {:>7}  {:>7}  {:>5}  {:12}  {:>7}  {}",
             c.call_id,
             truncate(c.label.as_deref().unwrap_or("-"), 20),
             status,
@@ -218,7 +218,8 @@ pub async fn traces(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Re
             c.usage.reasoning_tokens,
             c.tool_calls,
             truncate(c.stop_reason.as_deref().unwrap_or("-"), 12),
-            c.retries
+            c.retries,
+            c.served_by.as_deref().unwrap_or("-")
         );
     }
     Ok(ExitCode::SUCCESS)

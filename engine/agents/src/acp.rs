@@ -273,7 +273,7 @@ impl AgentBackend for AcpBackend {
         let permit = pool.slots.clone().acquire_owned().await.map_err(|_| {
             AgentError::Unavailable(format!("agent {}: backend shut down", self.name))
         })?;
-        let process = pool.checkout(&cwd).await?;
+        let (process, cold) = pool.checkout(&cwd).await?;
         let request = process
             .cx
             .send_request(NewSessionRequest::new(cwd.clone()))
@@ -317,6 +317,7 @@ impl AgentBackend for AcpBackend {
             session_id,
             inflight: None,
             retire: false,
+            cold,
             _permit: permit,
         }))
     }
@@ -378,7 +379,7 @@ impl Pool {
 
     /// An idle live process, or a newly started one (`cwd` is its working directory).
     /// The caller holds a slot permit.
-    async fn checkout(&self, cwd: &Path) -> Result<Arc<AgentProcess>, AgentError> {
+    async fn checkout(&self, cwd: &Path) -> Result<(Arc<AgentProcess>, bool), AgentError> {
         self.evict_expired();
         if self.warm {
             loop {
@@ -391,7 +392,7 @@ impl Pool {
                 };
                 let Some(process) = next else { break };
                 if process.is_alive() {
-                    return Ok(process);
+                    return Ok((process, false));
                 }
                 tracing::debug!(agent = %self.spec.name, process = process.id, "idle agent process died; replacing it");
                 self.release(&process, true);
@@ -403,7 +404,7 @@ impl Pool {
         self.lock().live.insert(id, process.clone());
         drop(ticket);
         tracing::debug!(agent = %self.spec.name, process = id, pid = process.pid, "agent process started");
-        Ok(process)
+        Ok((process, true))
     }
 
     /// Gives a checked-out process back: idle again, or (`retire`, or dead) removed from
@@ -512,6 +513,8 @@ struct AcpSession {
     inflight: Option<oneshot::Receiver<Outcome>>,
     /// Retire the process on drop.
     retire: bool,
+    /// The process was started for this session (not a warm one).
+    cold: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -573,6 +576,7 @@ fn turn_from(response: &Value, acc: Option<TurnAcc>) -> Result<Turn, AgentError>
         usage: reported.or(collected).unwrap_or_default(),
         stop_reason,
         tool_calls,
+        served_by: None,
     })
 }
 
@@ -648,7 +652,13 @@ impl AgentSession for AcpSession {
             )));
         }
         self.inflight = Some(rx);
-        self.finish_inflight().await
+        let mut turn = self.finish_inflight().await?;
+        let warmth = if self.cold { "cold start" } else { "warm" };
+        turn.served_by = Some(match self.process.pid {
+            Some(pid) => format!("{warmth} (pid {pid})"),
+            None => format!("{warmth} (process {})", self.process.id),
+        });
+        Ok(turn)
     }
 
     /// ACP `session/cancel` for this session's abandoned turn (a dropped `prompt` future),

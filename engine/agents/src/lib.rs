@@ -54,6 +54,9 @@ pub struct Turn {
     pub stop_reason: String,
     /// Tool calls the agent reported during the turn.
     pub tool_calls: u32,
+    /// Which agent process served the turn (ACP only): `warm (pid N)` when the process
+    /// was reused, `cold start (pid N)` when it was started for this session.
+    pub served_by: Option<String>,
 }
 
 /// Liveness signal from a running turn, watched by the engine's stall detector.

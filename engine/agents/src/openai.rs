@@ -485,6 +485,7 @@ fn parse_completion(answer: &Value) -> Result<Turn, AgentError> {
             .get("tool_calls")
             .and_then(Value::as_array)
             .map_or(0, |c| c.len() as u32),
+        served_by: None,
     })
 }
 
