@@ -263,4 +263,76 @@ fn worktree_isolation_keeps_a_changed_worktree_and_removes_an_unchanged_one() {
     );
     let shown = acp.show(run_id);
     assert_eq!(shown["calls"][0]["worktree_branch"], branch);
+
+    let output = acp
+        .project
+        .booflow()
+        .args(["worktrees", "clean"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 worktree(s) removed"));
+    assert!(
+        !dir.join(format!(".boocode/worktrees/{run_id}/c0001"))
+            .exists()
+    );
+    let branches = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["branch", "--list", branch])
+        .output()
+        .unwrap();
+    assert!(branches.stdout.is_empty(), "the branch is deleted too");
+}
+
+#[test]
+fn agents_lists_the_configured_agents_and_checks_their_health() {
+    let acp = AcpProject::new(2);
+    let output = acp
+        .project
+        .booflow()
+        .args(["agents", "--check", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rows.len(), 1);
+    let tester = &rows[0];
+    assert_eq!(
+        (
+            tester["name"].as_str(),
+            tester["kind"].as_str(),
+            tester["lane"].as_str()
+        ),
+        (Some("tester"), Some("acp"), Some("cloud"))
+    );
+    assert_eq!(tester["default"], true);
+    assert!(
+        tester["health"].as_str().unwrap().starts_with("ok"),
+        "{tester}"
+    );
+    assert_eq!(
+        tester["processes"],
+        serde_json::json!({"live": 1, "idle": 1, "busy": 0})
+    );
+    assert_eq!(
+        acp.log_lines("sessions.log").len(),
+        1,
+        "the check opened a real session"
+    );
+
+    acp.project
+        .write_config("[agents.broken]\nkind = \"acp\"\ncommand = [\"/nonexistent/agent\"]\n");
+    let output = acp
+        .project
+        .booflow()
+        .args(["agents", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failing agent fails the check"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("failing"));
 }

@@ -27,6 +27,39 @@ pub struct Kept {
 
 const MAX_DIFF_BYTES: usize = 256 * 1024;
 
+/// `booflow worktrees clean`: removes every kept worktree under
+/// `<project>/.boocode/worktrees/<run>/<call>` and its `booflow/<run>/<call>` branch.
+/// Returns the removed paths. Errors: git refusing a removal (the message names the path).
+pub async fn clean(project: &Path) -> Result<Vec<PathBuf>, String> {
+    let root = project.join(".boocode/worktrees");
+    let mut removed = Vec::new();
+    let Ok(runs) = std::fs::read_dir(&root) else {
+        return Ok(removed);
+    };
+    for run in runs.flatten() {
+        let Ok(calls) = std::fs::read_dir(run.path()) else {
+            continue;
+        };
+        for call in calls.flatten() {
+            let path = call.path();
+            let branch = format!(
+                "booflow/{}/{}",
+                run.file_name().to_string_lossy(),
+                call.file_name().to_string_lossy()
+            );
+            let path_text = path.to_string_lossy().into_owned();
+            git(project, &["worktree", "remove", "--force", &path_text])
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            // The branch may be gone already (removed by hand); that is fine.
+            let _ = git(project, &["branch", "-D", &branch]).await;
+            removed.push(path);
+        }
+        let _ = std::fs::remove_dir(run.path());
+    }
+    Ok(removed)
+}
+
 async fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
     let output = Command::new("git")
         .arg("-C")

@@ -225,6 +225,100 @@ pub async fn traces(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
+/// `booflow agents`: the configured agents with their processes and, with `--check`, a
+/// health check that opens a session on each.
+pub async fn agents(
+    engine: &std::sync::Arc<Engine>,
+    json_out: bool,
+    check: bool,
+) -> anyhow::Result<ExitCode> {
+    let default = engine.config.default_agent_name().ok().map(str::to_string);
+    let mut rows = Vec::new();
+    let mut healthy = true;
+    for (name, config) in &engine.config.agents {
+        let health = if check {
+            let started = std::time::Instant::now();
+            let opts = booflow_agents::SessionOptions {
+                cwd: engine.project_dir.clone(),
+                model: None,
+                effort: None,
+                tools: None,
+                max_output_tokens: None,
+            };
+            let opened = match engine.backend(name) {
+                Ok(backend) => backend.open_session(&opts).await.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            match opened {
+                Ok(session) => {
+                    drop(session);
+                    format!("ok ({} ms to a session)", started.elapsed().as_millis())
+                }
+                Err(e) => {
+                    healthy = false;
+                    format!("failing: {e}")
+                }
+            }
+        } else {
+            "not checked (use --check)".to_string()
+        };
+        let status = engine.backend(name).map(|b| b.status()).unwrap_or_default();
+        let kind = match config.kind {
+            booflow_agents::config::AgentKind::Acp => "acp",
+            booflow_agents::config::AgentKind::Openai => "openai",
+        };
+        let lane = match config.lane {
+            booflow_agents::config::Lane::Local => "local",
+            booflow_agents::config::Lane::Cloud => "cloud",
+        };
+        let target = match config.kind {
+            booflow_agents::config::AgentKind::Acp => config.command.join(" "),
+            booflow_agents::config::AgentKind::Openai => {
+                config.base_url.clone().unwrap_or_default()
+            }
+        };
+        rows.push(json!({
+            "name": name, "default": default.as_deref() == Some(name.as_str()), "kind": kind, "lane": lane,
+            "max_live": config.max_live, "warm": config.warm, "model": config.model, "target": target,
+            "processes": status, "health": health,
+        }));
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("no agents configured: add an [agents.NAME] table to .boocode/booflow.toml");
+    } else {
+        println!(
+            "{:14}  {:6}  {:5}  {:8}  {:14}  {:30}  HEALTH",
+            "AGENT", "KIND", "LANE", "MAX_LIVE", "LIVE/IDLE/BUSY", "COMMAND / URL"
+        );
+        for row in &rows {
+            let p = &row["processes"];
+            let name = format!(
+                "{}{}",
+                row["name"].as_str().unwrap_or_default(),
+                if row["default"] == true { " *" } else { "" }
+            );
+            println!(
+                "{:14}  {:6}  {:5}  {:8}  {:14}  {:30}  {}",
+                name,
+                row["kind"].as_str().unwrap_or_default(),
+                row["lane"].as_str().unwrap_or_default(),
+                row["max_live"],
+                format!("{}/{}/{}", p["live"], p["idle"], p["busy"]),
+                truncate(row["target"].as_str().unwrap_or_default(), 30),
+                row["health"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    engine.shutdown().await;
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn truncate(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         text.to_string()

@@ -62,6 +62,26 @@ enum Command {
     },
     /// Cancel a run that is going on in another booflow process.
     Cancel { run_id: String },
+    /// List the configured agents: kind, lane, processes (live/idle/busy) and health.
+    Agents {
+        #[arg(long)]
+        json: bool,
+        /// Check each agent now: start an ACP agent and open a session on it (initialize,
+        /// authenticate, session/new), or open an OpenAI-compatible session.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Manage the git worktrees kept by `isolation: 'worktree'` calls.
+    Worktrees {
+        #[command(subcommand)]
+        action: WorktreesAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WorktreesAction {
+    /// Remove every kept worktree under .boocode/worktrees and its booflow/<run>/<call> branch.
+    Clean,
 }
 
 /// Where a command runs: the current directory, the project root above it, and home.
@@ -124,6 +144,21 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             traces: true,
         } => inspect::traces(&*place.engine(false).await?, &run_id, json).await,
         Command::Cancel { run_id } => inspect::cancel(&*place.engine(false).await?, &run_id).await,
+        Command::Agents { json, check } => {
+            inspect::agents(&place.engine(true).await?, json, check).await
+        }
+        Command::Worktrees {
+            action: WorktreesAction::Clean,
+        } => {
+            let removed = booflow_engine::worktree::clean(&place.project)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            for path in &removed {
+                println!("removed {}", path.display());
+            }
+            println!("{} worktree(s) removed", removed.len());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

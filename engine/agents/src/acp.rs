@@ -322,6 +322,16 @@ impl AgentBackend for AcpBackend {
         }))
     }
 
+    fn status(&self) -> crate::PoolStatus {
+        let state = self.pool.lock();
+        let (live, idle) = (state.live.len(), state.idle.len());
+        crate::PoolStatus {
+            live,
+            idle,
+            busy: live.saturating_sub(idle),
+        }
+    }
+
     /// Kills every process and makes later `open_session` calls fail.
     async fn shutdown(&self) {
         self.pool.slots.close();

@@ -202,6 +202,19 @@ pub trait AgentBackend: Send + Sync {
 
     /// Stops every process this backend started. Called when the run (or server) ends.
     async fn shutdown(&self) {}
+
+    /// Processes this backend keeps (ACP); zeros for HTTP backends.
+    fn status(&self) -> PoolStatus {
+        PoolStatus::default()
+    }
+}
+
+/// Live processes of one agent: `live = idle + busy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PoolStatus {
+    pub live: usize,
+    pub idle: usize,
+    pub busy: usize,
 }
 
 /// Builds the backend for a configured agent; ACP agents count their processes against
