@@ -97,3 +97,92 @@ return { notes, summary }"#,
     assert_eq!(again["agents"]["live"], 0);
     assert_eq!(project.server.request_count(), requests);
 }
+
+#[test]
+fn sequential_calls_reuse_one_warm_qwen_process() {
+    let project = qwen_project();
+    project.workflow(
+        "seq",
+        "const out = []\nfor (let i = 0; i < 4; i++) out.push(await agent(`[[reply:answer ${i}]] step ${i}`))\nreturn out",
+    );
+    let outcome = project.run_ok(&["seq", "--no-cache"]);
+    let output = project
+        .booflow()
+        .args([
+            "show",
+            outcome["run_id"].as_str().unwrap(),
+            "--traces",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let served: Vec<&str> = rows
+        .iter()
+        .map(|r| r["served_by"].as_str().unwrap_or(""))
+        .collect();
+    assert!(served[0].starts_with("cold start"), "{served:?}");
+    assert!(
+        served[1..].iter().all(|s| s.starts_with("warm")),
+        "one process served every later call: {served:?}"
+    );
+    let pid = |s: &str| s.split("pid ").nth(1).map(str::to_string);
+    assert!(
+        served.iter().all(|s| pid(s) == pid(served[0])),
+        "{served:?}"
+    );
+}
+
+#[test]
+fn a_sigkilled_warm_qwen_process_is_replaced_and_the_run_completes() {
+    let project = qwen_project();
+    project.workflow(
+        "slow",
+        "const out = []\nfor (let i = 0; i < 6; i++) out.push(await agent(`[[delay:500]][[reply:answer ${i}]] slow step ${i}`))\nreturn out",
+    );
+    let child = project
+        .booflow()
+        .args(["run", "slow", "--json", "--no-cache"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the warm process has served a call and is busy with the next, kill it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !project
+        .server
+        .requests()
+        .iter()
+        .any(|r| r.last_user_message.contains("slow step 2"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never reached its third call"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let children = Command::new("pgrep")
+        .args(["-P", &child.id().to_string()])
+        .output()
+        .unwrap();
+    let pids: Vec<String> = String::from_utf8_lossy(&children.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        !pids.is_empty(),
+        "the warm qwen process is a child of booflow"
+    );
+    for pid in &pids {
+        Command::new("kill").args(["-9", pid]).status().unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    let outcome: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+    assert_eq!(
+        outcome["agents"]["failed"], 0,
+        "a crash retried on a fresh process is not a failure"
+    );
+    assert_eq!(outcome["result"].as_array().unwrap().len(), 6);
+    assert_eq!(outcome["result"][5], "answer 5");
+}

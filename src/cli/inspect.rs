@@ -304,7 +304,7 @@ pub async fn agents(
                 name,
                 row["kind"].as_str().unwrap_or_default(),
                 row["lane"].as_str().unwrap_or_default(),
-                row["max_live"],
+                row["max_live"].to_string(),
                 format!("{}/{}/{}", p["live"], p["idle"], p["busy"]),
                 truncate(row["target"].as_str().unwrap_or_default(), 30),
                 row["health"].as_str().unwrap_or_default()
