@@ -35,13 +35,7 @@ impl AcpProject {
     }
 
     fn show(&self, run_id: &str) -> Value {
-        let output = self
-            .project
-            .booflow()
-            .args(["show", run_id, "--json"])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&output.stdout).unwrap()
+        self.project.show_json(run_id, &[])
     }
 }
 
@@ -73,22 +67,7 @@ fn sequential_calls_reuse_one_warm_process_with_a_fresh_session_each() {
         "authenticate once per process"
     );
     // The traces say which process served each call: a cold start, then warm hits.
-    let output = acp
-        .project
-        .booflow()
-        .args([
-            "show",
-            outcome["run_id"].as_str().unwrap(),
-            "--traces",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
-    let served: Vec<&str> = rows
-        .iter()
-        .map(|r| r["served_by"].as_str().unwrap_or(""))
-        .collect();
+    let served = acp.project.served_by(outcome["run_id"].as_str().unwrap());
     assert!(served[0].starts_with("cold start (pid "), "{served:?}");
     assert!(
         served[1..].iter().all(|s| s.starts_with("warm (pid ")),

@@ -102,12 +102,7 @@ return { a, side, b, c }"#,
             .contains("step c after")
     );
 
-    let shown = project
-        .booflow()
-        .args(["show", resumed["run_id"].as_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let shown = project.show_json(resumed["run_id"].as_str().unwrap(), &[]);
     assert_eq!(shown["run"]["resumed_from"], run_id.as_str());
 }
 

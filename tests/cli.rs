@@ -138,12 +138,7 @@ fn failed_runs_exit_non_zero_and_show_reports_them() {
     assert_eq!(output.status.code(), Some(1));
     let run_id = outcome["run_id"].as_str().unwrap();
 
-    let output = project
-        .booflow()
-        .args(["show", run_id, "--json"])
-        .output()
-        .unwrap();
-    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let shown = project.show_json(run_id, &[]);
     assert_eq!(shown["run"]["status"], "failed");
     assert_eq!(shown["calls"].as_array().unwrap().len(), 1);
     assert_eq!(shown["calls"][0]["line"], 3);
@@ -221,12 +216,8 @@ fn show_traces_lists_timings_and_usage_per_call() {
     );
     let outcome = project.run_ok(&["traced"]);
     let run_id = outcome["run_id"].as_str().unwrap();
-    let output = project
-        .booflow()
-        .args(["show", run_id, "--traces", "--json"])
-        .output()
-        .unwrap();
-    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let rows: Vec<Value> =
+        serde_json::from_value(project.show_json(run_id, &["--traces"])).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["label"], "first");
     assert!(rows[0]["latency_ms"].as_u64().unwrap() >= 50, "{}", rows[0]);

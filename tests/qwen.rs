@@ -106,21 +106,7 @@ fn sequential_calls_reuse_one_warm_qwen_process() {
         "const out = []\nfor (let i = 0; i < 4; i++) out.push(await agent(`[[reply:answer ${i}]] step ${i}`))\nreturn out",
     );
     let outcome = project.run_ok(&["seq", "--no-cache"]);
-    let output = project
-        .booflow()
-        .args([
-            "show",
-            outcome["run_id"].as_str().unwrap(),
-            "--traces",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
-    let served: Vec<&str> = rows
-        .iter()
-        .map(|r| r["served_by"].as_str().unwrap_or(""))
-        .collect();
+    let served = project.served_by(outcome["run_id"].as_str().unwrap());
     assert!(served[0].starts_with("cold start"), "{served:?}");
     assert!(
         served[1..].iter().all(|s| s.starts_with("warm")),
@@ -128,7 +114,7 @@ fn sequential_calls_reuse_one_warm_qwen_process() {
     );
     let pid = |s: &str| s.split("pid ").nth(1).map(str::to_string);
     assert!(
-        served.iter().all(|s| pid(s) == pid(served[0])),
+        served.iter().all(|s| pid(s) == pid(&served[0])),
         "{served:?}"
     );
 }

@@ -52,12 +52,7 @@ fn phases_labels_logs_and_console_reach_the_journal() {
         "phase('Plan')\nlog('planning', 3)\nconsole.warn('careful')\nawait agent('x', { label: 'planner' })\nawait agent('y', { phase: 'Other' })\nreturn null",
     );
     let outcome = project.run_ok(&["narrate"]);
-    let shown = project
-        .booflow()
-        .args(["show", outcome["run_id"].as_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let shown = project.show_json(outcome["run_id"].as_str().unwrap(), &[]);
     let calls = shown["calls"].as_array().unwrap();
     assert_eq!(calls[0]["label"], "planner");
     assert_eq!(calls[0]["phase"], "Plan");

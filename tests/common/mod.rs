@@ -126,6 +126,30 @@ impl Project {
     }
 }
 
+impl Project {
+    /// `booflow show <run_id> --json [extra…]` as JSON.
+    pub fn show_json(&self, run_id: &str, extra: &[&str]) -> Value {
+        let output = self
+            .booflow()
+            .args(["show", run_id, "--json"])
+            .args(extra)
+            .output()
+            .expect("run booflow show");
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("booflow show printed no JSON ({e}): {}", stderr(&output)))
+    }
+
+    /// Which process served each call of a run (`served_by` of `booflow show --traces`).
+    pub fn served_by(&self, run_id: &str) -> Vec<String> {
+        let rows = self.show_json(run_id, &["--traces"]);
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["served_by"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
