@@ -24,7 +24,11 @@ macro_rules! script {
     };
 }
 
-static SCRIPTS: &[CatalogScript] = &[script!("hello")];
+static SCRIPTS: &[CatalogScript] = &[
+    script!("deep-research"),
+    script!("hello"),
+    script!("plan-verify"),
+];
 
 /// Every catalog script, sorted by name.
 pub fn scripts() -> &'static [CatalogScript] {

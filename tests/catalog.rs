@@ -1,0 +1,156 @@
+//! The built-in catalog (DESIGN.md §5): each workflow's first `meta.args` example runs as is,
+//! and each one's call graph and result shape, against the scripted model server.
+
+mod common;
+
+use common::Project;
+use serde_json::{Value, json};
+
+fn catalog(project: &Project) -> Vec<Value> {
+    let output = project.booflow().args(["list", "--json"]).output().unwrap();
+    let list: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    list.into_iter()
+        .filter(|w| w["source"] == "catalog")
+        .collect()
+}
+
+/// `(phase, label)` of every call of a run, in call order.
+fn calls(project: &Project, run_id: &str) -> Vec<(String, String)> {
+    let shown = project.show_json(run_id, &[]);
+    shown["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["phase"].as_str().unwrap_or("").to_string(),
+                c["label"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_catalog_workflow_runs_its_first_example_as_is() {
+    let project = Project::new();
+    let workflows = catalog(&project);
+    assert!(workflows.len() >= 3, "{workflows:?}");
+    for w in &workflows {
+        let name = w["name"].as_str().unwrap();
+        let example = &w["args"]["examples"][0];
+        assert!(example.is_object(), "{name} has an args example");
+        for phase in w["phases"].as_array().unwrap() {
+            assert!(phase["title"].is_string(), "{name}: phases have titles");
+        }
+        let outcome = project.run_ok(&[name, "--args", &example.to_string()]);
+        assert_eq!(outcome["agents"]["failed"], 0, "{name}: {outcome}");
+    }
+}
+
+#[test]
+fn catalog_args_are_validated_before_the_run() {
+    let project = Project::new();
+    let output = project
+        .booflow()
+        .args(["run", "deep-research", "--args", "{\"breadth\": 2}"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        common::stderr(&output).contains("WorkflowInputError")
+            && common::stderr(&output).contains("question")
+    );
+    assert_eq!(project.server.request_count(), 0);
+}
+
+#[test]
+fn deep_research_plans_researches_each_sub_question_and_cites_them() {
+    let project = Project::new();
+    let outcome = project.run_ok(&[
+        "deep-research",
+        "--args",
+        "{\"question\": \"Why is the sky blue?\", \"breadth\": 2}",
+    ]);
+    let r = &outcome["result"];
+    assert_eq!(r["subquestions"].as_array().unwrap().len(), 2);
+    let findings = r["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 2);
+    assert_eq!(findings[1]["id"], 2);
+    assert!(!findings[0]["claims"].as_array().unwrap().is_empty());
+    assert!(r["report"].as_str().unwrap().starts_with("Answer: "), "{r}");
+    let requests = project.server.requests();
+    let report_prompt = requests
+        .iter()
+        .map(|q| q.last_user_message.as_str())
+        .find(|m| m.starts_with("Write a report"))
+        .expect("the report was asked for");
+    assert!(
+        report_prompt.contains("[1] ") && report_prompt.contains("[2] "),
+        "the sub-answers are cited: {report_prompt}"
+    );
+    let graph = calls(&project, outcome["run_id"].as_str().unwrap());
+    let phases: Vec<&str> = graph.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        phases,
+        [
+            "Plan",
+            "Research",
+            "Research",
+            "Research",
+            "Research",
+            "Synthesis"
+        ]
+    );
+    let mut labels: Vec<&str> = graph.iter().map(|(_, l)| l.as_str()).collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        [
+            "analyse 1",
+            "analyse 2",
+            "plan",
+            "report",
+            "research 1",
+            "research 2"
+        ]
+    );
+}
+
+#[test]
+fn plan_verify_revises_while_the_verdict_fails() {
+    let project = Project::new();
+    let plan = json!({"steps": [{"title": "draft", "detail": "first try"}]});
+    project.server.push_reply(plan.to_string());
+    project
+        .server
+        .push_reply(json!({"verdict": "fail", "issues": ["no tests"]}).to_string());
+    project
+        .server
+        .push_reply(json!({"steps": [{"title": "draft", "detail": "with tests"}]}).to_string());
+    project
+        .server
+        .push_reply(json!({"verdict": "pass", "issues": []}).to_string());
+    project.server.push_reply(
+        json!({"items": [{"title": "write tests", "acceptance": "they pass"}]}).to_string(),
+    );
+    let outcome = project.run_ok(&["plan-verify", "--arg", "goal=ship it"]);
+    let r = &outcome["result"];
+    assert_eq!(
+        r["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["verdict"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["fail", "pass"]
+    );
+    assert_eq!(r["verified"], true);
+    assert_eq!(r["plan"][0]["detail"], "with tests");
+    assert_eq!(r["items"][0]["title"], "write tests");
+    let graph = calls(&project, outcome["run_id"].as_str().unwrap());
+    let labels: Vec<&str> = graph.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["plan", "verify 1", "revise 1", "verify 2", "work items"]
+    );
+}
