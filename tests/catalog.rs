@@ -154,3 +154,105 @@ fn plan_verify_revises_while_the_verdict_fails() {
         ["plan", "verify 1", "revise 1", "verify 2", "work items"]
     );
 }
+
+#[test]
+fn multi_review_merges_duplicate_findings_before_verifying() {
+    let project = Project::new();
+    // The scripted model gives every review the same finding: the merge must keep one.
+    let outcome = project.run_ok(&["multi-review", "--arg", "target=src/lib.rs"]);
+    let r = &outcome["result"];
+    let findings = r["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{r}");
+    assert_eq!(
+        findings[0]["lenses"],
+        json!(["code-health", "security", "standards"])
+    );
+    assert_eq!(findings[0]["confirmed"], true);
+    assert!(r["report"].is_string());
+    let labels: Vec<String> = calls(&project, outcome["run_id"].as_str().unwrap())
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    assert_eq!(
+        labels.len(),
+        5,
+        "3 reviews, 1 verification, 1 report: {labels:?}"
+    );
+    assert_eq!(&labels[3..], ["verify 1", "report"]);
+}
+
+#[test]
+fn bounty_hunt_scans_four_focuses_and_verifies_each_finding() {
+    let project = Project::new();
+    let outcome = project.run_ok(&["bounty-hunt", "--arg", "target=src/server/"]);
+    let r = &outcome["result"];
+    assert_eq!(
+        r["scanned"],
+        json!(["injection", "authz", "crypto", "business-logic"])
+    );
+    assert_eq!(r["candidates"], 4);
+    let findings = r["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 4);
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["severity"] == "critical" && f["confirmed"] == true)
+    );
+    let graph = calls(&project, outcome["run_id"].as_str().unwrap());
+    assert_eq!(graph.iter().filter(|(p, _)| p == "Scan").count(), 4);
+    assert_eq!(graph.iter().filter(|(p, _)| p == "Verify").count(), 4);
+}
+
+#[test]
+fn han_runs_a_fixed_shape_per_band_and_announces_its_steps() {
+    let project = Project::new();
+    for (band, lenses, verify) in [("small", 2, 3), ("medium", 4, 6), ("large", 6, 10)] {
+        let (outcome, output) = project.run_json(&[
+            "han",
+            "--args",
+            &json!({"target": "engine/", "band": band}).to_string(),
+        ]);
+        assert_eq!(
+            outcome["status"],
+            "completed",
+            "{}",
+            common::stderr(&output)
+        );
+        let r = &outcome["result"];
+        assert_eq!(r["band"], band);
+        let steps = r["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 1 + lenses + 1 + verify + 1, "{band}");
+        assert_eq!(steps[0]["step_id"], "recon");
+        assert_eq!(
+            steps[lenses + 1],
+            json!({"step_id": "merge", "label": "Merge and rank", "kind": "code", "status": "completed"})
+        );
+        // The scripted model gives every lens the same finding: one survives the merge, so one
+        // verification runs and the others are skipped.
+        let statuses: Vec<&str> = steps[lenses + 2..lenses + 2 + verify]
+            .iter()
+            .map(|s| s["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses[0], "completed");
+        assert!(
+            statuses[1..].iter().all(|s| *s == "skipped"),
+            "{statuses:?}"
+        );
+        assert!(
+            r["report"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("# Han analysis ({band})"))
+        );
+        assert_eq!(
+            outcome["agents"]["total"],
+            (1 + lenses + 1) as u64,
+            "recon, lenses, one verification"
+        );
+        let announced = common::stderr(&output);
+        assert!(
+            announced.contains(&format!("han {band}: recon, lens-architecture")),
+            "the step list is announced first: {announced}"
+        );
+    }
+}

@@ -25,8 +25,11 @@ macro_rules! script {
 }
 
 static SCRIPTS: &[CatalogScript] = &[
+    script!("bounty-hunt"),
     script!("deep-research"),
+    script!("han"),
     script!("hello"),
+    script!("multi-review"),
     script!("plan-verify"),
 ];
 
