@@ -256,3 +256,89 @@ fn han_runs_a_fixed_shape_per_band_and_announces_its_steps() {
         );
     }
 }
+
+#[test]
+fn the_arena_measures_each_contestant_and_judges_them() {
+    let project = Project::new();
+    let base = project.server.base_url.clone();
+    project.write_config(&format!(
+        "default_agent = \"alpha\"\n\n[agents.alpha]\nkind = \"openai\"\nbase_url = \"{base}\"\nmodel = \"alpha-model\"\n\n[agents.beta]\nkind = \"openai\"\nbase_url = \"{base}\"\nmodel = \"beta-model\"\n\n[agents.gamma]\nkind = \"openai\"\nbase_url = \"{base}\"\nmodel = \"gamma-model\"\nlane = \"local\"\n"
+    ));
+    let args = json!({
+        "prompt": "[[delay:100]] Name a sorting algorithm.",
+        "type": "qa",
+        "contestants": [{"agent": "alpha"}, {"agent": "beta"}, {"agent": "gamma", "lane": "local"}],
+        "cross_examine": true,
+    });
+    let outcome = project.run_ok(&["arena", "--args", &args.to_string()]);
+    let r = &outcome["result"];
+    assert_eq!(
+        r["battle"],
+        json!({"prompt": "[[delay:100]] Name a sorting algorithm.", "type": "qa"})
+    );
+    let contestants = r["contestants"].as_array().unwrap();
+    assert_eq!(contestants.len(), 3);
+    for c in contestants {
+        assert_eq!(c["status"], "completed", "{c}");
+        assert!(c["duration_ms"].as_u64().unwrap() >= 100, "{c}");
+        assert!(c["output_tokens"].as_u64().unwrap() > 0, "{c}");
+        assert!(c["tokens_per_sec"].as_f64().unwrap() > 0.0, "{c}");
+    }
+    assert_eq!(contestants[2]["lane"], "local");
+    assert_eq!(r["analysis"]["digests"].as_array().unwrap().len(), 3);
+    let winner = r["analysis"]["winner"].as_str().unwrap();
+    assert!(["c1", "c2", "c3"].contains(&winner));
+    assert_eq!(r["analysis"]["ranking"].as_array().unwrap().len(), 3);
+    assert_eq!(r["cross_examination"]["of"], winner);
+    // Each contestant went to its own agent (model), as the model server saw it.
+    let models: std::collections::BTreeSet<String> = project
+        .server
+        .requests()
+        .iter()
+        .filter_map(|q| q.body["model"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        models.contains("beta-model") && models.contains("gamma-model"),
+        "{models:?}"
+    );
+    // The user overrides the winner afterwards; the artifacts export as files.
+    let run_id = outcome["run_id"].as_str().unwrap();
+    let output = project
+        .booflow()
+        .args(["annotate", run_id, "winner=c9"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        common::stderr(&output).contains("contestants: c1, c2, c3"),
+        "{}",
+        common::stderr(&output)
+    );
+    let output = project
+        .booflow()
+        .args(["annotate", run_id, "winner=c2"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let shown = project.show_json(run_id, &[]);
+    assert_eq!(shown["annotations"]["winner"], "c2");
+    let dir = project.path().join("exported");
+    let output = project
+        .booflow()
+        .args(["show", run_id, "--export"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["analysis"]["winner"], winner);
+    assert_eq!(manifest["contestants"].as_array().unwrap().len(), 3);
+    for id in ["c1", "c2", "c3"] {
+        assert!(
+            !std::fs::read_to_string(dir.join(format!("{id}.txt")))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -25,6 +25,7 @@ macro_rules! script {
 }
 
 static SCRIPTS: &[CatalogScript] = &[
+    script!("arena"),
     script!("bounty-hunt"),
     script!("deep-research"),
     script!("han"),

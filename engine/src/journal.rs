@@ -349,6 +349,42 @@ impl Store {
         Ok(())
     }
 
+    /// Sets (or replaces) an annotation of a run: a key → value a person set afterwards.
+    pub async fn annotate(
+        &self,
+        run_id: &str,
+        key: &str,
+        value: &str,
+        at: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO annotations (run_id, key, value, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, at = excluded.at",
+        )
+        .bind(run_id)
+        .bind(key)
+        .bind(value)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A run's annotations, by key.
+    pub async fn annotations(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let rows = sqlx::query("SELECT key, value FROM annotations WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("key"), r.get("value")))
+            .collect())
+    }
+
     /// Artifacts of a run: `(name, content)`, by name.
     pub async fn artifacts(&self, run_id: &str) -> anyhow::Result<Vec<(String, Value)>> {
         let rows =

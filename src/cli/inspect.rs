@@ -91,11 +91,17 @@ pub async fn show(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Resu
     };
     let calls = engine.store.calls(run_id).await?;
     let logs = engine.store.logs(run_id).await?;
+    let annotations = engine.store.annotations(run_id).await?;
+    let artifacts: Vec<String> = engine
+        .store
+        .artifacts(run_id)
+        .await?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"run": run, "calls": calls, "logs": logs}))?
-        );
+        let shown = json!({"run": run, "calls": calls, "logs": logs, "annotations": annotations, "artifacts": artifacts});
+        println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("run       {}", run.run_id);
@@ -111,6 +117,16 @@ pub async fn show(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Resu
     }
     if let Some(args) = &run.args {
         println!("args      {args}");
+    }
+    for (key, value) in &annotations {
+        println!("note      {key} = {value}");
+    }
+    if !artifacts.is_empty() {
+        println!(
+            "artifacts {} (booflow show {} --export DIR)",
+            artifacts.join(", "),
+            run.run_id
+        );
     }
     println!();
     println!(
@@ -317,6 +333,74 @@ pub async fn agents(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `booflow show <run> --export DIR`: writes each artifact to `DIR/<name>` (text as is, JSON
+/// pretty-printed). Names with path separators are refused.
+pub async fn export(engine: &Engine, run_id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
+    if engine.store.get_run(run_id).await?.is_none() {
+        bail!(
+            "no run {run_id} in {}",
+            engine.project_dir.join(".boocode/booflow.db").display()
+        );
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let artifacts = engine.store.artifacts(run_id).await?;
+    for (name, content) in &artifacts {
+        if name.contains('/') || name.contains('\\') || name == ".." {
+            bail!("artifact name {name:?} is not a plain file name");
+        }
+        let text = match content {
+            Value::String(text) => text.clone(),
+            other => serde_json::to_string_pretty(other)?,
+        };
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    println!("{} artifact(s) exported", artifacts.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `booflow annotate <run> key=value…`. `winner=<id>` on a run whose result has contestants
+/// (the Arena) must name one of them.
+pub async fn annotate(engine: &Engine, run_id: &str, pairs: &[String]) -> anyhow::Result<ExitCode> {
+    let Some(run) = engine.store.get_run(run_id).await? else {
+        bail!(
+            "no run {run_id} in {}",
+            engine.project_dir.join(".boocode/booflow.db").display()
+        );
+    };
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("{pair}: expected key=value")
+        };
+        if key == "winner"
+            && let Some(contestants) = run
+                .result
+                .as_ref()
+                .and_then(|r| r["contestants"].as_array())
+        {
+            let ids: Vec<&str> = contestants
+                .iter()
+                .filter_map(|c| c["id"].as_str())
+                .collect();
+            if !ids.contains(&value) {
+                bail!(
+                    "winner={value}: no such contestant in run {run_id}; contestants: {}",
+                    ids.join(", ")
+                );
+            }
+        }
+        engine
+            .store
+            .annotate(run_id, key, value, &booflow_engine::now_rfc3339())
+            .await?;
+        println!("{run_id}: {key} = {value}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn truncate(text: &str, width: usize) -> String {

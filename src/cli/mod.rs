@@ -55,6 +55,9 @@ enum Command {
         run_id: String,
         #[arg(long)]
         json: bool,
+        /// Write the run's artifacts (`artifact(name, content)`) into this directory.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
         /// Print each call's trace instead: latency, time to first update, tokens (in, out,
         /// cached, reasoning), tool calls, stop reason, retries.
         #[arg(long)]
@@ -62,6 +65,13 @@ enum Command {
     },
     /// Cancel a run that is going on in another booflow process.
     Cancel { run_id: String },
+    /// Set annotations on a finished run, e.g. `winner=c2` to override an Arena winner.
+    Annotate {
+        run_id: String,
+        /// `key=value` pairs.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+    },
     /// List the configured agents: kind, lane, processes (live/idle/busy) and health.
     Agents {
         #[arg(long)]
@@ -135,14 +145,24 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Show {
             run_id,
+            export: Some(dir),
+            ..
+        } => inspect::export(&*place.engine(false).await?, &run_id, &dir).await,
+        Command::Show {
+            run_id,
             json,
             traces: false,
+            ..
         } => inspect::show(&*place.engine(false).await?, &run_id, json).await,
         Command::Show {
             run_id,
             json,
             traces: true,
+            ..
         } => inspect::traces(&*place.engine(false).await?, &run_id, json).await,
+        Command::Annotate { run_id, pairs } => {
+            inspect::annotate(&*place.engine(false).await?, &run_id, &pairs).await
+        }
         Command::Cancel { run_id } => inspect::cancel(&*place.engine(false).await?, &run_id).await,
         Command::Agents { json, check } => {
             inspect::agents(&place.engine(true).await?, json, check).await
