@@ -315,3 +315,51 @@ fn agents_lists_the_configured_agents_and_checks_their_health() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("failing"));
 }
+
+#[test]
+fn an_arena_coding_battle_collects_each_contestants_diff_from_its_own_worktree() {
+    let acp = AcpProject::new(2);
+    let dir = acp.project.path();
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    std::fs::remove_dir_all(dir.join(".git")).unwrap();
+    git(&["init", "-q"]);
+    std::fs::write(dir.join("README.md"), "base\n").unwrap();
+    git(&["add", "README.md"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "base",
+    ]);
+    let args = serde_json::json!({
+        "prompt": "[[write:solution.txt:my fix]] fix it",
+        "type": "coding",
+        "contestants": [{"agent": "tester"}, {"agent": "tester", "lane": "local"}],
+    });
+    let outcome = acp.project.run_ok(&["arena", "--args", &args.to_string()]);
+    let contestants = outcome["result"]["contestants"].as_array().unwrap();
+    for c in contestants {
+        assert_eq!(c["status"], "completed", "{c}");
+        assert!(
+            c["diff"].as_str().unwrap().contains("+my fix"),
+            "each contestant's diff: {c}"
+        );
+    }
+    // Each contestant's change stays in its own kept worktree.
+    let run_id = outcome["run_id"].as_str().unwrap();
+    for call in ["c0001", "c0002"] {
+        let kept = dir.join(format!(".boocode/worktrees/{run_id}/{call}/solution.txt"));
+        assert!(kept.exists(), "{} exists", kept.display());
+    }
+}

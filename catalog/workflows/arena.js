@@ -117,7 +117,11 @@ if (finished.length > 1) {
         required: ['ranking', 'winner', 'rationale'],
       },
     },
-  )
+  ).catch((e) => {
+    // No verdict is still a result: keep the order they finished in, and say why.
+    log(`the judge failed: ${e.message}`)
+    return { ranking: ids, winner: ids[0], rationale: `no verdict: the judge failed (${e.message.split('\n')[0]})` }
+  })
   // A ranking names every finished contestant once, the winner first.
   const ranking = [verdict.winner, ...verdict.ranking, ...ids].filter((id, i, all) => all.indexOf(id) === i)
   analysis = { digests: analysis.digests, ranking, winner: verdict.winner, rationale: verdict.rationale }
