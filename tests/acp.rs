@@ -188,28 +188,7 @@ fn booflow_cancel_stops_a_run_from_another_process() {
 fn worktree_isolation_keeps_a_changed_worktree_and_removes_an_unchanged_one() {
     let acp = AcpProject::new(2);
     let dir = acp.project.path();
-    let git = |args: &[&str]| {
-        let status = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "git {args:?}");
-    };
-    std::fs::remove_dir_all(dir.join(".git")).unwrap();
-    git(&["init", "-q"]);
-    std::fs::write(dir.join("README.md"), "hello\n").unwrap();
-    git(&["add", "README.md"]);
-    git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-qm",
-        "base",
-    ]);
+    acp.project.git_repo_with_readme("hello\n");
     acp.project.workflow(
         "iso",
         "const a = await agent('[[write:notes.txt:new file]] write', { isolation: 'worktree', detail: true })\nconst b = await agent('[[read:README.md]] read', { isolation: 'worktree', detail: true })\nreturn { a, b }",
@@ -320,28 +299,7 @@ fn agents_lists_the_configured_agents_and_checks_their_health() {
 fn an_arena_coding_battle_collects_each_contestants_diff_from_its_own_worktree() {
     let acp = AcpProject::new(2);
     let dir = acp.project.path();
-    let git = |args: &[&str]| {
-        let status = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "git {args:?}");
-    };
-    std::fs::remove_dir_all(dir.join(".git")).unwrap();
-    git(&["init", "-q"]);
-    std::fs::write(dir.join("README.md"), "base\n").unwrap();
-    git(&["add", "README.md"]);
-    git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-qm",
-        "base",
-    ]);
+    acp.project.git_repo_with_readme("base\n");
     let args = serde_json::json!({
         "prompt": "[[write:solution.txt:my fix]] fix it",
         "type": "coding",

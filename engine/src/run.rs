@@ -104,17 +104,17 @@ impl Engine {
             0 => None,
             n => Some(n),
         };
-        let (resume, spent) = match &request.resume_from {
+        // Replayed calls are charged to the budget as the script reaches them, so
+        // `budget.spent()` is rebuilt from the journal call by call.
+        let resume = match &request.resume_from {
             Some(old) => {
                 self.store
                     .get_run(old)
                     .await?
                     .with_context(|| format!("--resume {old}: no such run in the journal"))?;
-                let calls = self.store.completed_calls(old).await?;
-                let spent = calls.values().map(|c| c.usage.output_tokens).sum::<u64>();
-                (calls, spent)
+                self.store.completed_calls(old).await?
             }
-            None => (HashMap::new(), 0),
+            None => HashMap::new(),
         };
         self.store
             .insert_run(&RunRecord {
@@ -134,7 +134,6 @@ impl Engine {
                 finished_at: None,
             })
             .await?;
-        let _ = spent; // replayed calls are charged as the script reaches them
         let (events, rx) = broadcast::channel(4096);
         let cancel = CancellationToken::new();
         let init = Init {

@@ -127,6 +127,32 @@ impl Project {
 }
 
 impl Project {
+    /// Makes the project a real git repository with one commit holding `README.md`.
+    pub fn git_repo_with_readme(&self, readme: &str) {
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git")
+                .arg("-C")
+                .arg(self.path())
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(status.success(), "git {args:?}");
+        };
+        std::fs::remove_dir_all(self.path().join(".git")).unwrap();
+        git(&["init", "-q"]);
+        std::fs::write(self.path().join("README.md"), readme).unwrap();
+        git(&["add", "README.md"]);
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "base",
+        ]);
+    }
+
     /// `booflow show <run_id> --json [extra…]` as JSON.
     pub fn show_json(&self, run_id: &str, extra: &[&str]) -> Value {
         let output = self
