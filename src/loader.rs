@@ -12,27 +12,22 @@ pub struct DiscoveryLoader {
     pub home: Option<PathBuf>,
 }
 
-/// The script an entry runs, with the path shown in its errors.
-pub fn prepared(entry: &WorkflowEntry) -> PreparedScript {
-    PreparedScript {
-        file: entry.path.display().to_string(),
-        body: entry.script.body.clone(),
-    }
-}
-
 impl ScriptLoader for DiscoveryLoader {
     fn load(&self, target: &WorkflowTarget, from_file: &str) -> Result<PreparedScript, String> {
         match target {
             WorkflowTarget::Name(name) => {
                 let found = discover(&self.cwd, self.home.as_deref());
-                found.find(name).map(prepared).ok_or_else(|| {
-                    let names: Vec<&str> =
-                        found.workflows.iter().map(|w| w.name.as_str()).collect();
-                    format!(
-                        "workflow('{name}'): no such workflow; known: {}",
-                        names.join(", ")
-                    )
-                })
+                found
+                    .find(name)
+                    .map(WorkflowEntry::prepared)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> =
+                            found.workflows.iter().map(|w| w.name.as_str()).collect();
+                        format!(
+                            "workflow('{name}'): no such workflow; known: {}",
+                            names.join(", ")
+                        )
+                    })
             }
             WorkflowTarget::Path { script_path } => {
                 let base = Path::new(from_file)
@@ -50,7 +45,7 @@ impl ScriptLoader for DiscoveryLoader {
                     self.cwd.join(path)
                 };
                 load_path(&path)
-                    .map(|entry| prepared(&entry))
+                    .map(|entry| entry.prepared())
                     .map_err(|e| format!("workflow({{scriptPath: '{script_path}'}}): {e}"))
             }
         }

@@ -30,8 +30,10 @@ pub enum CallFailure {
     Exhausted(String),
     /// The agent failed, or the answer never matched the schema: the call rejects.
     Failed(String),
-    /// The run was cancelled (or the call skipped).
+    /// The run was cancelled.
     Cancelled,
+    /// A person skipped the call (`CallCommand::Skip`): it resolves `null`.
+    Skipped,
 }
 
 /// Everything known about a finished call.

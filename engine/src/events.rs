@@ -42,10 +42,16 @@ pub struct RunOutcome {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
+    /// The run exists; with `queued` it waits for a slot (see `Engine::queue_run`).
     RunStarted {
         run_id: String,
         workflow: String,
         phases: Vec<String>,
+        queued: bool,
+    },
+    /// A queued run got its slot and starts now.
+    RunRunning {
+        run_id: String,
     },
     Phase {
         run_id: String,
@@ -65,7 +71,7 @@ pub enum RunEvent {
     CallFinished {
         run_id: String,
         call_id: String,
-        /// `completed`, `failed`, `cancelled`.
+        /// `completed`, `failed`, `skipped` (on request; resolved `null`), `cancelled`.
         status: String,
         cached: bool,
         usage: Usage,

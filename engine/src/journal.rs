@@ -38,17 +38,48 @@ pub struct RunRecord {
     pub source: String,
     pub path: String,
     pub args: Option<Value>,
-    /// `running`, `completed`, `failed`, `cancelled`, or `interrupted` (its process died).
+    /// `queued` (waiting for a slot under `WORKFLOW_MAX_CONCURRENT`), `running`,
+    /// `completed`, `failed`, `cancelled`, or `interrupted` (its process died).
     pub status: String,
     pub result: Option<Value>,
     pub error: Option<String>,
     pub resumed_from: Option<String>,
+    /// The titles of the workflow's `meta.phases`, in order.
+    pub phases: Vec<String>,
     pub no_cache: bool,
     pub budget_total: Option<u64>,
     pub sandbox: String,
     /// RFC 3339 UTC.
     pub started_at: String,
     pub finished_at: Option<String>,
+}
+
+impl RunRecord {
+    /// Checks an annotation before it is stored: `winner` on a run whose result lists
+    /// `contestants` (the Arena) must name one of their ids. The error names the value and
+    /// the ids that would do.
+    pub fn check_annotation(&self, key: &str, value: &str) -> Result<(), String> {
+        let contestants = self
+            .result
+            .as_ref()
+            .and_then(|r| r["contestants"].as_array());
+        if key == "winner"
+            && let Some(contestants) = contestants
+        {
+            let ids: Vec<&str> = contestants
+                .iter()
+                .filter_map(|c| c["id"].as_str())
+                .collect();
+            if !ids.contains(&value) {
+                return Err(format!(
+                    "winner={value}: no such contestant in run {}; contestants: {}",
+                    self.run_id,
+                    ids.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A call's row at its start.
@@ -75,6 +106,9 @@ pub struct CallEnd {
     pub cached: bool,
     pub finished_at: String,
     pub duration_ms: u64,
+    /// Whether the call reached an agent; a call that ended before (cancelled or skipped
+    /// while waiting, refused by the budget) is journaled without a duration.
+    pub executed: bool,
     pub first_update_ms: Option<u64>,
     pub usage: Usage,
     pub retries: u32,
@@ -103,6 +137,7 @@ pub struct CallRecord {
     pub model: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// `None` when the call never reached an agent.
     pub duration_ms: Option<u64>,
     pub first_update_ms: Option<u64>,
     pub usage: Usage,
@@ -126,6 +161,17 @@ pub struct LogRecord {
     pub at: String,
     pub level: String,
     pub message: String,
+}
+
+/// Journal-wide totals (see [`Store::stats`]). Run statuses are as stored (`running` rows
+/// of killed processes are not re-labelled `interrupted` here).
+#[derive(Debug, Clone, Default)]
+pub struct JournalStats {
+    pub runs_by_status: Vec<(String, u64)>,
+    pub calls_by_status: Vec<(String, u64)>,
+    /// Calls answered from the cache or a resumed journal.
+    pub cache_hits: u64,
+    pub tokens: Usage,
 }
 
 /// The journal and cache of one project.
@@ -174,11 +220,12 @@ impl Store {
         })
     }
 
-    /// Journals a new run as `running`, with this process's pid (to spot killed runs).
+    /// Journals a new run (`queued` or `running`), with this process's pid (to spot killed
+    /// runs).
     pub async fn insert_run(&self, run: &RunRecord) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO runs (run_id, workflow, source, path, args, status, resumed_from, no_cache, budget_total, sandbox, started_at, pid)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO runs (run_id, workflow, source, path, args, status, resumed_from, no_cache, budget_total, sandbox, started_at, pid, phases)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&run.run_id)
         .bind(&run.workflow)
@@ -192,8 +239,18 @@ impl Store {
         .bind(&run.sandbox)
         .bind(&run.started_at)
         .bind(std::process::id() as i64)
+        .bind(serde_json::to_string(&run.phases)?)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Marks a queued run as `running` (it got its slot).
+    pub async fn mark_running(&self, run_id: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE runs SET status = 'running' WHERE run_id = $1 AND status = 'queued'")
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -272,7 +329,7 @@ impl Store {
         .bind(&end.status)
         .bind(end.cached)
         .bind(&end.finished_at)
-        .bind(end.duration_ms as i64)
+        .bind((end.executed || end.cached).then_some(end.duration_ms as i64))
         .bind(end.first_update_ms.map(|v| v as i64))
         .bind(end.usage.input_tokens as i64)
         .bind(end.usage.output_tokens as i64)
@@ -473,9 +530,20 @@ impl Store {
 
     /// Runs, newest first.
     pub async fn list_runs(&self, limit: u32) -> anyhow::Result<Vec<RunRecord>> {
+        self.runs_page(None, limit).await
+    }
+
+    /// One page of runs, newest first, after the run id `cursor` (keyset pagination: run
+    /// ids are ULIDs, so their order is their start order).
+    pub async fn runs_page(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<RunRecord>> {
         let rows = sqlx::query(&format!(
-            "{RUN_SELECT} ORDER BY started_at DESC, run_id DESC LIMIT $1"
+            "{RUN_SELECT} WHERE ($1 IS NULL OR run_id < $1) ORDER BY run_id DESC LIMIT $2"
         ))
+        .bind(cursor)
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
@@ -493,13 +561,26 @@ impl Store {
 
     /// A run's calls in the order they were made.
     pub async fn calls(&self, run_id: &str) -> anyhow::Result<Vec<CallRecord>> {
+        self.calls_page(run_id, 0, u32::MAX).await
+    }
+
+    /// Up to `limit` of a run's calls with `seq > after`, in order (keyset pagination for
+    /// the traces endpoint).
+    pub async fn calls_page(
+        &self,
+        run_id: &str,
+        after: u32,
+        limit: u32,
+    ) -> anyhow::Result<Vec<CallRecord>> {
         let rows = sqlx::query(
             "SELECT call_id, seq, content_key, label, phase, line, status, cached, agent, model, started_at, finished_at,
                 duration_ms, first_update_ms, input_tokens, output_tokens, cached_tokens, reasoning_tokens, retries,
                 stop_reason, tool_calls, result, error, worktree_branch, worktree_stat, served_by
-             FROM calls WHERE run_id = $1 ORDER BY seq",
+             FROM calls WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(run_id)
+        .bind(after as i64)
+        .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -550,11 +631,49 @@ impl Store {
             .collect())
     }
 
+    /// Totals over the whole journal, for `GET /metrics`: runs by status, calls by status,
+    /// calls replayed from the cache, and token sums over every call.
+    pub async fn stats(&self) -> anyhow::Result<JournalStats> {
+        let mut stats = JournalStats::default();
+        for row in sqlx::query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            stats
+                .runs_by_status
+                .push((row.get("status"), row.get::<i64, _>("n") as u64));
+        }
+        for row in sqlx::query("SELECT status, COUNT(*) AS n FROM calls GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            stats
+                .calls_by_status
+                .push((row.get("status"), row.get::<i64, _>("n") as u64));
+        }
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(cached), 0) AS hits, COALESCE(SUM(input_tokens), 0) AS i,
+                    COALESCE(SUM(output_tokens), 0) AS o, COALESCE(SUM(cached_tokens), 0) AS c,
+                    COALESCE(SUM(reasoning_tokens), 0) AS r
+             FROM calls",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        stats.cache_hits = row.get::<i64, _>("hits") as u64;
+        stats.tokens = Usage {
+            input_tokens: row.get::<i64, _>("i") as u64,
+            output_tokens: row.get::<i64, _>("o") as u64,
+            cached_tokens: row.get::<i64, _>("c") as u64,
+            reasoning_tokens: row.get::<i64, _>("r") as u64,
+        };
+        Ok(stats)
+    }
+
     /// Asks the process running `run_id` to cancel it (`booflow cancel`). Returns false when
     /// the run is unknown or already finished.
     pub async fn request_cancel(&self, run_id: &str) -> anyhow::Result<bool> {
         let done = sqlx::query(
-            "UPDATE runs SET cancel_requested = 1 WHERE run_id = $1 AND status = 'running'",
+            "UPDATE runs SET cancel_requested = 1 WHERE run_id = $1 AND status IN ('queued', 'running')",
         )
         .bind(run_id)
         .execute(&self.pool)
@@ -595,13 +714,15 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> anyhow::Result<()> {
 
 const RUN_SELECT: &str =
     "SELECT run_id, workflow, source, path, args, status, result, error, resumed_from, no_cache,
-    budget_total, sandbox, started_at, finished_at, pid FROM runs";
+    budget_total, sandbox, started_at, finished_at, pid, phases FROM runs";
 
 fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> RunRecord {
     let mut status: String = r.get("status");
     // A run whose process is gone without finishing it was killed: say so instead of
     // showing it running forever. Its finished calls are in the journal for --resume.
-    if status == "running" && !r.get::<Option<i64>, _>("pid").is_some_and(pid_alive) {
+    if (status == "running" || status == "queued")
+        && !r.get::<Option<i64>, _>("pid").is_some_and(pid_alive)
+    {
         status = "interrupted".into();
     }
     RunRecord {
@@ -614,6 +735,10 @@ fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> RunRecord {
         result: from_json_text(r.get("result")),
         error: r.get("error"),
         resumed_from: r.get("resumed_from"),
+        phases: r
+            .get::<Option<String>, _>("phases")
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default(),
         no_cache: r.get::<i64, _>("no_cache") != 0,
         budget_total: r.get::<Option<i64>, _>("budget_total").map(|b| b as u64),
         sandbox: r.get("sandbox"),

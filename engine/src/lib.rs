@@ -9,6 +9,7 @@
 
 pub mod budget;
 pub mod call;
+pub mod control;
 pub mod events;
 pub mod journal;
 pub mod run;
@@ -25,6 +26,7 @@ use booflow_agents::AgentBackend;
 use booflow_agents::config::Config;
 use booflow_host_api::{PreparedScript, WorkflowTarget};
 
+pub use control::{CallCommand, RunControl};
 pub use events::{RunEvent, RunOutcome};
 pub use run::{RunHandle, RunRequest};
 pub use sandbox::SandboxKind;

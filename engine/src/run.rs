@@ -17,7 +17,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::Budget;
-use crate::call::{self, CallFailure, CallSpec};
+use crate::call::{self, CallFailure, CallReport, CallSpec};
+use crate::control::{CallCommand, RunControl};
 use crate::events::{AgentCounts, RunEvent, RunOutcome, UsageTotals};
 use crate::journal::{CachedResult, CallEnd, CallStart, RunRecord};
 use crate::sandbox::{self, SandboxKind, SandboxLimits};
@@ -53,6 +54,8 @@ pub struct RunHandle {
     pub events: broadcast::Receiver<RunEvent>,
     /// Cancels the run: in-flight calls get `session/cancel`, the script a `WorkflowAbortError`.
     pub cancel: CancellationToken,
+    /// Skips or retries one of the run's agent calls.
+    pub control: RunControl,
     pub done: tokio::task::JoinHandle<RunOutcome>,
 }
 
@@ -82,6 +85,7 @@ struct Loop {
     guest: std::sync::mpsc::Sender<String>,
     internal: mpsc::UnboundedSender<Internal>,
     cancel: CancellationToken,
+    control: RunControl,
     budget: Arc<Budget>,
     slots: Arc<Semaphore>,
     resume: HashMap<String, CachedResult>,
@@ -99,6 +103,17 @@ impl Engine {
     /// Starts a run in the background. Fails before starting when the args do not match
     /// `meta.args` (checked by the caller) or the journal cannot be written.
     pub async fn start_run(self: &Arc<Self>, request: RunRequest) -> anyhow::Result<RunHandle> {
+        self.queue_run(request, None).await
+    }
+
+    /// Like [`Engine::start_run`], but with a `gate` the run is journaled as `queued` and
+    /// waits for one of its permits before it starts (`WORKFLOW_MAX_CONCURRENT` in the
+    /// server); it holds the permit until it ends. Cancelling a queued run ends it at once.
+    pub async fn queue_run(
+        self: &Arc<Self>,
+        request: RunRequest,
+        gate: Option<Arc<Semaphore>>,
+    ) -> anyhow::Result<RunHandle> {
         let run_id = ulid::Ulid::new().to_string();
         let budget_total = match request.budget.unwrap_or(self.settings.default_budget) {
             0 => None,
@@ -123,10 +138,11 @@ impl Engine {
                 source: request.source.clone(),
                 path: request.path.clone(),
                 args: request.args.clone(),
-                status: "running".into(),
+                status: if gate.is_some() { "queued" } else { "running" }.into(),
                 result: None,
                 error: None,
                 resumed_from: request.resume_from.clone(),
+                phases: request.phases.clone(),
                 no_cache: request.no_cache,
                 budget_total,
                 sandbox: request.sandbox.as_str().into(),
@@ -136,6 +152,7 @@ impl Engine {
             .await?;
         let (events, rx) = broadcast::channel(4096);
         let cancel = CancellationToken::new();
+        let control = RunControl::default();
         let init = Init {
             run_id: run_id.clone(),
             script: request.script.clone(),
@@ -149,12 +166,33 @@ impl Engine {
         let task_cancel = cancel.clone();
         let task_events = events.clone();
         let task_run_id = run_id.clone();
+        let task_control = control.clone();
         let done = tokio::spawn(async move {
             let _ = task_events.send(RunEvent::RunStarted {
                 run_id: task_run_id.clone(),
                 workflow: request.workflow.clone(),
                 phases: request.phases.clone(),
+                queued: gate.is_some(),
             });
+            let _permit = match gate {
+                None => None,
+                Some(gate) => tokio::select! {
+                    permit = gate.acquire_owned() => permit.ok(),
+                    _ = task_cancel.cancelled() => {
+                        let outcome = cancelled_in_queue(&engine, &task_run_id).await;
+                        let _ = task_events.send(RunEvent::RunFinished { outcome: outcome.clone() });
+                        return outcome;
+                    }
+                },
+            };
+            if _permit.is_some() {
+                if let Err(e) = engine.store.mark_running(&task_run_id).await {
+                    tracing::error!("cannot journal a run's start: {e:#}");
+                }
+                let _ = task_events.send(RunEvent::RunRunning {
+                    run_id: task_run_id.clone(),
+                });
+            }
             let outcome = drive(
                 engine,
                 task_run_id,
@@ -164,6 +202,7 @@ impl Engine {
                 budget_total,
                 task_events.clone(),
                 task_cancel,
+                task_control,
             )
             .await;
             let _ = task_events.send(RunEvent::RunFinished {
@@ -175,8 +214,35 @@ impl Engine {
             run_id,
             events: rx,
             cancel,
+            control,
             done,
         })
+    }
+}
+
+/// Ends a run that was cancelled before it got a slot: nothing ran, nothing to undo.
+async fn cancelled_in_queue(engine: &Engine, run_id: &str) -> RunOutcome {
+    let error = "the run was cancelled while it waited in the queue".to_string();
+    if let Err(e) = engine
+        .store
+        .finish_run(
+            run_id,
+            "cancelled",
+            &None,
+            &Some(error.clone()),
+            &now_rfc3339(),
+        )
+        .await
+    {
+        tracing::error!("cannot journal the run's end: {e:#}");
+    }
+    RunOutcome {
+        run_id: run_id.to_string(),
+        status: "cancelled".into(),
+        result: Value::Null,
+        error: Some(error),
+        agents: AgentCounts::default(),
+        usage: UsageTotals::default(),
     }
 }
 
@@ -190,6 +256,7 @@ async fn drive(
     budget_total: Option<u64>,
     events: broadcast::Sender<RunEvent>,
     cancel: CancellationToken,
+    control: RunControl,
 ) -> RunOutcome {
     let limits = SandboxLimits {
         sync_timeout_ms: engine.settings.sync_timeout_ms,
@@ -203,6 +270,7 @@ async fn drive(
         guest: sandbox.events.clone(),
         internal,
         cancel: cancel.clone(),
+        control,
         budget: Arc::new(Budget::new(budget_total, 0)),
         slots: Arc::new(Semaphore::new(engine.settings.concurrency)),
         resume,
@@ -531,6 +599,7 @@ impl Loop {
             stall: Duration::from_millis(opts.stall_ms.unwrap_or(self.engine.settings.stall_ms)),
             max_retries: self.engine.settings.stall_retries,
         };
+        let commands = self.control.register(&call_id);
         let task = LiveCall {
             engine: self.engine.clone(),
             run_id: self.run_id.clone(),
@@ -545,6 +614,8 @@ impl Loop {
             budget: self.budget.clone(),
             slots: self.slots.clone(),
             cancel: self.cancel.child_token(),
+            commands,
+            control: self.control.clone(),
             internal: self.internal.clone(),
             events: self.events.clone(),
             executed: false,
@@ -668,6 +739,9 @@ struct LiveCall {
     budget: Arc<Budget>,
     slots: Arc<Semaphore>,
     cancel: CancellationToken,
+    /// Skip/retry requests for this call (see [`RunControl`]).
+    commands: mpsc::UnboundedReceiver<CallCommand>,
+    control: RunControl,
     internal: mpsc::UnboundedSender<Internal>,
     events: broadcast::Sender<RunEvent>,
     /// Whether the call reached an agent (for the `live` count).
@@ -688,29 +762,75 @@ impl LiveCall {
         let _ = self.internal.send(Internal::Log(level, message));
     }
 
+    /// Waits for `step` (a slot, a budget reservation) while the call is still pending;
+    /// a cancel or a skip ends the wait. A retry is ignored: nothing has been sent yet.
+    async fn pending<T>(&mut self, step: impl Future<Output = T>) -> Result<T, CallFailure> {
+        tokio::pin!(step);
+        loop {
+            tokio::select! {
+                value = &mut step => return Ok(value),
+                _ = self.cancel.cancelled() => return Err(CallFailure::Cancelled),
+                Some(command) = self.commands.recv() => {
+                    if command == CallCommand::Skip {
+                        return Err(CallFailure::Skipped);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the call on its agent, honouring skip and retry requests: either aborts the
+    /// current attempt (the agent gets `session/cancel`) and waits for it to unwind; a retry
+    /// then starts over on a new session. Usage of abandoned attempts still counts.
+    async fn execute(&mut self, warn: call::Warn<'_>) -> CallReport {
+        let mut spent = Usage::default();
+        loop {
+            let attempt = self.cancel.child_token();
+            let exec = call::execute(self.backend.as_ref(), &self.spec, &attempt, warn);
+            tokio::pin!(exec);
+            let command = tokio::select! {
+                mut report = &mut exec => {
+                    report.usage.add(&spent);
+                    return report;
+                }
+                Some(command) = self.commands.recv() => command,
+            };
+            attempt.cancel();
+            let mut abandoned = exec.await;
+            abandoned.usage.add(&spent);
+            match command {
+                CallCommand::Skip => {
+                    abandoned.outcome = Err(CallFailure::Skipped);
+                    return abandoned;
+                }
+                CallCommand::Retry => {
+                    spent = abandoned.usage;
+                    warn("retrying on request: the current attempt was aborted".into());
+                    // Watchers restart the call's clock with the new attempt.
+                    let _ = self.events.send(RunEvent::CallRunning {
+                        run_id: self.run_id.clone(),
+                        call_id: self.call_id.clone(),
+                    });
+                }
+            }
+        }
+    }
+
     async fn run(mut self) {
         let label = self
             .opts
             .label
             .clone()
             .unwrap_or_else(|| self.call_id.clone());
-        let permit = tokio::select! {
-            permit = self.slots.clone().acquire_owned() => permit.ok(),
-            _ = self.cancel.cancelled() => None,
+        let slots = self.slots.clone();
+        let _permit = match self.pending(slots.acquire_owned()).await {
+            Ok(permit) => permit,
+            Err(failure) => return self.end(Err(failure), Usage::default(), None).await,
         };
-        let Some(_permit) = permit else {
-            self.end(Err(CallFailure::Cancelled), Usage::default(), None)
-                .await;
-            return;
-        };
-        let reserved = tokio::select! {
-            reserved = self.budget.reserve() => Some(reserved),
-            _ = self.cancel.cancelled() => None,
-        };
-        let Some(reserved) = reserved else {
-            self.end(Err(CallFailure::Cancelled), Usage::default(), None)
-                .await;
-            return;
+        let budget = self.budget.clone();
+        let reserved = match self.pending(budget.reserve()).await {
+            Ok(reserved) => reserved,
+            Err(failure) => return self.end(Err(failure), Usage::default(), None).await,
         };
         let reservation = match reserved {
             Ok(reservation) => reservation,
@@ -755,7 +875,7 @@ impl LiveCall {
             None
         };
         self.executed = true;
-        let report = call::execute(self.backend.as_ref(), &self.spec, &self.cancel, &warn).await;
+        let report = self.execute(&warn).await;
         self.budget
             .reconcile(reservation, report.usage.output_tokens);
         let kept = match worktree {
@@ -795,6 +915,7 @@ impl LiveCall {
             error: None,
             worktree: kept,
             served_by: report.served_by.clone(),
+            executed: true,
         };
         self.end_with(report.outcome, finished, None).await;
     }
@@ -902,6 +1023,21 @@ impl LiveCall {
                     },
                 )
             }
+            Err(CallFailure::Skipped) => {
+                end.error = Some("skipped on request".into());
+                self.log(
+                    "warn",
+                    format!("{label}: skipped on request; the call resolves null"),
+                );
+                (
+                    "skipped",
+                    HostEvent::Resolve {
+                        id: self.id,
+                        value: Value::Null,
+                        budget_spent: spent(),
+                    },
+                )
+            }
             Err(CallFailure::Cancelled) => {
                 end.error = Some("cancelled".into());
                 let error =
@@ -917,6 +1053,7 @@ impl LiveCall {
             }
         };
         end.status = status.into();
+        self.control.release(&self.call_id);
         if let Err(e) = self
             .engine
             .store

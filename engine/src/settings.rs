@@ -25,6 +25,8 @@ pub struct Settings {
     pub stall_ms: u64,
     /// `WORKFLOW_STALL_RETRIES` (5).
     pub stall_retries: u32,
+    /// `WORKFLOW_MAX_CONCURRENT` (3): runs `booflow serve` executes at once; the rest queue.
+    pub max_concurrent_runs: usize,
 }
 
 impl Default for Settings {
@@ -42,6 +44,7 @@ impl Default for Settings {
             cache_size: limits::CACHE_SIZE,
             stall_ms: limits::STALL_MS,
             stall_retries: limits::STALL_RETRIES,
+            max_concurrent_runs: limits::MAX_CONCURRENT_RUNS,
         }
     }
 }
@@ -80,6 +83,8 @@ impl Settings {
             cache_size: read("WORKFLOW_CACHE_SIZE", d.cache_size, lookup)?.max(1),
             stall_ms: read("WORKFLOW_STALL_MS", d.stall_ms, lookup)?.max(1),
             stall_retries: read("WORKFLOW_STALL_RETRIES", d.stall_retries, lookup)?,
+            max_concurrent_runs: read("WORKFLOW_MAX_CONCURRENT", d.max_concurrent_runs, lookup)?
+                .max(1),
         })
     }
 }

@@ -377,23 +377,8 @@ pub async fn annotate(engine: &Engine, run_id: &str, pairs: &[String]) -> anyhow
         let Some((key, value)) = pair.split_once('=') else {
             bail!("{pair}: expected key=value")
         };
-        if key == "winner"
-            && let Some(contestants) = run
-                .result
-                .as_ref()
-                .and_then(|r| r["contestants"].as_array())
-        {
-            let ids: Vec<&str> = contestants
-                .iter()
-                .filter_map(|c| c["id"].as_str())
-                .collect();
-            if !ids.contains(&value) {
-                bail!(
-                    "winner={value}: no such contestant in run {run_id}; contestants: {}",
-                    ids.join(", ")
-                );
-            }
-        }
+        run.check_annotation(key, value)
+            .map_err(anyhow::Error::msg)?;
         engine
             .store
             .annotate(run_id, key, value, &booflow_engine::now_rfc3339())

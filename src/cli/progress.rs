@@ -122,7 +122,7 @@ impl Progress {
             } => {
                 let mark = match status.as_str() {
                     "completed" => "✓",
-                    "cancelled" => "⊘",
+                    "cancelled" | "skipped" => "⊘",
                     _ => "✗",
                 };
                 let badge = if *cached { " [cached]" } else { "" };
@@ -160,7 +160,9 @@ impl Progress {
                     eprintln!("{line}");
                 }
             }
-            RunEvent::RunStarted { .. } | RunEvent::RunFinished { .. } => {}
+            RunEvent::RunStarted { .. }
+            | RunEvent::RunRunning { .. }
+            | RunEvent::RunFinished { .. } => {}
         }
     }
 

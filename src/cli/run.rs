@@ -12,7 +12,6 @@ use serde_json::{Map, Value};
 
 use super::progress::Progress;
 use super::{Place, SandboxArg};
-use crate::loader::prepared;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -123,8 +122,7 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let sandbox = match opts.sandbox {
         Some(arg) => SandboxKind::from(arg),
-        None if entry.source == Source::Catalog => SandboxKind::Boa,
-        None => SandboxKind::Wasm,
+        None => SandboxKind::default_for(entry.source.as_str()),
     };
     if sandbox == SandboxKind::Boa && entry.source != Source::Catalog {
         eprintln!(
@@ -136,14 +134,8 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
         workflow: entry.name.clone(),
         source: entry.source.as_str().into(),
         path: entry.path.display().to_string(),
-        phases: entry
-            .script
-            .meta
-            .phases
-            .iter()
-            .map(|p| p.title.clone())
-            .collect(),
-        script: prepared(&entry),
+        phases: entry.phase_titles(),
+        script: entry.prepared(),
         args,
         resume_from: opts.resume.clone(),
         no_cache: opts.no_cache,

@@ -76,6 +76,24 @@ pub struct WorkflowEntry {
 }
 
 impl WorkflowEntry {
+    /// The script the engine runs, with the path its errors name.
+    pub fn prepared(&self) -> booflow_host_api::PreparedScript {
+        booflow_host_api::PreparedScript {
+            file: self.path.display().to_string(),
+            body: self.script.body.clone(),
+        }
+    }
+
+    /// The titles of `meta.phases`, in order.
+    pub fn phase_titles(&self) -> Vec<String> {
+        self.script
+            .meta
+            .phases
+            .iter()
+            .map(|p| p.title.clone())
+            .collect()
+    }
+
     /// The entry as `booflow list --json` and the server show it: exactly
     /// `{"name","description","whenToUse","phases","source","args","path"}`, with
     /// `whenToUse`/`args` `null` when absent and phases as `[{title, detail?, model?}]`.

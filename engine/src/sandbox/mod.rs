@@ -20,6 +20,17 @@ pub enum SandboxKind {
 }
 
 impl SandboxKind {
+    /// The sandbox a workflow runs in when none is asked for: the built-in catalog's
+    /// scripts are trusted and run in-process (`boa`); everything else in `wasm`.
+    /// `source` is the discovery source (`project`, `global`, `catalog`, `file`).
+    pub fn default_for(source: &str) -> Self {
+        if source == "catalog" {
+            Self::Boa
+        } else {
+            Self::Wasm
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Wasm => "wasm",

@@ -18,6 +18,7 @@
 //! | directive | effect |
 //! |---|---|
 //! | `[[delay:MS]]` | wait MS milliseconds before answering (before the first SSE chunk) |
+//! | `[[delay-once:MS]]` | the first request whose last user message is exactly this text waits MS milliseconds; later ones are answered at once |
 //! | `[[chunk-delay:MS]]` | streaming: wait MS milliseconds before each content chunk |
 //! | `[[fail:STATUS]]` | answer HTTP STATUS with an OpenAI-style error JSON, every time |
 //! | `[[fail-once:STATUS]]` | the first request whose last user message is exactly this text fails with STATUS; later ones are answered normally |
@@ -106,6 +107,7 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     replies: Mutex<VecDeque<String>>,
     failed_once: Mutex<HashSet<String>>,
+    delayed_once: Mutex<HashSet<String>>,
     /// `(substring, status)`: requests whose last user message contains it fail.
     failures: Mutex<Vec<(String, u16)>>,
     cached_tokens: AtomicU64,
@@ -247,6 +249,7 @@ async fn not_found() -> Response {
 struct Directives {
     reply: Option<String>,
     delay_ms: Option<u64>,
+    delay_once_ms: Option<u64>,
     chunk_delay_ms: Option<u64>,
     fail: Option<u16>,
     fail_once: Option<u16>,
@@ -266,6 +269,7 @@ impl Directives {
             match name {
                 "reply" => d.reply = Some(arg.clone().unwrap_or_default()),
                 "delay" => d.delay_ms = num(),
+                "delay-once" => d.delay_once_ms = num(),
                 "chunk-delay" => d.chunk_delay_ms = num(),
                 "fail" => d.fail = num().and_then(|n| u16::try_from(n).ok()),
                 "fail-once" => d.fail_once = num().and_then(|n| u16::try_from(n).ok()),
@@ -421,6 +425,15 @@ async fn chat_completions(
     let d = Directives::parse(&last_user);
 
     if let Some(ms) = d.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(ms) = d.delay_once_ms
+        && shared
+            .delayed_once
+            .lock()
+            .unwrap()
+            .insert(last_user.clone())
+    {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if let Some(status) = d.fail {
