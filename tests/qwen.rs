@@ -6,32 +6,12 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use common::Project;
 
 /// `tests/node/node_modules/.bin/qwen`, installed with `npm install` on first use.
 fn qwen_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let node = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-        let bin = node.join("node_modules/.bin/qwen");
-        if !bin.exists() {
-            let status = Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--prefix"])
-                .arg(&node)
-                .status()
-                .expect("npm is needed to install qwen-code for the end-to-end tests");
-            assert!(status.success(), "npm install --prefix tests/node failed");
-        }
-        assert!(
-            bin.exists(),
-            "qwen-code did not install at {}",
-            bin.display()
-        );
-        bin
-    })
-    .clone()
+    common::node_package(".bin/qwen")
 }
 
 fn qwen_project() -> Project {

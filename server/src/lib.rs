@@ -1,4 +1,157 @@
-//! `booflow serve`: the REST + WebSocket API and the Orchestrator pane (DESIGN.md §6).
+//! `booflow serve` (DESIGN.md §6, issue 4): runs workflows as background jobs on one shared
+//! engine (one journal, one warm agent pool for every run), a REST API under `/api`, a
+//! WebSocket stream of run events at `/api/ws`, `/metrics`, and the Orchestrator pane.
 //!
-//! Not built yet: this crate holds the place in the workspace so the layout of DESIGN.md §8
-//! stays visible. The server will run workflows as background jobs on `booflow-engine`.
+//! Data flows one way: handlers start runs on the engine; each run's events fold into a
+//! live view ([`live`]) whose frames are broadcast to every WebSocket; everything else is
+//! read back from the journal.
+
+mod api;
+mod assets;
+mod auth;
+mod error;
+pub mod live;
+mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use axum::Router;
+use axum::routing::{get, post};
+use booflow_engine::Engine;
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use state::AppState;
+
+/// How `booflow serve` was started.
+pub struct ServeOptions {
+    /// `--bind` (default `127.0.0.1:7420`); port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// `--token` / `BOOFLOW_TOKEN`; required when `bind` is not a loopback address.
+    pub token: Option<String>,
+    /// Where workflows are discovered from.
+    pub cwd: PathBuf,
+    pub home: Option<PathBuf>,
+}
+
+/// The routes: the API (behind the token check) and the pane's files as the fallback.
+fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/api/workflows", get(api::workflows))
+        .route("/api/runs", get(api::runs::list).post(api::runs::start))
+        .route("/api/runs/{id}", get(api::runs::get))
+        .route("/api/runs/{id}/cancel", post(api::runs::cancel))
+        .route("/api/runs/{id}/calls/{call_id}/skip", post(api::runs::skip))
+        .route(
+            "/api/runs/{id}/calls/{call_id}/retry",
+            post(api::runs::retry),
+        )
+        .route("/api/runs/{id}/logs", get(api::runs::logs))
+        .route("/api/runs/{id}/traces", get(api::runs::traces))
+        .route("/api/runs/{id}/annotations", post(api::runs::annotate))
+        .route("/api/health", get(api::health))
+        .route("/api/ws", get(api::ws::upgrade))
+        .route("/metrics", get(api::metrics::metrics))
+        .route("/api/{*rest}", get(api_not_found).post(api_not_found))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .merge(api)
+        .fallback(assets::serve)
+        .with_state(state)
+}
+
+async fn api_not_found(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}
+
+/// Serves until Ctrl-C or SIGTERM, then cancels the runs in progress (their finished calls
+/// are journaled; `--resume` picks them up) and stops the agent processes.
+///
+/// Prints `booflow serve: listening on http://ADDR` on stdout once the socket is bound.
+/// Errors: a non-loopback `bind` without a token; an address that cannot be bound.
+pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result<()> {
+    if !options.bind.ip().is_loopback() && options.token.is_none() {
+        bail!(
+            "--bind {}: a non-loopback address needs a token; pass --token <secret> or set BOOFLOW_TOKEN",
+            options.bind
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(options.bind)
+        .await
+        .with_context(|| format!("--bind {}: cannot listen there", options.bind))?;
+    let address = listener.local_addr()?;
+    let (frames, _) = broadcast::channel(4096);
+    let shutdown = CancellationToken::new();
+    let state = Arc::new(AppState {
+        gate: Arc::new(Semaphore::new(engine.settings.max_concurrent_runs)),
+        engine: engine.clone(),
+        cwd: options.cwd,
+        home: options.home,
+        token: options.token,
+        runs: Mutex::new(HashMap::new()),
+        frames,
+        shutdown: shutdown.clone(),
+    });
+    println!("booflow serve: listening on http://{address}");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        stop.cancel();
+    });
+    let app = router(state.clone());
+    let closing = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { closing.cancelled().await })
+        .await
+        .context("the server failed")?;
+
+    // Cancel what is still going on and give it a moment to journal its end.
+    let tokens: Vec<_> = state
+        .runs
+        .lock()
+        .unwrap()
+        .values()
+        .map(|r| r.cancel.clone())
+        .collect();
+    for token in &tokens {
+        token.cancel();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !state.runs.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -81,6 +81,17 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Serve the REST + WebSocket API and the Orchestrator pane; runs execute as background
+    /// jobs sharing one warm agent pool (at most WORKFLOW_MAX_CONCURRENT at once).
+    Serve {
+        /// Address to listen on (`IP:PORT`; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:7420")]
+        bind: std::net::SocketAddr,
+        /// A secret clients must send (`Authorization: Bearer …` or `?token=`); required
+        /// when --bind is not a loopback address.
+        #[arg(long, env = "BOOFLOW_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Manage the git worktrees kept by `isolation: 'worktree'` calls.
     Worktrees {
         #[command(subcommand)]
@@ -166,6 +177,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cancel { run_id } => inspect::cancel(&*place.engine(false).await?, &run_id).await,
         Command::Agents { json, check } => {
             inspect::agents(&place.engine(true).await?, json, check).await
+        }
+        Command::Serve { bind, token } => {
+            let options = booflow_server::ServeOptions {
+                bind,
+                token: token.filter(|t| !t.is_empty()),
+                cwd: place.cwd.clone(),
+                home: place.home.clone(),
+            };
+            booflow_server::serve(place.engine(true).await?, options).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Worktrees {
             action: WorktreesAction::Clean,

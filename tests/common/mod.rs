@@ -179,3 +179,67 @@ impl Project {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// A `booflow serve` process on a free loopback port; killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Project {
+    /// Starts `booflow serve --bind 127.0.0.1:0 <extra…>` and waits for its address line.
+    pub fn serve(&self, extra: &[&str]) -> Served {
+        use std::io::BufRead as _;
+        let mut child = self
+            .booflow()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start booflow serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let line = lines
+            .next()
+            .expect("booflow serve printed nothing")
+            .expect("read stdout");
+        let url = line
+            .rsplit_once("listening on ")
+            .map(|(_, url)| url.trim().to_string())
+            .unwrap_or_else(|| panic!("unexpected first line from booflow serve: {line}"));
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Served { child, url }
+    }
+}
+
+/// `tests/node/node_modules/<rel>`: the npm packages of the end-to-end tests (qwen-code,
+/// playwright-core), installed with `npm install --prefix tests/node` when missing (.ci/run
+/// installs them up front).
+pub fn node_package(rel: &str) -> PathBuf {
+    let node = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    let path = node.join("node_modules").join(rel);
+    if !path.exists() {
+        let status = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&node)
+            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+            .status()
+            .expect("npm is needed to install the end-to-end tests' packages");
+        assert!(status.success(), "npm install --prefix tests/node failed");
+    }
+    assert!(
+        path.exists(),
+        "{} is missing after npm install",
+        path.display()
+    );
+    path
+}

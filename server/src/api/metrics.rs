@@ -1,0 +1,120 @@
+//! `GET /metrics`: Prometheus/OpenMetrics text, built at scrape time from the journal (so
+//! the numbers survive restarts and cover every process sharing it) and the live pool.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Status {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Process {
+    agent: String,
+    state: String,
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+    let stats = state.engine.store.stats().await?;
+    let mut registry = Registry::with_prefix("booflow");
+
+    let runs = Family::<Status, Gauge>::default();
+    registry.register("runs", "Runs in the journal, by status", runs.clone());
+    for (status, n) in &stats.runs_by_status {
+        runs.get_or_create(&Status {
+            status: status.clone(),
+        })
+        .set(*n as i64);
+    }
+    let (queued, running) = state.active_counts();
+    let active = Family::<Status, Gauge>::default();
+    registry.register(
+        "server_runs",
+        "Runs of this server now, queued or running",
+        active.clone(),
+    );
+    for (status, n) in [("queued", queued), ("running", running)] {
+        active
+            .get_or_create(&Status {
+                status: status.into(),
+            })
+            .set(n as i64);
+    }
+
+    let calls = Family::<Status, Counter>::default();
+    registry.register("calls", "Agent calls, by status", calls.clone());
+    for (status, n) in &stats.calls_by_status {
+        calls
+            .get_or_create(&Status {
+                status: status.clone(),
+            })
+            .inc_by(*n);
+    }
+    let hits = Counter::<u64>::default();
+    registry.register(
+        "cache_hits",
+        "Agent calls answered from the cache or a resumed journal",
+        hits.clone(),
+    );
+    hits.inc_by(stats.cache_hits);
+
+    let tokens = Family::<Kind, Counter>::default();
+    registry.register("tokens", "Tokens over every agent call", tokens.clone());
+    for (kind, n) in [
+        ("input", stats.tokens.input_tokens),
+        ("output", stats.tokens.output_tokens),
+        ("cached", stats.tokens.cached_tokens),
+        ("reasoning", stats.tokens.reasoning_tokens),
+    ] {
+        tokens.get_or_create(&Kind { kind: kind.into() }).inc_by(n);
+    }
+
+    let processes = Family::<Process, Gauge>::default();
+    registry.register(
+        "pool_processes",
+        "Agent processes of the warm pool, by agent and state",
+        processes.clone(),
+    );
+    for name in state.engine.config.agent_names() {
+        let Ok(backend) = state.engine.backend(&name) else {
+            continue;
+        };
+        let status = backend.status();
+        for (label, n) in [("idle", status.idle), ("busy", status.busy)] {
+            processes
+                .get_or_create(&Process {
+                    agent: name.clone(),
+                    state: label.into(),
+                })
+                .set(n as i64);
+        }
+    }
+
+    let mut text = String::new();
+    encode(&mut text, &registry).map_err(|e| anyhow::anyhow!("cannot encode metrics: {e}"))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    ))
+}
