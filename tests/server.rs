@@ -204,6 +204,22 @@ fn bad_requests_get_a_json_error_that_says_what_was_wrong() {
     let (status, reply) = get(&served, "/api/runs?limit=500");
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(reply["error"].as_str().unwrap().contains("200"), "{reply}");
+    let (status, reply) = get(&served, "/api/runs?limit=lots");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply["error"].as_str().unwrap().contains("query"),
+        "{reply}"
+    );
+    let response = client()
+        .delete(format!("{}/api/runs", served.url))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let reply: Value = response.json().unwrap();
+    assert!(
+        reply["error"].as_str().unwrap().contains("DELETE"),
+        "{reply}"
+    );
     let (status, reply) = get(&served, "/api/nothing-here");
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
@@ -398,6 +414,12 @@ fn runs_queue_behind_workflow_max_concurrent() {
     assert_eq!(status, StatusCode::ACCEPTED);
     let run = wait_status(&served, &fourth, "cancelled");
     assert!(run["calls"].as_array().unwrap().is_empty(), "{run}");
+    // …also from another process, through the journal (`booflow cancel`).
+    let fifth = start(&served, json!({"workflow": "wait", "args": {"n": 5}}));
+    let output = project.booflow().args(["cancel", &fifth]).output().unwrap();
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let run = wait_status(&served, &fifth, "cancelled");
+    assert!(run["calls"].as_array().unwrap().is_empty(), "{run}");
     wait_status(&served, &third, "completed");
 }
 
@@ -432,6 +454,14 @@ fn a_token_guards_the_api_and_non_loopback_addresses_require_one() {
     // The pane's files hold no data and load without the token.
     let page = client().get(url("/")).send().unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    drop(served);
+    // A token with URL-special characters works percent-encoded in the query string.
+    let served = project.serve(&["--token", "a+b/c="]);
+    let ok = client()
+        .get(format!("{}/api/health?token=a%2Bb%2Fc%3D", served.url))
+        .send()
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
     drop(served);
 
     let output = project
@@ -570,7 +600,7 @@ fn metrics_count_runs_calls_cache_hits_and_tokens_and_the_pane_is_served() {
         .unwrap();
     for line in [
         "booflow_runs{status=\"completed\"} 2",
-        "booflow_calls_total{status=\"completed\"} 12",
+        "booflow_calls{status=\"completed\"} 12",
         "booflow_cache_hits_total 6",
         "booflow_pool_processes{",
     ] {
@@ -602,4 +632,41 @@ fn metrics_count_runs_calls_cache_hits_and_tokens_and_the_pane_is_served() {
             .unwrap()
             .contains("javascript")
     );
+}
+
+#[test]
+fn other_web_pages_cannot_drive_the_server() {
+    let project = fanout_project();
+    let served = project.serve(&[]);
+    // A page on another site posting a run (no preflight needed for a text/plain body).
+    let response = client()
+        .post(format!("{}/api/runs", served.url))
+        .header("origin", "https://evil.example")
+        .header("content-type", "text/plain")
+        .body(r#"{"workflow":"six","args":{"topic":"pwned"}}"#)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let reply: Value = response.json().unwrap();
+    assert!(
+        reply["error"].as_str().unwrap().contains("evil.example"),
+        "{reply}"
+    );
+    // DNS rebinding: a hostile name that resolves to 127.0.0.1.
+    let port = served.url.rsplit(':').next().unwrap();
+    let response = client()
+        .get(format!("{}/api/runs", served.url))
+        .header("host", format!("rebind.evil.example:{port}"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // The pane's own origin and plain clients are served; nothing was started above.
+    let response = client()
+        .get(format!("{}/api/runs", served.url))
+        .header("origin", served.url.as_str())
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let runs: Value = response.json().unwrap();
+    assert_eq!(runs["runs"], json!([]));
 }

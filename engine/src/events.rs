@@ -71,7 +71,8 @@ pub enum RunEvent {
     CallFinished {
         run_id: String,
         call_id: String,
-        /// `completed`, `failed`, `skipped` (on request; resolved `null`), `cancelled`.
+        /// `completed`, `failed`, `timed_out` (stalled on every attempt; resolved `null`),
+        /// `skipped` (on request; resolved `null`), `cancelled`.
         status: String,
         cached: bool,
         usage: Usage,

@@ -101,7 +101,8 @@ pub struct CallStart {
 /// How a call ended.
 #[derive(Debug, Clone, Default)]
 pub struct CallEnd {
-    /// `completed`, `failed`, `skipped` or `cancelled`.
+    /// `completed`, `failed`, `timed_out` (stalled on every attempt; resolved `null`),
+    /// `skipped` (on request; resolved `null`) or `cancelled`.
     pub status: String,
     pub cached: bool,
     pub finished_at: String,
@@ -161,6 +162,17 @@ pub struct LogRecord {
     pub at: String,
     pub level: String,
     pub message: String,
+}
+
+/// One run's call counts and token sums (see [`Store::call_totals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CallTotals {
+    pub total: u64,
+    pub live: u64,
+    pub cached: u64,
+    pub failed: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
 }
 
 /// Journal-wide totals (see [`Store::stats`]). Run statuses are as stored (`running` rows
@@ -629,6 +641,32 @@ impl Store {
                 message: r.get("message"),
             })
             .collect())
+    }
+
+    /// A run's call counts and token sums, as `booflow run --json` counts them: `live` =
+    /// reached an agent, `cached` = replayed, `failed` = failed or timed out.
+    pub async fn call_totals(&self, run_id: &str) -> anyhow::Result<CallTotals> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS total,
+                    COALESCE(SUM(CASE WHEN cached = 0 AND duration_ms IS NOT NULL THEN 1 ELSE 0 END), 0) AS live,
+                    COALESCE(SUM(cached), 0) AS cached,
+                    COALESCE(SUM(CASE WHEN status IN ('failed', 'timed_out') THEN 1 ELSE 0 END), 0) AS failed,
+                    COALESCE(SUM(input_tokens), 0) AS input_tokens,
+                    COALESCE(SUM(output_tokens), 0) AS output_tokens
+             FROM calls WHERE run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let n = |name: &str| row.get::<i64, _>(name) as u64;
+        Ok(CallTotals {
+            total: n("total"),
+            live: n("live"),
+            cached: n("cached"),
+            failed: n("failed"),
+            input_tokens: n("input_tokens"),
+            output_tokens: n("output_tokens"),
+        })
     }
 
     /// Totals over the whole journal, for `GET /metrics`: runs by status, calls by status,

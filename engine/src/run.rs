@@ -176,14 +176,18 @@ impl Engine {
             });
             let _permit = match gate {
                 None => None,
-                Some(gate) => tokio::select! {
-                    permit = gate.acquire_owned() => permit.ok(),
-                    _ = task_cancel.cancelled() => {
-                        let outcome = cancelled_in_queue(&engine, &task_run_id).await;
-                        let _ = task_events.send(RunEvent::RunFinished { outcome: outcome.clone() });
-                        return outcome;
+                Some(gate) => {
+                    match wait_in_queue(&engine, &task_run_id, gate, &task_cancel).await {
+                        Some(permit) => Some(permit),
+                        None => {
+                            let outcome = cancelled_in_queue(&engine, &task_run_id).await;
+                            let _ = task_events.send(RunEvent::RunFinished {
+                                outcome: outcome.clone(),
+                            });
+                            return outcome;
+                        }
                     }
-                },
+                }
             };
             if _permit.is_some() {
                 if let Err(e) = engine.store.mark_running(&task_run_id).await {
@@ -217,6 +221,36 @@ impl Engine {
             control,
             done,
         })
+    }
+}
+
+/// Waits for a permit of `gate`; `None` when the run is cancelled first, in this process
+/// or through the journal (`booflow cancel`, another server).
+async fn wait_in_queue(
+    engine: &Engine,
+    run_id: &str,
+    gate: Arc<Semaphore>,
+    cancel: &CancellationToken,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let acquire = gate.acquire_owned();
+    tokio::pin!(acquire);
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            // A cancel that arrives with the permit wins: the run never starts.
+            biased;
+            _ = cancel.cancelled() => return None,
+            _ = poll.tick() => {
+                if engine.store.cancel_requested(run_id).await.unwrap_or(false) {
+                    return None;
+                }
+            }
+            permit = &mut acquire => {
+                let cancelled = cancel.is_cancelled()
+                    || engine.store.cancel_requested(run_id).await.unwrap_or(false);
+                return permit.ok().filter(|_| !cancelled);
+            }
+        }
     }
 }
 
@@ -782,7 +816,7 @@ impl LiveCall {
     /// Runs the call on its agent, honouring skip and retry requests: either aborts the
     /// current attempt (the agent gets `session/cancel`) and waits for it to unwind; a retry
     /// then starts over on a new session. Usage of abandoned attempts still counts.
-    async fn execute(&mut self, warn: call::Warn<'_>) -> CallReport {
+    async fn execute(&mut self, warn: call::Warn<'_>, worktree: Option<&Worktree>) -> CallReport {
         let mut spent = Usage::default();
         loop {
             let attempt = self.cancel.child_token();
@@ -806,6 +840,11 @@ impl LiveCall {
                 CallCommand::Retry => {
                     spent = abandoned.usage;
                     warn("retrying on request: the current attempt was aborted".into());
+                    if let Some(worktree) = worktree
+                        && let Err(e) = worktree.reset().await
+                    {
+                        warn(format!("cannot reset the worktree for the retry: {e}"));
+                    }
                     // Watchers restart the call's clock with the new attempt.
                     let _ = self.events.send(RunEvent::CallRunning {
                         run_id: self.run_id.clone(),
@@ -875,7 +914,9 @@ impl LiveCall {
             None
         };
         self.executed = true;
-        let report = self.execute(&warn).await;
+        let report = self.execute(&warn, worktree.as_ref()).await;
+        // From here the call is ending: a late skip/retry must be refused, not swallowed.
+        self.control.release(&self.call_id);
         self.budget
             .reconcile(reservation, report.usage.output_tokens);
         let kept = match worktree {
@@ -1000,7 +1041,7 @@ impl LiveCall {
                     format!("{label}: {message}; the call resolves null"),
                 );
                 (
-                    "failed",
+                    "timed_out",
                     HostEvent::Resolve {
                         id: self.id,
                         value: Value::Null,
@@ -1074,7 +1115,7 @@ impl LiveCall {
         let stats = CallStats {
             live: self.executed,
             replayed: false,
-            failed: status == "failed",
+            failed: status == "failed" || status == "timed_out",
             usage: end.usage,
         };
         let _ = self.internal.send(Internal::Reply(reply, Some(stats)));

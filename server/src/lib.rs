@@ -58,14 +58,27 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/ws", get(api::ws::upgrade))
         .route("/metrics", get(api::metrics::metrics))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found))
+        .method_not_allowed_fallback(method_not_allowed)
+        // Layers run outside-in: the origin check first, then the token.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::same_origin,
         ));
     Router::new()
         .merge(api)
         .fallback(assets::serve)
         .with_state(state)
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 async fn api_not_found(uri: axum::http::Uri) -> error::ApiError {
@@ -96,6 +109,7 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result
         cwd: options.cwd,
         home: options.home,
         token: options.token,
+        loopback: address.ip().is_loopback(),
         runs: Mutex::new(HashMap::new()),
         frames,
         shutdown: shutdown.clone(),
@@ -116,7 +130,8 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result
         .await
         .context("the server failed")?;
 
-    // Cancel what is still going on and give it a moment to journal its end.
+    // Cancel what is still going on and give it time to journal its end (a script that
+    // ignores the cancel gets CANCEL_GRACE, its calls 15 s to unwind).
     let tokens: Vec<_> = state
         .runs
         .lock()
@@ -127,7 +142,7 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result
     for token in &tokens {
         token.cancel();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
     while !state.runs.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

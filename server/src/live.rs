@@ -187,14 +187,19 @@ impl RunView {
                     outcome.status.as_str()
                 };
                 let mut frames = Vec::new();
+                // The running phase ends with the run; phases the script never reached are
+                // `skipped` (an optional step that did not apply, or a run that ended early).
                 for (name, status) in &mut self.phases {
-                    if status == "running" {
-                        *status = phase_end.to_string();
-                        frames.push(
-                            json!({"type": "flow_run_step_updated", "run_id": self.run_id,
-                            "step_id": phase_step_id(name), "status": phase_end, "cached": false}),
-                        );
-                    }
+                    let end = match status.as_str() {
+                        "running" => phase_end,
+                        "pending" => "skipped",
+                        _ => continue,
+                    };
+                    *status = end.to_string();
+                    frames.push(
+                        json!({"type": "flow_run_step_updated", "run_id": self.run_id,
+                        "step_id": phase_step_id(name), "status": end, "cached": false}),
+                    );
                 }
                 let report = serde_json::to_value(outcome).unwrap_or(Value::Null);
                 frames.push(self.run_frame(Some(report)));
@@ -307,6 +312,33 @@ mod tests {
                 .iter()
                 .any(|f| f["step_id"] == "phase:B" && f["status"] == "completed")
         );
+    }
+
+    #[test]
+    fn phases_never_reached_end_skipped() {
+        let mut view = RunView::new("r1", "six", &["A".into(), "B".into()], false);
+        view.apply(&RunEvent::Phase {
+            run_id: "r1".into(),
+            title: "A".into(),
+        });
+        let frames = view.apply(&RunEvent::RunFinished {
+            outcome: RunOutcome {
+                run_id: "r1".into(),
+                status: "failed".into(),
+                result: serde_json::Value::Null,
+                error: Some("boom".into()),
+                agents: AgentCounts::default(),
+                usage: UsageTotals::default(),
+            },
+        });
+        let status = |id: &str| {
+            frames
+                .iter()
+                .find(|f| f["step_id"] == id)
+                .map(|f| f["status"].clone())
+        };
+        assert_eq!(status("phase:A"), Some("failed".into()));
+        assert_eq!(status("phase:B"), Some("skipped".into()));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct AppState {
     pub home: Option<PathBuf>,
     /// Required on `/api/*` and `/metrics` when set.
     pub token: Option<String>,
+    /// Bound to a loopback address: only loopback `Host` names are answered.
+    pub loopback: bool,
     /// `WORKFLOW_MAX_CONCURRENT` permits: a run holds one while it executes.
     pub gate: Arc<Semaphore>,
     pub runs: Mutex<HashMap<String, ActiveRun>>,

@@ -59,14 +59,20 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResp
             .set(n as i64);
     }
 
-    let calls = Family::<Status, Counter>::default();
-    registry.register("calls", "Agent calls, by status", calls.clone());
+    // A gauge: a call moves between statuses (running → completed), so a status's count
+    // can go down.
+    let calls = Family::<Status, Gauge>::default();
+    registry.register(
+        "calls",
+        "Agent calls in the journal, by status",
+        calls.clone(),
+    );
     for (status, n) in &stats.calls_by_status {
         calls
             .get_or_create(&Status {
                 status: status.clone(),
             })
-            .inc_by(*n);
+            .set(*n as i64);
     }
     let hits = Counter::<u64>::default();
     registry.register(

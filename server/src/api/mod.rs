@@ -14,16 +14,24 @@ use serde_json::{Value, json};
 use crate::state::AppState;
 
 /// `GET /api/workflows` → `[{name, description, whenToUse, phases, source, args, path}]`,
-/// as `booflow list --json` shows them (project, global, then catalog; shadowed ones left
-/// out).
+/// as `booflow list --json` shows them (by name; a project workflow shadows a global or
+/// catalog one of the same name).
 pub async fn workflows(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let found = discover(&state.cwd, state.home.as_deref());
+    let found = discover_workflows(&state).await;
     for problem in &found.problems {
         tracing::warn!("skipped {problem}");
     }
     Json(Value::Array(
         found.workflows.iter().map(|w| w.list_json()).collect(),
     ))
+}
+
+/// Discovery reads files: done on the blocking pool, not on the async workers.
+pub async fn discover_workflows(state: &AppState) -> booflow_workflows::Discovery {
+    let (cwd, home) = (state.cwd.clone(), state.home.clone());
+    tokio::task::spawn_blocking(move || discover(&cwd, home.as_deref()))
+        .await
+        .unwrap_or_default()
 }
 
 /// `GET /api/health` → `{status: "ok", version, runs: {queued, running}, max_concurrent}`.

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use booflow_engine::journal::{CallRecord, RunRecord};
 use booflow_engine::{CallCommand, RunRequest, SandboxKind};
-use booflow_workflows::discover;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -43,7 +43,7 @@ pub struct StartRun {
 /// unknown `resume_from`.
 pub async fn start(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult {
     let body: StartRun = parse_body(&body)?;
-    let found = discover(&state.cwd, state.home.as_deref());
+    let found = crate::api::discover_workflows(&state).await;
     let Some(entry) = found.find(&body.workflow) else {
         let names: Vec<&str> = found.workflows.iter().map(|w| w.name.as_str()).collect();
         return Err(ApiError::bad_request(format!(
@@ -122,32 +122,36 @@ fn page_limit(limit: Option<u32>, default: u32) -> Result<u32, ApiError> {
 }
 
 /// `{total, live, cached, failed}` and `{input_tokens, output_tokens}` of a run's calls.
-fn totals(calls: &[CallRecord]) -> (Value, Value) {
-    let cached = calls.iter().filter(|c| c.cached).count();
-    let failed = calls.iter().filter(|c| c.status == "failed").count();
-    // Live: went to an agent (a call cancelled or skipped while it waited never did, and is
-    // journaled without a duration).
-    let live = calls
-        .iter()
-        .filter(|c| !c.cached && c.duration_ms.is_some())
-        .count();
-    let input: u64 = calls.iter().map(|c| c.usage.input_tokens).sum();
-    let output: u64 = calls.iter().map(|c| c.usage.output_tokens).sum();
-    (
-        json!({"total": calls.len(), "live": live, "cached": cached, "failed": failed}),
-        json!({"input_tokens": input, "output_tokens": output}),
+async fn totals(state: &AppState, run_id: &str) -> Result<(Value, Value), ApiError> {
+    let t = state.engine.store.call_totals(run_id).await?;
+    Ok((
+        json!({"total": t.total, "live": t.live, "cached": t.cached, "failed": t.failed}),
+        json!({"input_tokens": t.input_tokens, "output_tokens": t.output_tokens}),
+    ))
+}
+
+async fn summary(state: &AppState, run: &RunRecord) -> Result<Value, ApiError> {
+    let (agents, usage) = totals(state, &run.run_id).await?;
+    Ok(
+        json!({"run_id": run.run_id, "workflow": run.workflow, "status": run.status,
+           "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error,
+           "agents": agents, "usage": usage}),
     )
 }
 
-fn summary(run: &RunRecord, calls: &[CallRecord]) -> Value {
-    let (agents, usage) = totals(calls);
-    json!({"run_id": run.run_id, "workflow": run.workflow, "status": run.status,
-           "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error,
-           "agents": agents, "usage": usage})
+/// The query string as `T`; a bad one is a 400 `{error}` like every other bad request.
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(value)| value)
+        .map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))
 }
 
 /// `GET /api/runs?limit=&cursor=` → `{runs, next_cursor}`, newest first.
-pub async fn list(State(state): State<Arc<AppState>>, Query(page): Query<Page>) -> ApiResult {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    page: Result<Query<Page>, QueryRejection>,
+) -> ApiResult {
+    let page = query(page)?;
     let limit = page_limit(page.limit, 20)?;
     let store = &state.engine.store;
     let mut runs = store.runs_page(page.cursor.as_deref(), limit + 1).await?;
@@ -157,7 +161,7 @@ pub async fn list(State(state): State<Arc<AppState>>, Query(page): Query<Page>) 
     });
     let mut items = Vec::with_capacity(runs.len());
     for run in &runs {
-        items.push(summary(run, &store.calls(&run.run_id).await?));
+        items.push(summary(&state, run).await?);
     }
     ok(json!({"runs": items, "next_cursor": next.flatten()}))
 }
@@ -196,7 +200,7 @@ pub async fn get(State(state): State<Arc<AppState>>, Path(run_id): Path<String>)
         .unwrap()
         .get(&run_id)
         .map(|r| r.view.clone());
-    let (agents, usage) = totals(&calls);
+    let (agents, usage) = totals(&state, &run_id).await?;
     let calls: Vec<Value> = calls
         .iter()
         .map(|c| call_json(c, live.as_ref().and_then(|v| v.call_status(&c.call_id))))
@@ -231,7 +235,10 @@ pub async fn cancel(State(state): State<Arc<AppState>>, Path(run_id): Path<Strin
         ));
     }
     let run = find_run(&state, &run_id).await?;
-    if state.engine.store.request_cancel(&run_id).await? {
+    // `queued`/`running` here belong to another booflow process sharing the journal (a
+    // dead one reads back as `interrupted`): ask it through the journal.
+    let elsewhere = matches!(run.status.as_str(), "queued" | "running");
+    if elsewhere && state.engine.store.request_cancel(&run_id).await? {
         return Ok((
             StatusCode::ACCEPTED,
             Json(json!({"run_id": run_id, "status": "cancelling"})),
@@ -277,9 +284,15 @@ async fn steer(state: &AppState, run_id: &str, call_id: &str, command: CallComma
             run.status
         )));
     }
+    let live = state
+        .runs
+        .lock()
+        .unwrap()
+        .get(run_id)
+        .and_then(|r| r.view.call_status(call_id).map(str::to_string));
     Err(ApiError::conflict(format!(
-        "call {call_id} is not pending or running (status {})",
-        call.status
+        "call {call_id} is not pending or running any more (status {})",
+        live.unwrap_or_else(|| call.status.clone())
     )))
 }
 
@@ -309,8 +322,9 @@ pub async fn logs(State(state): State<Arc<AppState>>, Path(run_id): Path<String>
 pub async fn traces(
     State(state): State<Arc<AppState>>,
     Path(run_id): Path<String>,
-    Query(page): Query<Page>,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> ApiResult {
+    let page = query(page)?;
     let limit = page_limit(page.limit, 50)?;
     let after = match page.cursor.as_deref() {
         None | Some("") => 0,

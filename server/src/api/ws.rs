@@ -42,6 +42,8 @@ async fn stream(state: Arc<AppState>, mut socket: WebSocket) {
                 let text = match frame {
                     Ok(text) => text.to_string(),
                     Err(RecvError::Lagged(_)) => {
+                        // Skip the stale backlog: the snapshot supersedes it.
+                        frames = frames.resubscribe();
                         for frame in catch_up(&state) {
                             if socket.send(Message::Text(frame.into())).await.is_err() {
                                 return;
