@@ -27,10 +27,18 @@ fn repo() -> &'static Path {
 }
 
 #[test]
-fn the_pane_runs_a_workflow_live_survives_a_refresh_cancels_skips_and_shows_the_arena() {
+fn the_pane_runs_workflows_live_survives_a_refresh_cancels_skips_and_shows_arena_battles() {
     let browser = chromium();
     common::node_package("playwright-core");
     let project = Project::new();
+    // A second agent for the coding battle: the ACP test agent, which writes files when
+    // told to; the project is a git repository so each contestant gets a worktree.
+    project.write_config(&format!(
+        "default_agent = \"model\"\n\n[agents.model]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"test-model\"\n\n[agents.coder]\nkind = \"acp\"\ncommand = [\"{}\"]\nauth_method = \"test\"\n",
+        project.server.base_url,
+        booflow_testkit::test_agent::test_agent_bin().display()
+    ));
+    project.git_repo_with_readme("base\n");
     project.write_file(
         ".boocode/workflows/six.js",
         "export const meta = {
@@ -62,6 +70,7 @@ return { first, second }
         .env("CHROMIUM", &browser)
         .env("E2E_WORKFLOW", "six")
         .env("E2E_SLOW_WORKFLOW", "slow")
+        .env("E2E_CODER_AGENT", "coder")
         .env(
             "E2E_SCREENSHOTS",
             PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pane-screenshots"),

@@ -357,6 +357,8 @@ export class RunView {
         else state = 'pending';
       }
       if (state === 'running' && m.ended) state = m.status;
+      // A phase the script never reached in a finished run (e.g. an optional step).
+      if ((state === 'pending' || (!state && !list.length)) && m.ended) state = 'skipped';
       g.state.hidden = !state;
       if (state) updateChip(g.state, state);
       g.section.classList.toggle('idle', !list.length);

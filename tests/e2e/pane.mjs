@@ -4,7 +4,8 @@
 //
 // Env: BOOFLOW_URL (required; may carry ?token=…), CHROMIUM (default /usr/bin/chromium),
 // E2E_WORKFLOW (a 6-call workflow, default `six`), E2E_SLOW_WORKFLOW (calls that take
-// several seconds, default `slow`), E2E_SCREENSHOTS (a directory: save a PNG per scenario).
+// several seconds, default `slow`), E2E_CODER_AGENT (an ACP agent that obeys
+// [[write:FILE:TEXT]], default `coder`), E2E_SCREENSHOTS (a directory: save a PNG per scenario).
 // Prints "ok <scenario>" per passing scenario; exits 1 with a message on the first failure.
 
 import { mkdirSync } from 'node:fs';
@@ -15,6 +16,7 @@ const BASE = process.env.BOOFLOW_URL;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WORKFLOW = process.env.E2E_WORKFLOW || 'six';
 const SLOW = process.env.E2E_SLOW_WORKFLOW || 'slow';
+const CODER = process.env.E2E_CODER_AGENT || 'coder';
 const SHOTS = process.env.E2E_SCREENSHOTS || '';
 const STATUS_WORDS = /queued|running|completed|failed|cancelled|interrupted/;
 
@@ -257,6 +259,32 @@ const scenarios = [
       check(after.includes(other), `after a reload the winner-badge says "${after}", expected the override ${other}`);
       await shot('4-arena');
       assertNoPageErrors('arena');
+    },
+  ],
+  [
+    'arena-coding',
+    async () => {
+      // A coding battle between ACP test agents that each write a file in their own
+      // worktree: the Arena view shows each diff with coloured lines.
+      const args = JSON.stringify({
+        prompt: '[[write:solution.txt:my fix]] fix it',
+        type: 'coding',
+        contestants: [{ agent: CODER }, { agent: CODER, lane: 'local' }],
+      });
+      await startRun('arena', { args, noCache: true });
+      await waitForStatus(/completed|failed|cancelled|interrupted/, 90_000, 'coding arena run');
+      check(/completed/.test(await page.locator(tid('run-status')).textContent()), 'the coding arena run did not complete');
+      const diffs = page.locator(`${tid('arena-view')} ${tid('diff-view')}`);
+      await diffs.first().waitFor({ timeout: 10_000 }).catch(() => {
+        throw new Failure('no diff-view in the Arena view of a coding battle');
+      });
+      check((await diffs.count()) === 2, `expected one diff-view per contestant (2), found ${await diffs.count()}`);
+      const added = await diffs.first().locator('.diff-add').allTextContents();
+      check(added.some((line) => line.includes('+my fix')), `the diff shows no added line "+my fix" (added lines: ${JSON.stringify(added)})`);
+      check((await diffs.first().locator('.diff-meta').count()) > 0, 'the diff shows no file header lines');
+      check((await diffs.first().locator('.diff-hunk').count()) > 0, 'the diff shows no @@ hunk line');
+      await shot('5-arena-coding');
+      assertNoPageErrors('arena-coding');
     },
   ],
 ];
