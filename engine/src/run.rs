@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use booflow_agents::{SessionOptions, Usage};
 use booflow_host_api::messages::PreparedScript;
 use booflow_host_api::{AgentOptions, ErrorName, GuestRequest, HostEvent, Init, ScriptError, keys};
+use booflow_workflows::WorkflowEntry;
 use futures::FutureExt as _;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, broadcast, mpsc};
@@ -46,6 +47,39 @@ pub struct RunRequest {
     /// `--budget`; `None` uses `WORKFLOW_DEFAULT_BUDGET`.
     pub budget: Option<u64>,
     pub sandbox: SandboxKind,
+}
+
+impl RunRequest {
+    /// A request to run the discovered workflow `entry` with `args`: name, source, path,
+    /// phases and script from the entry, the sandbox its source defaults to
+    /// ([`SandboxKind::default_for`]), no resume, the cache on, the default budget.
+    pub fn for_workflow(entry: &WorkflowEntry, args: Option<Value>) -> Self {
+        Self {
+            workflow: entry.name.clone(),
+            source: entry.source.as_str().into(),
+            path: entry.path.display().to_string(),
+            phases: entry.phase_titles(),
+            script: entry.prepared(),
+            args,
+            resume_from: None,
+            no_cache: false,
+            budget: None,
+            sandbox: SandboxKind::default_for(entry.source.as_str()),
+        }
+    }
+}
+
+/// Why a run's input was refused before the run started (see [`Engine::run_input`]).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The run to resume is not in the journal.
+    #[error("no run {0} in the journal to resume")]
+    UnknownResume(String),
+    /// The args do not match `meta.args`; the text names each failing field.
+    #[error("WorkflowInputError: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Journal(#[from] anyhow::Error),
 }
 
 /// A started run.
@@ -100,6 +134,31 @@ struct Loop {
 }
 
 impl Engine {
+    /// The input a run of `entry` starts with: `args`, or, when resuming without new args,
+    /// the input of the run it resumes; checked against `meta.args` before anything runs.
+    pub async fn run_input(
+        &self,
+        entry: &WorkflowEntry,
+        args: Option<Value>,
+        resume_from: Option<&str>,
+    ) -> Result<Option<Value>, InputError> {
+        let mut args = args;
+        if let Some(old) = resume_from {
+            let previous = self
+                .store
+                .get_run(old)
+                .await?
+                .ok_or_else(|| InputError::UnknownResume(old.to_string()))?;
+            if args.is_none() {
+                args = previous.args;
+            }
+        }
+        if let Some(schema) = &entry.script.meta.args {
+            check_args(schema, &args).map_err(InputError::Invalid)?;
+        }
+        Ok(args)
+    }
+
     /// Starts a run in the background. Fails before starting when the args do not match
     /// `meta.args` (checked by the caller) or the journal cannot be written.
     pub async fn start_run(self: &Arc<Self>, request: RunRequest) -> anyhow::Result<RunHandle> {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use booflow_engine::run::InputError;
 use booflow_engine::{RunRequest, SandboxKind};
 use booflow_workflows::{Source, WorkflowEntry, discover, load_path};
 use serde_json::{Map, Value};
@@ -109,17 +110,12 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {}: {warning}", entry.path.display());
     }
     let engine = place.engine(true).await?;
-    let mut args = build_args(&opts.args, &opts.arg)?;
-    if args.is_none()
-        && let Some(old) = &opts.resume
-    {
-        // Resuming without new input: the run goes on with the input it had.
-        args = engine.store.get_run(old).await?.and_then(|run| run.args);
-    }
-    if let Some(schema) = &entry.script.meta.args {
-        booflow_engine::run::check_args(schema, &args)
-            .map_err(|e| anyhow::anyhow!("WorkflowInputError: {e}"))?;
-    }
+    let args = build_args(&opts.args, &opts.arg)?;
+    let args = match engine.run_input(&entry, args, opts.resume.as_deref()).await {
+        Ok(args) => args,
+        Err(InputError::UnknownResume(old)) => bail!("--resume {old}: no such run in the journal"),
+        Err(e) => return Err(e.into()),
+    };
     let sandbox = match opts.sandbox {
         Some(arg) => SandboxKind::from(arg),
         None => SandboxKind::default_for(entry.source.as_str()),
@@ -131,16 +127,11 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let request = RunRequest {
-        workflow: entry.name.clone(),
-        source: entry.source.as_str().into(),
-        path: entry.path.display().to_string(),
-        phases: entry.phase_titles(),
-        script: entry.prepared(),
-        args,
         resume_from: opts.resume.clone(),
         no_cache: opts.no_cache,
         budget: opts.budget,
         sandbox,
+        ..RunRequest::for_workflow(&entry, args)
     };
     let mut handle = engine.start_run(request).await?;
     let mut view = Progress::new(std::io::stderr().is_terminal(), &handle.run_id, &entry.name);

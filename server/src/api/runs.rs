@@ -9,7 +9,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use booflow_engine::journal::{CallRecord, RunRecord};
-use booflow_engine::{CallCommand, RunRequest, SandboxKind};
+use booflow_engine::run::InputError;
+use booflow_engine::{CallCommand, RunRequest};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -52,35 +53,29 @@ pub async fn start(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult
             names.join(", ")
         )));
     };
-    let mut args = body.args;
-    if let Some(old) = &body.resume_from {
-        let Some(previous) = state.engine.store.get_run(old).await? else {
+    let args = match state
+        .engine
+        .run_input(entry, body.args, body.resume_from.as_deref())
+        .await
+    {
+        Ok(args) => args,
+        Err(InputError::UnknownResume(old)) => {
             return Err(ApiError::bad_request(format!(
                 "resume_from: no run {old} in the journal"
             )));
-        };
-        if args.is_none() {
-            // Resuming without new input: the run goes on with the input it had.
-            args = previous.args;
         }
-    }
-    if let Some(schema) = &entry.script.meta.args {
-        booflow_engine::run::check_args(schema, &args)
-            .map_err(|e| ApiError::bad_request(format!("WorkflowInputError: {e}")))?;
-    }
-    let phases = entry.phase_titles();
+        Err(InputError::Invalid(e)) => {
+            return Err(ApiError::bad_request(format!("WorkflowInputError: {e}")));
+        }
+        Err(InputError::Journal(e)) => return Err(e.into()),
+    };
     let request = RunRequest {
-        workflow: entry.name.clone(),
-        source: entry.source.as_str().into(),
-        path: entry.path.display().to_string(),
-        phases: phases.clone(),
-        script: entry.prepared(),
-        args,
         resume_from: body.resume_from,
         no_cache: body.no_cache,
         budget: body.budget,
-        sandbox: SandboxKind::default_for(entry.source.as_str()),
+        ..RunRequest::for_workflow(entry, args)
     };
+    let phases = request.phases.clone();
     let handle = state
         .engine
         .queue_run(request, Some(state.gate.clone()))
