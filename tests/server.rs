@@ -670,3 +670,45 @@ fn other_web_pages_cannot_drive_the_server() {
     let runs: Value = response.json().unwrap();
     assert_eq!(runs["runs"], json!([]));
 }
+
+#[test]
+fn an_arena_winner_can_be_overridden_with_an_annotation_naming_a_contestant() {
+    let project = Project::new();
+    let served = project.serve(&[]);
+    let (_, workflows) = get(&served, "/api/workflows");
+    let arena = workflows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "arena")
+        .expect("the catalog arena is listed");
+    let example = arena["args"]["examples"][0].clone();
+    let run_id = start(&served, json!({"workflow": "arena", "args": example}));
+    let run = wait_status(&served, &run_id, "completed");
+    let ids: Vec<&str> = run["result"]["contestants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let path = format!("/api/runs/{run_id}/annotations");
+
+    let (status, reply) = post(&served, &path, json!({"winner": "c9"}));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error = reply["error"].as_str().unwrap();
+    assert!(error.contains("c9") && error.contains(ids[0]), "{error}");
+    let (status, reply) = post(&served, &path, json!({"winner": 2}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+
+    let (status, reply) = post(&served, &path, json!({"winner": ids[1]}));
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["annotations"]["winner"], ids[1]);
+    let (_, run) = get(&served, &format!("/api/runs/{run_id}"));
+    assert_eq!(run["annotations"]["winner"], ids[1]);
+    let (status, _) = post(
+        &served,
+        "/api/runs/01NOSUCHRUN/annotations",
+        json!({"winner": "c1"}),
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
