@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use booflow_engine::ScriptLoader;
 use booflow_host_api::{PreparedScript, WorkflowTarget};
-use booflow_workflows::{WorkflowEntry, discover, load_path};
+use booflow_workflows::{WorkflowEntry, discover, load_confined, project_root};
 
 /// Finds workflows the way `booflow run` does: project, then global, then catalog.
 pub struct DiscoveryLoader {
@@ -44,7 +44,13 @@ impl ScriptLoader for DiscoveryLoader {
                 } else {
                     self.cwd.join(path)
                 };
-                load_path(&path)
+                // Only scripts of this project or the global workflows directory: the
+                // sandbox must not reach other files through the loader.
+                let mut roots = vec![project_root(&self.cwd)];
+                if let Some(home) = &self.home {
+                    roots.push(home.join(".boocode").join("workflows"));
+                }
+                load_confined(&path, &roots)
                     .map(|entry| entry.prepared())
                     .map_err(|e| format!("workflow({{scriptPath: '{script_path}'}}): {e}"))
             }

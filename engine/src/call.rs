@@ -88,30 +88,9 @@ pub fn extract_json(text: &str) -> Option<Value> {
     None
 }
 
-/// Validates `value` against `schema`; the error lists each violation with its path.
+/// Validates `value` against `schema` (see [`crate::schema::validate`]).
 pub fn check_schema(schema: &Value, value: &Value) -> Result<(), String> {
-    let validator = jsonschema::validator_for(schema)
-        .map_err(|e| format!("the schema itself is invalid: {e}"))?;
-    let errors: Vec<String> = validator
-        .iter_errors(value)
-        .take(10)
-        .map(|e| {
-            let path = e.instance_path.to_string();
-            format!(
-                "- {}: {e}",
-                if path.is_empty() {
-                    "(root)".to_string()
-                } else {
-                    path
-                }
-            )
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("\n"))
-    }
+    crate::schema::validate(schema, value)
 }
 
 enum TurnEnd {

@@ -189,6 +189,8 @@ pub struct JournalStats {
 /// The journal and cache of one project.
 pub struct Store {
     pool: SqlitePool,
+    /// The database file, named in errors.
+    path: std::path::PathBuf,
     lru: Mutex<LruCache<String, CachedResult>>,
 }
 
@@ -228,8 +230,14 @@ impl Store {
         let size = NonZeroUsize::new(cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(Self {
             pool,
+            path: path.to_path_buf(),
             lru: Mutex::new(LruCache::new(size)),
         })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Journals a new run (`queued` or `running`), with this process's pid (to spot killed

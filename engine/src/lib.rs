@@ -14,6 +14,7 @@ pub mod events;
 pub mod journal;
 pub mod run;
 pub mod sandbox;
+pub mod schema;
 pub mod settings;
 pub mod worktree;
 

@@ -100,6 +100,20 @@ const CANCEL_GRACE: Duration = Duration::from_secs(5);
 enum Internal {
     Reply(HostEvent, Option<CallStats>),
     Log(&'static str, String),
+    /// A journal write failed: the run must stop and fail, since what the script would see
+    /// next is no longer recorded (docs/DESIGN.md §3: journaled before the script sees it).
+    JournalFailed(String),
+}
+
+impl Engine {
+    /// The run's error when its journal cannot be written: names the database file and the
+    /// failed write.
+    fn journal_failure(&self, what: &str, e: &anyhow::Error) -> String {
+        format!(
+            "the journal {} cannot be written ({what}): {e:#}; the run stops so that nothing unrecorded reaches the script",
+            self.store.path().display()
+        )
+    }
 }
 
 /// How a call ended, for the run's counters.
@@ -125,8 +139,21 @@ struct Loop {
     resume: HashMap<String, CachedResult>,
     no_cache: bool,
     occurrences: HashMap<String, u32>,
+    /// `workflow()` loads so far (capped at `WORKFLOW_MAX_AGENTS`).
+    workflow_loads: u32,
     counts: AgentCounts,
     usage: UsageTotals,
+    /// Set when a journal write failed; the loop then ends the run as failed.
+    journal_error: Option<String>,
+    /// The journal failed once: later writes are not attempted again.
+    journal_broken: bool,
+    /// The sandbox sent a request its runtime never would: the run fails with it.
+    sandbox_error: Option<String>,
+    /// Script log bytes so far, and lines dropped past the quota.
+    log_bytes: u64,
+    logs_dropped: u64,
+    /// Artifact bytes stored so far.
+    artifact_bytes: usize,
     log_seq: u32,
     phase: Option<String>,
     timers: HashMap<u64, tokio::task::AbortHandle>,
@@ -190,7 +217,8 @@ impl Engine {
             }
             None => HashMap::new(),
         };
-        self.store
+        let journaled = self
+            .store
             .insert_run(&RunRecord {
                 run_id: run_id.clone(),
                 workflow: request.workflow.clone(),
@@ -208,7 +236,10 @@ impl Engine {
                 started_at: now_rfc3339(),
                 finished_at: None,
             })
-            .await?;
+            .await;
+        if let Err(e) = journaled {
+            anyhow::bail!("{}", self.journal_failure("the new run", &e));
+        }
         let (events, rx) = broadcast::channel(4096);
         let cancel = CancellationToken::new();
         let control = RunControl::default();
@@ -248,26 +279,32 @@ impl Engine {
                     }
                 }
             };
+            let mut start_error = None;
             if _permit.is_some() {
                 if let Err(e) = engine.store.mark_running(&task_run_id).await {
-                    tracing::error!("cannot journal a run's start: {e:#}");
+                    start_error = Some(engine.journal_failure("the run's start", &e));
                 }
                 let _ = task_events.send(RunEvent::RunRunning {
                     run_id: task_run_id.clone(),
                 });
             }
-            let outcome = drive(
-                engine,
-                task_run_id,
-                init,
-                request,
-                resume,
-                budget_total,
-                task_events.clone(),
-                task_cancel,
-                task_control,
-            )
-            .await;
+            let outcome = match start_error {
+                Some(error) => unjournaled_outcome(&task_run_id, error),
+                None => {
+                    drive(
+                        engine,
+                        task_run_id,
+                        init,
+                        request,
+                        resume,
+                        budget_total,
+                        task_events.clone(),
+                        task_cancel,
+                        task_control,
+                    )
+                    .await
+                }
+            };
             let _ = task_events.send(RunEvent::RunFinished {
                 outcome: outcome.clone(),
             });
@@ -313,6 +350,19 @@ async fn wait_in_queue(
     }
 }
 
+/// The outcome of a run that failed because its journal could not be written.
+fn unjournaled_outcome(run_id: &str, error: String) -> RunOutcome {
+    tracing::error!("run {run_id}: {error}");
+    RunOutcome {
+        run_id: run_id.to_string(),
+        status: "failed".into(),
+        result: Value::Null,
+        error: Some(error),
+        agents: AgentCounts::default(),
+        usage: UsageTotals::default(),
+    }
+}
+
 /// Ends a run that was cancelled before it got a slot: nothing ran, nothing to undo.
 async fn cancelled_in_queue(engine: &Engine, run_id: &str) -> RunOutcome {
     let error = "the run was cancelled while it waited in the queue".to_string();
@@ -327,7 +377,7 @@ async fn cancelled_in_queue(engine: &Engine, run_id: &str) -> RunOutcome {
         )
         .await
     {
-        tracing::error!("cannot journal the run's end: {e:#}");
+        return unjournaled_outcome(run_id, engine.journal_failure("the run's end", &e));
     }
     RunOutcome {
         run_id: run_id.to_string(),
@@ -369,8 +419,15 @@ async fn drive(
         resume,
         no_cache: request.no_cache,
         occurrences: HashMap::new(),
+        workflow_loads: 0,
         counts: AgentCounts::default(),
         usage: UsageTotals::default(),
+        journal_error: None,
+        journal_broken: false,
+        sandbox_error: None,
+        log_bytes: 0,
+        logs_dropped: 0,
+        artifact_bytes: 0,
         log_seq: 0,
         phase: None,
         timers: HashMap::new(),
@@ -381,6 +438,9 @@ async fn drive(
     let mut poll = tokio::time::interval(Duration::from_millis(500));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end: Result<Value, ScriptError> = loop {
+        if let Some(error) = lp.journal_error.take().or_else(|| lp.sandbox_error.take()) {
+            break Err(ScriptError::new(ErrorName::WorkflowSandboxError, error));
+        }
         tokio::select! {
             request = sandbox.requests.recv() => match request {
                 None => break Err(ScriptError::new(ErrorName::WorkflowSandboxError, "the sandbox ended without a result")),
@@ -426,7 +486,7 @@ impl Loop {
                 phase,
                 line,
             } => self.agent(id, prompt, opts, phase, line).await,
-            GuestRequest::Log { level, message } => self.log(level.as_str(), message).await,
+            GuestRequest::Log { level, message } => self.script_log(level.as_str(), message).await,
             GuestRequest::Phase { title } => {
                 self.phase = Some(title.clone());
                 let _ = self.events.send(RunEvent::Phase {
@@ -452,25 +512,50 @@ impl Loop {
                 target,
                 from_file,
             } => {
-                let reply = match self.engine.loader.load(&target, &from_file) {
-                    Ok(script) => HostEvent::Resolve {
-                        id,
-                        value: serde_json::to_value(script).unwrap_or_default(),
-                        budget_spent: self.budget.spent(),
-                    },
-                    Err(message) => self.reject(id, ErrorName::WorkflowInputError, message),
+                self.workflow_loads += 1;
+                let reply = if self.workflow_loads > self.engine.settings.max_agents {
+                    // A backstop to the one-level rule the guest enforces: however a script
+                    // chains workflow() calls, a run loads at most as many as it may make
+                    // agent calls.
+                    let message = format!(
+                        "this run reached its cap of {} workflow() calls (WORKFLOW_MAX_AGENTS)",
+                        self.engine.settings.max_agents
+                    );
+                    self.reject(id, ErrorName::WorkflowAgentCapError, message)
+                } else {
+                    match self.engine.loader.load(&target, &from_file) {
+                        Ok(script) => HostEvent::Script {
+                            id,
+                            script,
+                            budget_spent: self.budget.spent(),
+                        },
+                        Err(message) => self.reject(id, ErrorName::WorkflowInputError, message),
+                    }
                 };
                 self.reply(reply);
             }
             GuestRequest::Artifact { name, content } => {
+                // The guest checks these too; a message that breaks them did not come from
+                // the runtime's own artifact().
+                if let Err(message) = booflow_host_api::limits::check_artifact_name(&name) {
+                    self.sandbox_error = Some(message);
+                    return;
+                }
+                self.artifact_bytes += content.to_string().len();
+                if self.artifact_bytes > booflow_host_api::limits::MAX_ARTIFACT_TOTAL_BYTES {
+                    self.sandbox_error = Some("the run's artifacts exceed their quota".into());
+                    return;
+                }
                 if let Err(e) = self
                     .engine
                     .store
                     .put_artifact(&self.run_id, &name, &content)
                     .await
                 {
-                    self.log("error", format!("cannot store artifact '{name}': {e:#}"))
-                        .await;
+                    self.journal_failed(
+                        self.engine
+                            .journal_failure(&format!("artifact '{name}'"), &e),
+                    );
                 }
             }
             GuestRequest::Done { .. } | GuestRequest::Failed { .. } => {}
@@ -511,7 +596,50 @@ impl Loop {
                 self.reply(event);
             }
             Internal::Log(level, message) => self.log(level, message).await,
+            Internal::JournalFailed(error) => self.journal_failed(error),
         }
+    }
+
+    /// A `log()`/`console.*` line of the script, within the per-line cap and the run's log
+    /// quota (`WORKFLOW_MAX_LOG_BYTES`): past the quota lines are dropped and counted, with
+    /// one line saying so, so a script cannot grow the journal without bound.
+    async fn script_log(&mut self, level: &str, mut message: String) {
+        use booflow_host_api::limits::MAX_LOG_LINE_BYTES;
+        if message.len() > MAX_LOG_LINE_BYTES {
+            let mut cut = MAX_LOG_LINE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let extra = message.len() - cut;
+            message.truncate(cut);
+            message.push_str(&format!(
+                "… ({extra} more bytes cut: a log line keeps {MAX_LOG_LINE_BYTES})"
+            ));
+        }
+        if self.logs_dropped > 0 {
+            self.logs_dropped += 1;
+            return;
+        }
+        self.log_bytes += message.len() as u64;
+        if self.log_bytes > self.engine.settings.max_log_bytes {
+            self.logs_dropped = 1;
+            let notice = format!(
+                "the run's log reached its quota of {} bytes (WORKFLOW_MAX_LOG_BYTES); later log lines are dropped",
+                self.engine.settings.max_log_bytes
+            );
+            self.log("warn", notice).await;
+            return;
+        }
+        self.log(level, message).await;
+    }
+
+    /// Records the first journal failure; the loop ends the run with it.
+    fn journal_failed(&mut self, error: String) {
+        tracing::error!("run {}: {error}", self.run_id);
+        if self.journal_error.is_none() && !self.journal_broken {
+            self.journal_error = Some(error);
+        }
+        self.journal_broken = true;
     }
 
     fn count(&mut self, stats: &CallStats) {
@@ -530,13 +658,14 @@ impl Loop {
     async fn log(&mut self, level: &str, message: String) {
         self.log_seq += 1;
         let at = now_rfc3339();
-        if let Err(e) = self
-            .engine
-            .store
-            .append_log(&self.run_id, self.log_seq, &at, level, &message)
-            .await
+        if !self.journal_broken
+            && let Err(e) = self
+                .engine
+                .store
+                .append_log(&self.run_id, self.log_seq, &at, level, &message)
+                .await
         {
-            tracing::error!("cannot journal a log line: {e:#}");
+            self.journal_failed(self.engine.journal_failure("a log line", &e));
         }
         let _ = self.events.send(RunEvent::Log {
             run_id: self.run_id.clone(),
@@ -582,9 +711,9 @@ impl Loop {
             }
         };
         if let Some(schema) = &opts.schema
-            && let Err(e) = jsonschema::validator_for(schema)
+            && let Err(e) = crate::schema::compile(schema)
         {
-            let message = format!("agent() option 'schema' is not a valid JSON Schema: {e}");
+            let message = format!("agent() option 'schema' is refused: {e}");
             let reply = self.reject(id, ErrorName::WorkflowInputError, message);
             self.reply(reply);
             return;
@@ -649,7 +778,9 @@ impl Loop {
                 ..CallEnd::default()
             };
             if let Err(e) = self.engine.store.insert_replayed_call(&start, &end).await {
-                tracing::error!("cannot journal a replayed call: {e:#}");
+                // The script is never told: the run ends failed before it could go on.
+                self.journal_failed(self.engine.journal_failure("a replayed call", &e));
+                return;
             }
             self.budget.charge(hit.usage.output_tokens);
             self.count(&CallStats {
@@ -677,7 +808,8 @@ impl Loop {
         }
 
         if let Err(e) = self.engine.store.insert_call(&start).await {
-            tracing::error!("cannot journal a call start: {e:#}");
+            self.journal_failed(self.engine.journal_failure("a call's start", &e));
+            return;
         }
         let spec = CallSpec {
             prompt,
@@ -755,9 +887,15 @@ impl Loop {
             match message {
                 Internal::Reply(_, Some(stats)) => self.count(&stats),
                 Internal::Log(level, message) => self.log(level, message).await,
+                Internal::JournalFailed(error) => self.journal_failed(error),
                 Internal::Reply(_, None) => {}
             }
         }
+        // A write that failed while the leftovers drained still fails the run.
+        let end = match (end, self.journal_error.take()) {
+            (Ok(_), Some(error)) => Err(ScriptError::new(ErrorName::WorkflowSandboxError, error)),
+            (end, _) => end,
+        };
         let (status, result, error) = match end {
             Ok(result) => ("completed", result, None),
             Err(error) if cancelled && error.name == ErrorName::WorkflowAbortError.as_str() => {
@@ -775,7 +913,15 @@ impl Loop {
             .finish_run(&self.run_id, status, &stored_result, &error, &now_rfc3339())
             .await
         {
-            tracing::error!("cannot journal the run's end: {e:#}");
+            // Never report an end the journal does not hold: the run shows `interrupted`
+            // there once this process is gone, and `--resume` picks it up.
+            let mut outcome = unjournaled_outcome(
+                &self.run_id,
+                self.engine.journal_failure("the run's end", &e),
+            );
+            outcome.agents = self.counts;
+            outcome.usage = self.usage;
+            return outcome;
         }
         RunOutcome {
             run_id: self.run_id,
@@ -1160,7 +1306,12 @@ impl LiveCall {
             .finish_call(&self.run_id, &self.call_id, &end)
             .await
         {
-            tracing::error!("cannot journal a call's end: {e:#}");
+            // The result is not journaled, so the script must not see it.
+            let error = self
+                .engine
+                .journal_failure(&format!("the end of call {}", self.call_id), &e);
+            let _ = self.internal.send(Internal::JournalFailed(error));
+            return;
         }
         let _ = self.events.send(RunEvent::CallFinished {
             run_id: self.run_id.clone(),

@@ -27,6 +27,8 @@ pub struct Settings {
     pub stall_retries: u32,
     /// `WORKFLOW_MAX_CONCURRENT` (3): runs `booflow serve` executes at once; the rest queue.
     pub max_concurrent_runs: usize,
+    /// `WORKFLOW_MAX_LOG_BYTES` (8 MiB): script log bytes kept per run.
+    pub max_log_bytes: u64,
 }
 
 impl Default for Settings {
@@ -45,24 +47,52 @@ impl Default for Settings {
             stall_ms: limits::STALL_MS,
             stall_retries: limits::STALL_RETRIES,
             max_concurrent_runs: limits::MAX_CONCURRENT_RUNS,
+            max_log_bytes: limits::MAX_LOG_BYTES,
         }
     }
 }
 
-fn read<T: std::str::FromStr>(
+/// Reads `name` as a number in `range` (`default` when unset or empty). The error names
+/// the variable, the value and the accepted range: an out-of-range value is refused rather
+/// than clamped, since a silent clamp hides a typo (and values near `usize::MAX` would
+/// panic tokio's semaphores).
+fn read<T>(
     name: &str,
     default: T,
+    range: std::ops::RangeInclusive<T>,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<T, String> {
-    match lookup(name) {
-        None => Ok(default),
-        Some(text) if text.trim().is_empty() => Ok(default),
-        Some(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| format!("environment variable {name}={text:?} is not a valid number")),
+) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let value = match lookup(name) {
+        None => return Ok(default),
+        Some(text) if text.trim().is_empty() => return Ok(default),
+        Some(text) => text.trim().parse::<T>().map_err(|_| {
+            format!(
+                "environment variable {name}={text:?} is not a valid number (expected {} to {})",
+                range.start(),
+                range.end()
+            )
+        })?,
+    };
+    if !range.contains(&value) {
+        return Err(format!(
+            "environment variable {name}={value} is out of range: expected {} to {}",
+            range.start(),
+            range.end()
+        ));
     }
+    Ok(value)
 }
+
+/// Upper bounds of the settings: generous, but far from where arithmetic or allocation
+/// breaks. wasm32 addresses at most 4 GiB, hence the memory bound.
+const MAX_CONCURRENCY: usize = 4096;
+const MAX_COUNT: u32 = 1_000_000;
+const MAX_MS: u64 = 24 * 60 * 60 * 1000;
+const MAX_MEMORY_MB: u64 = 4096;
+const MAX_BUDGET: u64 = 1_000_000_000_000;
 
 impl Settings {
     /// Reads every limit from the process environment.
@@ -71,20 +101,63 @@ impl Settings {
     }
 
     /// Reads every limit through `lookup` (tests pass a map).
+    ///
+    /// # Errors
+    /// A message naming the variable when a value is not a number or is out of its range.
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
         let d = Self::default();
         Ok(Self {
-            max_agents: read("WORKFLOW_MAX_AGENTS", d.max_agents, lookup)?,
-            max_items: read("WORKFLOW_MAX_ITEMS", d.max_items, lookup)?,
-            concurrency: read("WORKFLOW_MAX_CONCURRENCY", d.concurrency, lookup)?.max(1),
-            sync_timeout_ms: read("WORKFLOW_SYNC_TIMEOUT_MS", d.sync_timeout_ms, lookup)?.max(1),
-            memory_mb: read("WORKFLOW_MEMORY_MB", d.memory_mb, lookup)?.max(16),
-            default_budget: read("WORKFLOW_DEFAULT_BUDGET", d.default_budget, lookup)?,
-            cache_size: read("WORKFLOW_CACHE_SIZE", d.cache_size, lookup)?.max(1),
-            stall_ms: read("WORKFLOW_STALL_MS", d.stall_ms, lookup)?.max(1),
-            stall_retries: read("WORKFLOW_STALL_RETRIES", d.stall_retries, lookup)?,
-            max_concurrent_runs: read("WORKFLOW_MAX_CONCURRENT", d.max_concurrent_runs, lookup)?
-                .max(1),
+            max_agents: read("WORKFLOW_MAX_AGENTS", d.max_agents, 1..=MAX_COUNT, lookup)?,
+            max_items: read(
+                "WORKFLOW_MAX_ITEMS",
+                d.max_items,
+                1..=MAX_COUNT as usize,
+                lookup,
+            )?,
+            concurrency: read(
+                "WORKFLOW_MAX_CONCURRENCY",
+                d.concurrency,
+                1..=MAX_CONCURRENCY,
+                lookup,
+            )?,
+            sync_timeout_ms: read(
+                "WORKFLOW_SYNC_TIMEOUT_MS",
+                d.sync_timeout_ms,
+                1..=MAX_MS,
+                lookup,
+            )?,
+            memory_mb: read(
+                "WORKFLOW_MEMORY_MB",
+                d.memory_mb,
+                16..=MAX_MEMORY_MB,
+                lookup,
+            )?,
+            default_budget: read(
+                "WORKFLOW_DEFAULT_BUDGET",
+                d.default_budget,
+                0..=MAX_BUDGET,
+                lookup,
+            )?,
+            cache_size: read(
+                "WORKFLOW_CACHE_SIZE",
+                d.cache_size,
+                1..=MAX_COUNT as usize,
+                lookup,
+            )?,
+            stall_ms: read("WORKFLOW_STALL_MS", d.stall_ms, 1..=MAX_MS, lookup)?,
+            stall_retries: read("WORKFLOW_STALL_RETRIES", d.stall_retries, 0..=100, lookup)?,
+            max_concurrent_runs: read(
+                "WORKFLOW_MAX_CONCURRENT",
+                d.max_concurrent_runs,
+                1..=MAX_CONCURRENCY,
+                lookup,
+            )?,
+            max_log_bytes: read(
+                "WORKFLOW_MAX_LOG_BYTES",
+                d.max_log_bytes,
+                1024..=MAX_BUDGET,
+                lookup,
+            )?,
         })
     }
 }
@@ -105,5 +178,19 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("WORKFLOW_SYNC_TIMEOUT_MS"), "{err}");
+        // Near usize::MAX tokio's semaphore would panic: refused with the range instead.
+        let err = Settings::from_lookup(&|name| {
+            (name == "WORKFLOW_MAX_CONCURRENCY").then(|| (1u64 << 61).to_string())
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("out of range") && err.contains("1 to 4096"),
+            "{err}"
+        );
+        let err = Settings::from_lookup(&|name| {
+            (name == "WORKFLOW_MAX_CONCURRENT").then(|| "0".to_string())
+        })
+        .unwrap_err();
+        assert!(err.contains("WORKFLOW_MAX_CONCURRENT=0"), "{err}");
     }
 }

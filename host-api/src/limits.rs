@@ -27,6 +27,35 @@ pub const SCHEMA_REPAIRS: u32 = 2;
 /// Nesting depth of `workflow()`: one level only.
 pub const MAX_WORKFLOW_DEPTH: u32 = 1;
 
+/// Bytes of one `log()`/`console.*` line kept; the rest is cut with a note of its size.
+pub const MAX_LOG_LINE_BYTES: usize = 64 * 1024;
+/// Log bytes per run (`WORKFLOW_MAX_LOG_BYTES`, 8 MiB). Past it, script log lines are
+/// dropped and counted, so a script cannot grow the journal without bound.
+pub const MAX_LOG_BYTES: u64 = 8 * 1024 * 1024;
+/// `artifact()` calls that store a new name, per run.
+pub const MAX_ARTIFACTS: usize = 256;
+/// Bytes of one artifact's JSON text (16 MiB).
+pub const MAX_ARTIFACT_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes of all of a run's artifacts together (64 MiB), counted as stored (a name stored
+/// again counts again).
+pub const MAX_ARTIFACT_TOTAL_BYTES: usize = 64 * 1024 * 1024;
+
+/// Checks an `artifact(name, …)` name: 1–128 characters of `A–Z a–z 0–9 . _ -`, not
+/// starting with `.`, so that `booflow show --export DIR` can write every artifact as
+/// `DIR/<name>` and none can climb out of `DIR` or hide (`../x`, `.bashrc`, `a/b`).
+///
+/// # Errors
+/// A message naming the name and the rule.
+pub fn check_artifact_name(name: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 128 || name.starts_with('.') || !name.chars().all(allowed) {
+        return Err(format!(
+            "artifact name {name:?} is not a plain file name: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with '.'"
+        ));
+    }
+    Ok(())
+}
+
 /// Concurrent agent calls per run: `min(16, max(2, cores − 2))`
 /// (`WORKFLOW_MAX_CONCURRENCY` overrides).
 pub fn default_concurrency(cores: usize) -> usize {
@@ -36,6 +65,25 @@ pub fn default_concurrency(cores: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artifact_names_are_plain_file_names() {
+        for good in ["manifest.json", "c1.txt", "a_b-c.diff", "x"] {
+            assert!(check_artifact_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "..",
+            "a\\b",
+            "tab\t",
+            &"x".repeat(129),
+        ] {
+            assert!(check_artifact_name(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn concurrency_follows_the_core_count() {

@@ -91,8 +91,8 @@ pub enum GuestRequest {
     TimerStart { id: u64, ms: u64 },
     /// `clearTimeout`.
     TimerClear { id: u64 },
-    /// `workflow(target, args)`: answered by [`HostEvent::Resolve`] whose value is a
-    /// [`PreparedScript`] as JSON, or a rejection.
+    /// `workflow(target, args)`: answered by [`HostEvent::Script`] (the loaded script,
+    /// which only the guest's native side may compile) or a rejection.
     WorkflowLoad {
         id: u64,
         target: WorkflowTarget,
@@ -120,6 +120,15 @@ pub enum HostEvent {
     Reject {
         id: u64,
         error: ScriptError,
+        budget_spent: u64,
+    },
+    /// The `workflow_load` request `id` found its script. The guest's native side keeps
+    /// the script and hands JavaScript only a handle to compile it by, so a script that
+    /// overrides `JSON.parse` cannot make the runtime compile text of its own (the eval ban,
+    /// docs/DESIGN.md §1).
+    Script {
+        id: u64,
+        script: PreparedScript,
         budget_spent: u64,
     },
     /// The timer `id` fired.

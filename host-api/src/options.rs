@@ -22,6 +22,10 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "detail",
 ];
 
+/// The largest `stallMs` accepted: 24 hours, in ms. Past that a stall timer means "never",
+/// and values near `u64::MAX` would not survive the trip through JavaScript numbers.
+pub const MAX_STALL_MS: u64 = 24 * 60 * 60 * 1000;
+
 /// Validated `agent()` options.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -141,12 +145,16 @@ impl AgentOptions {
                 },
                 "stallMs" => match value {
                     Value::Null => {}
-                    Value::Number(n) if n.as_f64().is_some_and(|ms| ms > 0.0) => {
+                    Value::Number(n)
+                        if n.as_f64().is_some_and(|ms| {
+                            (1.0..=MAX_STALL_MS as f64).contains(&ms.round())
+                        }) =>
+                    {
                         opts.stall_ms = Some(n.as_f64().unwrap_or_default().round() as u64)
                     }
                     other => {
                         return Err(OptionsError(format!(
-                            "agent() option 'stallMs' must be a positive number of milliseconds, got {other}"
+                            "agent() option 'stallMs' must be a number of milliseconds from 1 to {MAX_STALL_MS} (24 h), got {other}"
                         )));
                     }
                 },
@@ -255,6 +263,16 @@ mod tests {
         assert!(AgentOptions::from_js(&json!({"label": 3}), &[]).is_err());
         assert!(AgentOptions::from_js(&json!({"isolation": "docker"}), &[]).is_err());
         assert!(AgentOptions::from_js(&json!({"stallMs": -1}), &[]).is_err());
+        // Rounds to 0 ms: six instant retries, then null. Refused instead.
+        assert!(AgentOptions::from_js(&json!({"stallMs": 0.4}), &[]).is_err());
+        let huge = AgentOptions::from_js(&json!({"stallMs": 1.9e19}), &[]).unwrap_err();
+        assert!(huge.0.contains("86400000"), "{huge}");
+        assert_eq!(
+            AgentOptions::from_js(&json!({"stallMs": 1.6}), &[])
+                .unwrap()
+                .stall_ms,
+            Some(2)
+        );
         assert!(AgentOptions::from_js(&json!({"tools": "Read"}), &[]).is_err());
         assert!(AgentOptions::from_js(&json!("opts"), &[]).is_err());
     }

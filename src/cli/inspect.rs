@@ -9,11 +9,12 @@ use booflow_workflows::{discover, parse_script};
 use serde_json::{Value, json};
 
 use super::Place;
+use super::term::{esay, say};
 
 pub fn list(place: &Place, json_out: bool) -> anyhow::Result<ExitCode> {
     let found = discover(&place.cwd, place.home.as_deref());
     for problem in &found.problems {
-        eprintln!(
+        esay!(
             "warning: skipped {}: {}",
             problem.path.display(),
             problem.message
@@ -31,32 +32,39 @@ pub fn list(place: &Place, json_out: bool) -> anyhow::Result<ExitCode> {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!("{:width$}  {:8}  DESCRIPTION", "NAME", "SOURCE");
+    say!("{:width$}  {:8}  DESCRIPTION", "NAME", "SOURCE");
     for w in &found.workflows {
         let source = w.source.as_str();
-        println!(
+        say!(
             "{:width$}  {:8}  {}",
-            w.name, source, w.script.meta.description
+            w.name,
+            source,
+            w.script.meta.description
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
-    let text = match std::fs::read_to_string(file) {
+    // A FIFO or device is refused at once, and no more than the script cap is read.
+    let text = match booflow_workflows::read_script(file) {
         Ok(text) => text,
-        Err(e) => bail!("cannot read {}: {e}", file.display()),
+        Err(booflow_workflows::LoadError::Meta(e)) => {
+            esay!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => bail!("{e}"),
     };
     match parse_script(&text, &file.display().to_string()) {
         Ok(script) => {
             for warning in &script.warnings {
-                eprintln!("warning: {}: {warning}", file.display());
+                esay!("warning: {}: {warning}", file.display());
             }
-            println!("ok {}", script.meta.name);
+            say!("ok {}", script.meta.name);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            esay!("error: {e}");
             Ok(ExitCode::FAILURE)
         }
     }
@@ -69,14 +77,17 @@ pub async fn runs(engine: &Engine, limit: u32, json_out: bool) -> anyhow::Result
         return Ok(ExitCode::SUCCESS);
     }
     if runs.is_empty() {
-        println!("no runs yet: start one with `booflow run <workflow>`");
+        say!("no runs yet: start one with `booflow run <workflow>`");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:26}  {:11}  {:20}  STARTED", "RUN", "STATUS", "WORKFLOW");
+    say!("{:26}  {:11}  {:20}  STARTED", "RUN", "STATUS", "WORKFLOW");
     for run in runs {
-        println!(
+        say!(
             "{:26}  {:11}  {:20}  {}",
-            run.run_id, run.status, run.workflow, run.started_at
+            run.run_id,
+            run.status,
+            run.workflow,
+            run.started_at
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -104,41 +115,49 @@ pub async fn show(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Resu
         println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("run       {}", run.run_id);
-    println!("workflow  {} ({}, {})", run.workflow, run.source, run.path);
-    println!("status    {}", run.status);
-    println!("sandbox   {}", run.sandbox);
-    println!("started   {}", run.started_at);
+    say!("run       {}", run.run_id);
+    say!("workflow  {} ({}, {})", run.workflow, run.source, run.path);
+    say!("status    {}", run.status);
+    say!("sandbox   {}", run.sandbox);
+    say!("started   {}", run.started_at);
     if let Some(finished) = &run.finished_at {
-        println!("finished  {finished}");
+        say!("finished  {finished}");
     }
     if let Some(from) = &run.resumed_from {
-        println!("resumed   from {from}");
+        say!("resumed   from {from}");
     }
     if let Some(args) = &run.args {
-        println!("args      {args}");
+        say!("args      {args}");
     }
     for (key, value) in &annotations {
-        println!("note      {key} = {value}");
+        say!("note      {key} = {value}");
     }
     if !artifacts.is_empty() {
-        println!(
+        say!(
             "artifacts {} (booflow show {} --export DIR)",
             artifacts.join(", "),
             run.run_id
         );
     }
     println!();
-    println!(
+    say!(
         "{:5}  {:24}  {:14}  {:10}  {:6}  {:10}  {:>8}  {:>7}  {:>7}",
-        "CALL", "LABEL", "PHASE", "STATUS", "CACHED", "AGENT", "TIME", "IN", "OUT"
+        "CALL",
+        "LABEL",
+        "PHASE",
+        "STATUS",
+        "CACHED",
+        "AGENT",
+        "TIME",
+        "IN",
+        "OUT"
     );
     for c in &calls {
         let time = c
             .duration_ms
             .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
             .unwrap_or_default();
-        println!(
+        say!(
             "{:5}  {:24}  {:14}  {:10}  {:6}  {:10}  {:>8}  {:>7}  {:>7}",
             c.call_id,
             truncate(c.label.as_deref().unwrap_or("-"), 24),
@@ -151,19 +170,19 @@ pub async fn show(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Resu
             c.usage.output_tokens
         );
         if let Some(error) = &c.error {
-            println!("       └ {}", error.lines().next().unwrap_or_default());
+            say!("       └ {}", error.lines().next().unwrap_or_default());
         }
         if let Some(branch) = &c.worktree_branch {
-            println!("       └ worktree kept on branch {branch}");
+            say!("       └ worktree kept on branch {branch}");
             for line in c.worktree_stat.as_deref().unwrap_or_default().lines() {
-                println!("         {line}");
+                say!("         {line}");
             }
         }
     }
     if !logs.is_empty() {
         println!();
         for line in &logs {
-            println!("{} {:5} {}", line.at, line.level, line.message);
+            say!("{} {:5} {}", line.at, line.level, line.message);
         }
     }
     println!();
@@ -199,7 +218,7 @@ pub async fn traces(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Re
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    say!(
         "{:5}  {:20}  {:10}  {:>9}  {:>9}  {:>7}  {:>7}  {:>7}  {:>7}  {:>5}  {:12}  {:>7}  SERVED BY",
         "CALL",
         "LABEL",
@@ -221,7 +240,7 @@ pub async fn traces(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Re
         } else {
             c.status.clone()
         };
-        println!(
+        say!(
             "{:5}  {:20}  {:10}  {:>9}  {:>9}  {:>7}  {:>7}  {:>7}  {:>7}  {:>5}  {:12}  {:>7}  {}",
             c.call_id,
             truncate(c.label.as_deref().unwrap_or("-"), 20),
@@ -302,11 +321,16 @@ pub async fn agents(
     if json_out {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if rows.is_empty() {
-        println!("no agents configured: add an [agents.NAME] table to .boocode/booflow.toml");
+        say!("no agents configured: add an [agents.NAME] table to .boocode/booflow.toml");
     } else {
-        println!(
+        say!(
             "{:14}  {:6}  {:5}  {:8}  {:14}  {:30}  HEALTH",
-            "AGENT", "KIND", "LANE", "MAX_LIVE", "LIVE/IDLE/BUSY", "COMMAND / URL"
+            "AGENT",
+            "KIND",
+            "LANE",
+            "MAX_LIVE",
+            "LIVE/IDLE/BUSY",
+            "COMMAND / URL"
         );
         for row in &rows {
             let p = &row["processes"];
@@ -315,7 +339,7 @@ pub async fn agents(
                 row["name"].as_str().unwrap_or_default(),
                 if row["default"] == true { " *" } else { "" }
             );
-            println!(
+            say!(
                 "{:14}  {:6}  {:5}  {:8}  {:14}  {:30}  {}",
                 name,
                 row["kind"].as_str().unwrap_or_default(),
@@ -336,7 +360,7 @@ pub async fn agents(
 }
 
 /// `booflow show <run> --export DIR`: writes each artifact to `DIR/<name>` (text as is, JSON
-/// pretty-printed). Names with path separators are refused.
+/// pretty-printed). A name that is not a plain file name is skipped with a warning.
 pub async fn export(engine: &Engine, run_id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
     if engine.store.get_run(run_id).await?.is_none() {
         bail!(
@@ -347,9 +371,13 @@ pub async fn export(engine: &Engine, run_id: &str, dir: &Path) -> anyhow::Result
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let artifacts = engine.store.artifacts(run_id).await?;
+    let mut written = 0;
     for (name, content) in &artifacts {
-        if name.contains('/') || name.contains('\\') || name == ".." {
-            bail!("artifact name {name:?} is not a plain file name");
+        // Journals written before names were checked may hold any name: such an artifact
+        // is skipped with a warning and the others still exported.
+        if let Err(message) = booflow_host_api::limits::check_artifact_name(name) {
+            esay!("warning: skipped: {message}");
+            continue;
         }
         let text = match content {
             Value::String(text) => text.clone(),
@@ -358,9 +386,10 @@ pub async fn export(engine: &Engine, run_id: &str, dir: &Path) -> anyhow::Result
         let path = dir.join(name);
         std::fs::write(&path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
+        written += 1;
     }
-    println!("{} artifact(s) exported", artifacts.len());
+    say!("{written} artifact(s) exported");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -383,7 +412,7 @@ pub async fn annotate(engine: &Engine, run_id: &str, pairs: &[String]) -> anyhow
             .store
             .annotate(run_id, key, value, &booflow_engine::now_rfc3339())
             .await?;
-        println!("{run_id}: {key} = {value}");
+        say!("{run_id}: {key} = {value}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -400,10 +429,10 @@ fn truncate(text: &str, width: usize) -> String {
 
 pub async fn cancel(engine: &Engine, run_id: &str) -> anyhow::Result<ExitCode> {
     if engine.store.request_cancel(run_id).await? {
-        println!("cancelling {run_id}");
+        say!("cancelling {run_id}");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("error: run {run_id} is not running");
+        esay!("error: run {run_id} is not running");
         Ok(ExitCode::FAILURE)
     }
 }

@@ -4,6 +4,7 @@
 mod inspect;
 mod progress;
 mod run;
+mod term;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -7,6 +7,8 @@ use std::time::Duration;
 use booflow_engine::{RunEvent, RunOutcome};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::term::{esay, safe, safe_echo};
+
 pub struct Progress {
     tty: bool,
     multi: MultiProgress,
@@ -39,9 +41,9 @@ impl Progress {
     pub fn new(tty: bool, run_id: &str, workflow: &str) -> Self {
         let multi = MultiProgress::new();
         if tty {
-            let _ = multi.println(format!("▶ {workflow}  (run {run_id})"));
+            let _ = multi.println(safe(&format!("▶ {workflow}  (run {run_id})")));
         } else {
-            eprintln!("run {run_id}: {workflow}");
+            esay!("run {run_id}: {workflow}");
         }
         Self {
             tty,
@@ -63,7 +65,7 @@ impl Progress {
         );
         // Left unfinished until the run ends: indicatif may drop a bar finished before its
         // first draw.
-        header.set_message(format!("◆ {title}"));
+        header.set_message(safe(&format!("◆ {title}")).into_owned());
         header.tick();
         self.phase_tail.insert(title.to_string(), header.clone());
         self.headers.push(header.clone());
@@ -76,7 +78,7 @@ impl Progress {
                 if self.tty {
                     self.phase_line(title);
                 } else {
-                    eprintln!("◆ {title}");
+                    esay!("◆ {title}");
                 }
             }
             RunEvent::CallStarted {
@@ -88,7 +90,7 @@ impl Progress {
             } => {
                 let name = label.clone().unwrap_or_else(|| call_id.clone());
                 if !self.tty {
-                    eprintln!("  → {call_id} {name} ({agent})");
+                    esay!("  → {call_id} {name} ({agent})");
                     return;
                 }
                 let bar = match phase {
@@ -101,8 +103,8 @@ impl Progress {
                     None => self.multi.add(ProgressBar::new_spinner()),
                 };
                 bar.set_style(running_style());
-                bar.set_prefix(name.clone());
-                bar.set_message(format!("queued · {agent}"));
+                bar.set_prefix(safe(&name).into_owned());
+                bar.set_message(safe(&format!("queued · {agent}")).into_owned());
                 bar.enable_steady_tick(Duration::from_millis(120));
                 self.calls.insert(call_id.clone(), (bar, name));
             }
@@ -136,19 +138,23 @@ impl Progress {
                 match self.calls.get(call_id) {
                     Some((bar, name)) if self.tty => {
                         bar.set_style(done_style());
-                        bar.set_prefix(format!("{mark} {name}"));
-                        bar.finish_with_message(format!(
-                            "{status} {secs:.1}s{}{badge}{detail}",
-                            tokens(usage)
-                        ));
+                        bar.set_prefix(safe(&format!("{mark} {name}")).into_owned());
+                        bar.finish_with_message(
+                            safe(&format!(
+                                "{status} {secs:.1}s{}{badge}{detail}",
+                                tokens(usage)
+                            ))
+                            .into_owned(),
+                        );
                     }
-                    _ => eprintln!(
+                    _ => esay!(
                         "  {mark} {call_id} {status} {secs:.1}s{}{badge}{detail}",
                         tokens(usage)
                     ),
                 }
             }
             RunEvent::Log { level, message, .. } => {
+                let message = safe_echo(message);
                 let line = if level == "info" {
                     format!("  │ {message}")
                 } else {
@@ -192,9 +198,9 @@ impl Progress {
             outcome.usage.output_tokens
         );
         // Every bar is finished now, so this lands below the tree.
-        eprintln!("{line}");
+        esay!("{line}");
         if let Some(error) = &outcome.error {
-            eprintln!("error: {error}");
+            esay!("error: {error}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `booflow run`: resolve the workflow, check its args, run it with a live view, print the
 //! outcome (`--json`: exactly the object of DESIGN.md §6).
 
+use super::term::{esay, say};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -107,7 +108,7 @@ fn build_args(args: &Option<String>, pairs: &[String]) -> anyhow::Result<Option<
 pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
     let entry = resolve(place, &opts.workflow)?;
     for warning in &entry.script.warnings {
-        eprintln!("warning: {}: {warning}", entry.path.display());
+        esay!("warning: {}: {warning}", entry.path.display());
     }
     let engine = place.engine(true).await?;
     let args = build_args(&opts.args, &opts.arg)?;
@@ -121,7 +122,7 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
         None => SandboxKind::default_for(entry.source.as_str()),
     };
     if sandbox == SandboxKind::Boa && entry.source != Source::Catalog {
-        eprintln!(
+        esay!(
             "warning: --sandbox boa runs {} in-process without CPU or memory bounds; use it only for scripts you trust",
             entry.path.display()
         );
@@ -157,6 +158,11 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         match &outcome.result {
             Value::Null => {}
+            // Piped, the text goes out exactly; on a terminal its control characters are
+            // shown, not obeyed.
+            Value::String(text) if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+                say!("{text}")
+            }
             Value::String(text) => println!("{text}"),
             other => println!("{}", serde_json::to_string_pretty(other)?),
         }

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod http;
+
 use booflow_testkit::model_server::ModelServer;
 use serde_json::Value;
 

@@ -183,6 +183,16 @@ pub enum LoadError {
     /// The script is too large or its meta is invalid.
     #[error(transparent)]
     Meta(#[from] MetaError),
+    /// A nested `workflow({scriptPath})` named a file outside the project and the global
+    /// workflows directory (see [`load_confined`]).
+    #[error(
+        "{} is outside the project and the global workflows directory; workflow({{scriptPath}}) loads only scripts inside them",
+        path.display()
+    )]
+    Outside {
+        /// The path as the script gave it, resolved against the calling file.
+        path: PathBuf,
+    },
 }
 
 impl LoadError {
@@ -190,6 +200,7 @@ impl LoadError {
         match self {
             LoadError::Read { source, .. } => Problem::new(path, format!("cannot read: {source}")),
             LoadError::NotUtf8 { .. } => Problem::new(path, "not valid UTF-8"),
+            LoadError::Outside { .. } => Problem::new(path, self.to_string()),
             LoadError::Meta(e) => Problem {
                 path: path.to_path_buf(),
                 line: Some(e.line),
@@ -246,28 +257,11 @@ pub fn discover(cwd: &Path, home: Option<&Path>) -> Discovery {
 /// [`Source::Project`] and its path is `path` as given.
 ///
 /// # Errors
-/// [`LoadError`] when the file cannot be read, is not UTF-8, exceeds the 512 KiB script
-/// cap (checked from the file size before reading), or has an invalid meta.
+/// [`LoadError`] when the file cannot be read, is not a regular file, is not UTF-8,
+/// exceeds the 512 KiB script cap (never reading more than that), or has an invalid meta.
 pub fn load_path(path: &Path) -> Result<WorkflowEntry, LoadError> {
+    let text = read_script(path)?;
     let file = path.display().to_string();
-    let read_err = |source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let size = fs::metadata(path).map_err(read_err)?.len();
-    if size > MAX_SCRIPT_BYTES as u64 {
-        // Checked before reading so a huge file is never loaded into memory.
-        return Err(LoadError::Meta(MetaError {
-            file,
-            line: 1,
-            column: 1,
-            message: too_large(size),
-        }));
-    }
-    let bytes = fs::read(path).map_err(read_err)?;
-    let text = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 {
-        path: path.to_path_buf(),
-    })?;
     let script = parse_script(&text, &file)?;
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
     Ok(entry(
@@ -277,6 +271,107 @@ pub fn load_path(path: &Path) -> Result<WorkflowEntry, LoadError> {
         path.to_path_buf(),
         stem.as_deref(),
     ))
+}
+
+/// Loads the script a nested `workflow({scriptPath})` names, for a workflow running in
+/// the sandbox: only a regular file inside one of `roots` (the project and the global
+/// workflows directory), checked on the path as written *and* after symlinks are
+/// resolved, and its errors never quote the file's content, so a script cannot use the
+/// loader to read or run files elsewhere on the machine (docs/DESIGN.md §1).
+///
+/// # Errors
+/// [`LoadError::Outside`] for a path outside every root, else as [`load_path`], with any
+/// excerpt of the file's text left out of the message.
+pub fn load_confined(path: &Path, roots: &[PathBuf]) -> Result<WorkflowEntry, LoadError> {
+    let outside = || LoadError::Outside {
+        path: path.to_path_buf(),
+    };
+    let inside = |p: &Path| roots.iter().any(|root| p.starts_with(root));
+    // First on the path as written, so nothing outside is even probed.
+    if !inside(&lexical(path)) {
+        return Err(outside());
+    }
+    let real = fs::canonicalize(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let real_roots: Vec<PathBuf> = roots
+        .iter()
+        .filter_map(|r| fs::canonicalize(r).ok())
+        .collect();
+    if !real_roots.iter().any(|root| real.starts_with(root)) {
+        return Err(outside());
+    }
+    load_path(&real).map_err(|e| match e {
+        LoadError::Meta(meta) => LoadError::Meta(meta.without_excerpts()),
+        other => other,
+    })
+}
+
+/// `path` with `.` and `..` resolved by name alone (no file system access).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Reads a script file without trusting what sits at `path`: it must be a regular file
+/// (a FIFO, a device such as `/dev/zero` or a directory is refused without blocking on
+/// it), and at most [`MAX_SCRIPT_BYTES`] + 1 bytes are ever read, whatever its size claims.
+///
+/// # Errors
+/// [`LoadError::Read`] (missing, permissions, not a regular file), [`LoadError::Meta`]
+/// for an oversized file (at 1:1), [`LoadError::NotUtf8`].
+pub fn read_script(path: &Path) -> Result<String, LoadError> {
+    let read_err = |source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Opening a FIFO for reading blocks until a writer appears; non-blocking opens
+        // return at once, and the type check below refuses it.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(read_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(
+        &mut io::Read::take(file, MAX_SCRIPT_BYTES as u64 + 1),
+        &mut bytes,
+    )
+    .map_err(read_err)?;
+    if bytes.len() > MAX_SCRIPT_BYTES {
+        // The size on disk, when it can be told, says by how much.
+        let size = meta.len().max(bytes.len() as u64);
+        return Err(LoadError::Meta(MetaError {
+            file: path.display().to_string(),
+            line: 1,
+            column: 1,
+            message: too_large(size),
+        }));
+    }
+    String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 {
+        path: path.to_path_buf(),
+    })
 }
 
 /// The project root for `cwd`: the nearest ancestor (itself included) with a `.boocode`
@@ -377,6 +472,7 @@ fn is_script_file(path: &Path) -> bool {
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
+    // `is_file` follows symlinks: a FIFO or device named `x.js` is not a script.
     !name.starts_with('.') && path.extension().is_some_and(|e| e == "js") && path.is_file()
 }
 

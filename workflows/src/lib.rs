@@ -14,8 +14,8 @@ mod tokens;
 use std::ops::Range;
 
 pub use discovery::{
-    Discovery, LoadError, Problem, Source, WorkflowEntry, default_home, discover, load_path,
-    project_root,
+    Discovery, LoadError, Problem, Source, WorkflowEntry, default_home, discover, load_confined,
+    load_path, project_root, read_script,
 };
 pub use meta::{InvalidMeta, Meta, PhaseMeta};
 
@@ -34,6 +34,33 @@ pub struct MetaError {
     pub column: usize,
     /// What is wrong, naming the construct or the meta field.
     pub message: String,
+}
+
+impl MetaError {
+    /// The same error with every quoted excerpt of the source (`found `…``) reduced to
+    /// `…`, for errors shown to a script about a file it may not read (see
+    /// [`load_confined`]).
+    pub fn without_excerpts(mut self) -> Self {
+        let mut out = String::with_capacity(self.message.len());
+        let mut rest = self.message.as_str();
+        while let Some(at) = rest.find("found `") {
+            let (head, tail) = rest.split_at(at + "found `".len());
+            out.push_str(head);
+            match tail.find('`') {
+                Some(close) => {
+                    out.push('…');
+                    rest = &tail[close..];
+                }
+                None => {
+                    out.push_str("…`");
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        self.message = out;
+        self
+    }
 }
 
 /// A script split into its meta and its body.

@@ -75,6 +75,10 @@ pub struct AgentConfig {
     pub warm: bool,
 }
 
+/// The largest `max_live` accepted: far more processes than a machine can run, and far
+/// from where a semaphore of that many permits would panic.
+pub const MAX_LIVE_LIMIT: usize = 1024;
+
 fn default_max_live() -> usize {
     4
 }
@@ -241,8 +245,11 @@ fn validate_agent(path: &Path, name: &str, agent: &AgentConfig) -> Result<(), Co
             }
         }
     }
-    if agent.max_live == 0 {
-        return Err(at("max_live", "must be at least 1"));
+    if !(1..=MAX_LIVE_LIMIT).contains(&agent.max_live) {
+        return Err(at(
+            "max_live",
+            &format!("must be from 1 to {MAX_LIVE_LIMIT}, got {}", agent.max_live),
+        ));
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! wasm sandbox runs under wasmtime) and natively (the in-process boa sandbox). It talks to
 //! the host only through [`Host`]: it sends [`GuestRequest`]s and blocks in [`Host::wait`]
 //! for the next [`HostEvent`]. The globals of DESIGN.md §1 are written in JavaScript
-//! (`prelude.js`) over three native primitives defined here.
+//! (`prelude.js`) over the native primitives of `natives.rs`.
 //!
 //! The event loop: evaluate the prelude, compile the body as
 //! `(args, workflow) => async () => { … }`, start it, then repeatedly run the job queue and, while
@@ -38,7 +38,37 @@ thread_local! {
     static INIT: RefCell<Option<Init>> = const { RefCell::new(None) };
 }
 
+thread_local! {
+    /// Bytes sent to the host since the last forced collection (see [`collect_if_due`]).
+    static SENT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Linear memory, in bytes, right after the last forced collection (wasm only).
+    static MEMORY_AFTER_GC: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Bytes of requests (or of memory growth) after which the guest collects garbage before
+/// it next waits: 16 MiB.
+const GC_EVERY_BYTES: usize = 16 << 20;
+
+/// boa's collector is paced by the objects it allocates, not by string bytes, so a script
+/// that builds big strings (`log('x'.repeat(1 << 20))` in a loop) fills the sandbox's memory
+/// with garbage the collector never gets to. Collect at a host wait once enough was sent
+/// or the memory grew enough; both are cheap to check.
+fn collect_if_due() {
+    let sent = SENT.with(|s| s.get());
+    #[cfg(target_arch = "wasm32")]
+    let memory = core::arch::wasm32::memory_size(0) * 65536;
+    #[cfg(not(target_arch = "wasm32"))]
+    let memory = 0usize;
+    let grown = memory.saturating_sub(MEMORY_AFTER_GC.with(|m| m.get()));
+    if sent >= GC_EVERY_BYTES || grown >= GC_EVERY_BYTES {
+        boa_gc::force_collect();
+        SENT.with(|s| s.set(0));
+        MEMORY_AFTER_GC.with(|m| m.set(memory));
+    }
+}
+
 pub(crate) fn host_send(request: &str) {
+    SENT.with(|s| s.set(s.get() + request.len()));
     HOST.with(|h| {
         if let Some(host) = h.borrow_mut().as_mut() {
             host.send(request);
@@ -47,6 +77,7 @@ pub(crate) fn host_send(request: &str) {
 }
 
 fn host_wait() -> String {
+    collect_if_due();
     HOST.with(|h| {
         h.borrow_mut()
             .as_mut()
@@ -119,6 +150,7 @@ fn run_script(init: &Init) -> GuestRequest {
         Err(e) => return sandbox_error(format!("cannot create the JavaScript context: {e}")),
     };
     let result = drive(init, &mut ctx);
+    natives::forget_loaded();
     // Drop every JS value before the context goes away.
     drop(ctx);
     result
@@ -174,6 +206,15 @@ fn drive(init: &Init, ctx: &mut Context) -> GuestRequest {
                             .unwrap_or_default();
                         match serde_json::from_str(&text) {
                             Ok(result) => GuestRequest::Done { result },
+                            // serde_json bounds nesting at 128 levels, as the host does.
+                            Err(e) if e.to_string().contains("recursion limit") => {
+                                GuestRequest::Failed {
+                                    error: ScriptError::new(
+                                        ErrorName::WorkflowInputError,
+                                        "the workflow's return value is nested deeper than 128 levels",
+                                    ),
+                                }
+                            }
                             Err(e) => {
                                 sandbox_error(format!("the workflow result is not JSON: {e}"))
                             }
@@ -204,11 +245,7 @@ fn drive(init: &Init, ctx: &mut Context) -> GuestRequest {
                 ),
             };
         }
-        let event = host_wait();
-        let cancelled = matches!(
-            serde_json::from_str::<HostEvent>(&event),
-            Ok(HostEvent::Cancel)
-        );
+        let (event, cancelled) = accept_event(host_wait());
         if let Err(e) = call(&hooks.dispatch, &[JsValue::from(js_string!(event))], ctx) {
             return failed(&hooks, e, &init.script, ctx);
         }
@@ -219,6 +256,28 @@ fn drive(init: &Init, ctx: &mut Context) -> GuestRequest {
             };
         }
     }
+}
+
+/// Takes a host event in before JavaScript sees it: whether it is the cancel, and for a
+/// loaded nested workflow ([`HostEvent::Script`]) keeps the script on the native side and
+/// hands JavaScript only its handle (the request id). The host serialises the `type` tag
+/// first, so the other events are recognised by their prefix without parsing them twice.
+pub(crate) fn accept_event(event: String) -> (String, bool) {
+    if event.starts_with(r#"{"type":"cancel""#) {
+        return (event, true);
+    }
+    if event.starts_with(r#"{"type":"script""#)
+        && let Ok(HostEvent::Script {
+            id,
+            script,
+            budget_spent,
+        }) = serde_json::from_str::<HostEvent>(&event)
+    {
+        natives::keep_loaded(id, script);
+        let handle = format!(r#"{{"type":"script","id":{id},"budget_spent":{budget_spent}}}"#);
+        return (handle, false);
+    }
+    (event, false)
 }
 
 /// Turns a thrown value into a [`GuestRequest::Failed`] with its name, message and the line

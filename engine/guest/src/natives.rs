@@ -1,7 +1,10 @@
-//! The native side of the runtime: the boa context with booflow's host hooks, and the three
-//! primitives the prelude is built on (`send`, `checkOptions`, `compile`) plus `callerLine`.
+//! The native side of the runtime: the boa context with booflow's host hooks, and the
+//! primitives the prelude is built on: `send`, `checkOptions`, `callerLine`,
+//! `compileLoaded` (a nested workflow the host loaded) and `inNested` (whether the caller
+//! is a nested workflow's code).
 
 use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -112,12 +115,107 @@ fn caller_line(_: &JsValue, _: &[JsValue], ctx: &mut Context) -> JsResult<JsValu
     Ok(JsValue::null())
 }
 
-fn compile(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
-    let script = PreparedScript {
-        body: arg_string(args, 0, ctx)?,
-        file: arg_string(args, 1, ctx)?,
+thread_local! {
+    /// Scripts the host loaded for `workflow()` calls, by request id, until compiled. Only
+    /// the host fills this (see [`crate::accept_event`]), so nothing a script does can put
+    /// its own text here: the eval ban holds even with `JSON.parse` overridden.
+    static LOADED: RefCell<HashMap<u64, PreparedScript>> = RefCell::new(HashMap::new());
+    /// Source paths nested workflow bodies were compiled under (see [`compile_loaded`]).
+    static NESTED: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+}
+
+thread_local! {
+    /// Names stored by `artifact()` so far and their bytes in all, for the per-run quotas.
+    static ARTIFACTS: RefCell<(HashSet<String>, usize)> = RefCell::new((HashSet::new(), 0));
+}
+
+/// `native.checkArtifact(name, jsonText)`: `""` when `artifact(name, …)` may store that
+/// JSON text, else why not (the name rule, or a quota of `booflow_host_api::limits`).
+/// Counts what it allows.
+fn check_artifact(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    use booflow_host_api::limits::{
+        MAX_ARTIFACT_BYTES, MAX_ARTIFACT_TOTAL_BYTES, MAX_ARTIFACTS, check_artifact_name,
     };
-    compile_body(&script, ctx)
+    let name = arg_string(args, 0, ctx)?;
+    let bytes = arg_string(args, 1, ctx)?.len();
+    let verdict = ARTIFACTS.with(|a| {
+        let (names, total) = &mut *a.borrow_mut();
+        check_artifact_name(&name)?;
+        if bytes > MAX_ARTIFACT_BYTES {
+            return Err(format!(
+                "artifact('{name}') is {bytes} bytes as JSON; the limit is {MAX_ARTIFACT_BYTES} bytes per artifact"
+            ));
+        }
+        if !names.contains(&name) && names.len() >= MAX_ARTIFACTS {
+            return Err(format!(
+                "artifact('{name}'): a run keeps at most {MAX_ARTIFACTS} artifacts"
+            ));
+        }
+        if *total + bytes > MAX_ARTIFACT_TOTAL_BYTES {
+            return Err(format!(
+                "artifact('{name}'): a run's artifacts hold at most {MAX_ARTIFACT_TOTAL_BYTES} bytes in all"
+            ));
+        }
+        names.insert(name.clone());
+        *total += bytes;
+        Ok(())
+    });
+    Ok(js_string!(verdict.err().unwrap_or_default()).into())
+}
+
+/// Keeps a script the host loaded for the `workflow_load` request `id`.
+pub(crate) fn keep_loaded(id: u64, script: PreparedScript) {
+    LOADED.with(|l| l.borrow_mut().insert(id, script));
+}
+
+/// Forgets every loaded script, nested path and artifact count (the run is over).
+pub(crate) fn forget_loaded() {
+    LOADED.with(|l| l.borrow_mut().clear());
+    NESTED.with(|n| n.borrow_mut().clear());
+    ARTIFACTS.with(|a| *a.borrow_mut() = (HashSet::new(), 0));
+}
+
+/// The path a nested workflow's body is compiled under: its file with a marker, so its
+/// frames can be told from the caller's even when a script nests itself, and errors in it
+/// say where they came from.
+fn nested_path(file: &str) -> String {
+    format!("{file} (nested workflow)")
+}
+
+/// `native.compileLoaded(handle)`: compiles the script the host loaded for that
+/// `workflow_load` request into its body factory; each handle compiles once.
+fn compile_loaded(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let handle = args.first().cloned().unwrap_or_default().to_number(ctx)?;
+    let script = LOADED
+        .with(|l| l.borrow_mut().remove(&(handle as u64)))
+        .ok_or_else(|| {
+            JsNativeError::typ()
+                .with_message("WorkflowSandboxError: no workflow was loaded under this handle")
+        })?;
+    let file = nested_path(&script.file);
+    NESTED.with(|n| n.borrow_mut().insert(file.clone()));
+    compile_body(
+        &PreparedScript {
+            file,
+            body: script.body,
+        },
+        ctx,
+    )
+}
+
+/// `native.inNested()`: whether any frame on the stack belongs to a nested workflow's
+/// body, so `workflow()` can refuse a second level however the script reached it
+/// (`globalThis.workflow`, a captured reference, a helper of the parent script).
+fn in_nested(_: &JsValue, _: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let nested = NESTED.with(|nested| {
+        let nested = nested.borrow();
+        !nested.is_empty()
+            && ctx.stack_trace().any(|frame| match &frame.position().path {
+                SourcePath::Path(path) => path.to_str().is_some_and(|p| nested.contains(p)),
+                _ => false,
+            })
+    });
+    Ok(JsValue::from(nested))
 }
 
 /// Compiles a workflow body into a factory `(args, workflow) => async () => { body }`.
@@ -144,9 +242,19 @@ pub(crate) fn native_object(ctx: &mut Context) -> JsValue {
             0,
         )
         .function(
-            NativeFunction::from_fn_ptr(compile),
-            js_string!("compile"),
+            NativeFunction::from_fn_ptr(compile_loaded),
+            js_string!("compileLoaded"),
+            1,
+        )
+        .function(
+            NativeFunction::from_fn_ptr(check_artifact),
+            js_string!("checkArtifact"),
             2,
+        )
+        .function(
+            NativeFunction::from_fn_ptr(in_nested),
+            js_string!("inNested"),
+            0,
         )
         .build();
     object.into()

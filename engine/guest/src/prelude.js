@@ -1,12 +1,19 @@
-// The workflow runtime: every global of DESIGN.md §1, written in JavaScript over three
-// native primitives (send a request, check agent() options, compile a workflow body).
+// The workflow runtime: every global of docs/DESIGN.md §1, written in JavaScript over the
+// native primitives of natives.rs (send a request, check agent() options, the caller's
+// line, compile a workflow the host loaded, whether the caller is a nested workflow).
 // Evaluated once per run before the workflow body; returns the hooks the Rust event loop
 // drives (dispatch a host event, count outstanding work, start the main body).
 (function (native, initJson) {
   'use strict';
   const G = globalThis;
-  const init = JSON.parse(initJson);
-  const send = (msg) => native.send(JSON.stringify(msg));
+  // The runtime keeps its own references: a script may replace JSON.parse/stringify or
+  // Promise with anything, and that must change nothing about how the runtime talks to
+  // the host.
+  const jsonParse = JSON.parse;
+  const jsonStringify = JSON.stringify;
+  const Prom = Promise;
+  const init = jsonParse(initJson);
+  const send = (msg) => native.send(jsonStringify(msg));
 
   // ---- errors with stable names (DESIGN.md §1) ----------------------------------------
   const ERROR_NAMES = [
@@ -73,9 +80,9 @@
   let cancelled = false;
 
   function request(msg) {
-    if (cancelled) return Promise.reject(makeError('WorkflowAbortError', 'the run was cancelled'));
+    if (cancelled) return Prom.reject(makeError('WorkflowAbortError', 'the run was cancelled'));
     const id = nextId++;
-    return new Promise((resolve, reject) => {
+    return new Prom((resolve, reject) => {
       pending.set(id, { resolve, reject });
       send(Object.assign({ id }, msg));
     });
@@ -85,7 +92,7 @@
     if (typeof value === 'string') return value;
     if (value instanceof Error) return `${value.name}: ${value.message}`;
     try {
-      const text = JSON.stringify(value);
+      const text = jsonStringify(value);
       return text === undefined ? String(value) : text;
     } catch (_) {
       return String(value);
@@ -111,20 +118,20 @@
   // ---- the globals -------------------------------------------------------------------
   G.agent = function agent(prompt, opts) {
     if (typeof prompt !== 'string') {
-      return Promise.reject(makeError('WorkflowInputError', `agent() prompt must be a string, got ${typeof prompt}`));
+      return Prom.reject(makeError('WorkflowInputError', `agent() prompt must be a string, got ${typeof prompt}`));
     }
     let checked;
     try {
-      checked = JSON.parse(native.checkOptions(opts === undefined ? 'null' : JSON.stringify(opts)));
+      checked = jsonParse(native.checkOptions(opts === undefined ? 'null' : jsonStringify(opts)));
     } catch (e) {
-      return Promise.reject(makeError('WorkflowInputError', e.message));
+      return Prom.reject(makeError('WorkflowInputError', e.message));
     }
     return request({ type: 'agent_start', prompt, opts: checked, phase: currentPhase, line: native.callerLine() });
   };
 
   G.parallel = async function parallel(thunks) {
     checkItems('parallel', thunks);
-    return Promise.all(
+    return Prom.all(
       thunks.map(async (thunk, i) => {
         try {
           if (typeof thunk === 'function') return await thunk();
@@ -148,7 +155,7 @@
         throw makeError('WorkflowInputError', `pipeline() stage ${s + 1} is ${typeof stage}, not a function (prev, item, index) => …`);
       }
     });
-    return Promise.all(
+    return Prom.all(
       items.map(async (item, index) => {
         let prev = item;
         for (let s = 0; s < stages.length; s++) {
@@ -206,26 +213,38 @@
     if (typeof name !== 'string' || name === '') {
       throw makeError('WorkflowInputError', 'artifact() needs a non-empty name');
     }
-    const text = content === undefined ? 'null' : JSON.stringify(content);
+    const text = content === undefined ? 'null' : jsonStringify(content);
     if (text === undefined) {
       throw makeError('WorkflowInputError', `artifact('${name}') content must be text or JSON data, got ${typeof content}`);
     }
-    send({ type: 'artifact', name, content: JSON.parse(text) });
+    // The name rule and the per-run quotas (docs/DESIGN.md §1 limits).
+    const problem = native.checkArtifact(name, text);
+    if (problem !== '') throw makeError('WorkflowInputError', problem);
+    send({ type: 'artifact', name, content: jsonParse(text) });
   };
 
+  const ONE_LEVEL = 'workflow() nests one level only: a nested workflow cannot call workflow()';
   const nestedWorkflow = async () => {
-    throw makeError('WorkflowInputError', 'workflow() nests one level only: a nested workflow cannot call workflow()');
+    throw makeError('WorkflowInputError', ONE_LEVEL);
   };
   G.workflow = async function workflow(target, childArgs) {
+    // However the nested body reached this function (globalThis.workflow, a reference
+    // captured by its parent), its frames on the stack give it away.
+    if (native.inNested()) throw makeError('WorkflowInputError', ONE_LEVEL);
     const valid =
       (typeof target === 'string' && target !== '') ||
       (target && typeof target === 'object' && typeof target.scriptPath === 'string');
     if (!valid) {
       throw makeError('WorkflowInputError', 'workflow() takes a workflow name or {scriptPath}, e.g. workflow("review", args)');
     }
-    const prepared = await request({ type: 'workflow_load', target, from_file: init.script.file });
-    const body = native.compile(prepared.body, prepared.file);
-    return body(childArgs, nestedWorkflow)();
+    const ref = typeof target === 'string' ? target : { scriptPath: target.scriptPath };
+    // A nested workflow's args are data, as a run's are: no functions or live objects
+    // cross into the child.
+    const text = childArgs === undefined ? undefined : jsonStringify(childArgs);
+    const data = text === undefined ? undefined : jsonParse(text);
+    const handle = await request({ type: 'workflow_load', target: ref, from_file: init.script.file });
+    const body = native.compileLoaded(handle);
+    return body(data, nestedWorkflow)();
   };
 
   // Web-platform helpers that scripts written for Node or browsers take for granted and
@@ -236,7 +255,7 @@
     };
   }
   if (typeof G.structuredClone !== 'function') {
-    G.structuredClone = (value) => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
+    G.structuredClone = (value) => (value === undefined ? undefined : jsonParse(jsonStringify(value)));
   }
 
   G.args = init.args === null ? undefined : init.args;
@@ -257,12 +276,13 @@
         }
       }
     }
-    return JSON.stringify(out);
+    return jsonStringify(out);
   }
 
   function dispatch(text) {
-    const ev = JSON.parse(text);
+    const ev = jsonParse(text);
     switch (ev.type) {
+      case 'script':
       case 'resolve':
       case 'reject': {
         // Replies can arrive out of order; what is spent only grows.
@@ -270,7 +290,8 @@
         const waiter = pending.get(ev.id);
         pending.delete(ev.id);
         if (!waiter) break;
-        if (ev.type === 'resolve') waiter.resolve(ev.value);
+        if (ev.type === 'script') waiter.resolve(ev.id);
+        else if (ev.type === 'resolve') waiter.resolve(ev.value);
         else waiter.reject(makeError(ev.error.name, ev.error.message));
         break;
       }
@@ -302,7 +323,7 @@
     outstanding: () => pending.size + timers.size,
     start: (main) => main(G.args, G.workflow)(),
     toJson: (value) => {
-      const text = JSON.stringify(value === undefined ? null : value);
+      const text = jsonStringify(value === undefined ? null : value);
       return text === undefined ? 'null' : text;
     },
   };

@@ -31,6 +31,12 @@ static GUEST_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/booflow-gue
 const TICK_MS: u64 = 10;
 /// Native stack wasm code may use: deep enough for boa's recursion limit.
 const MAX_WASM_STACK: usize = 16 * 1024 * 1024;
+/// Stack of the thread that runs the guest. wasmtime runs wasm on the calling thread's
+/// stack and traps (`Trap::StackOverflow`) once wasm frames use [`MAX_WASM_STACK`]; the
+/// thread must hold that much *plus* the host frames around and below it, or a deep guest
+/// recursion (say `JSON.stringify` of a 5000-deep structure) overflows the host thread
+/// first and aborts the whole process instead of failing the one run.
+const THREAD_STACK: usize = MAX_WASM_STACK + 16 * 1024 * 1024;
 
 struct Runtime {
     engine: Engine,
@@ -185,7 +191,10 @@ fn add_host_imports(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// The run's error for a trap: what happened and which limit applies, never wasmtime's
+/// backtrace (logged at debug level instead).
 fn describe_trap(error: &wasmtime::Error, limits: SandboxLimits) -> String {
+    tracing::debug!("the wasm sandbox stopped a workflow: {error:?}");
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => format!(
             "the workflow ran for more than {} ms without yielding to the host (an endless loop?); \
@@ -193,16 +202,19 @@ fn describe_trap(error: &wasmtime::Error, limits: SandboxLimits) -> String {
             limits.sync_timeout_ms
         ),
         Some(Trap::StackOverflow) => {
-            "the workflow exhausted the sandbox stack (runaway recursion?)".into()
+            "the workflow exhausted the sandbox stack (runaway recursion, or a structure nested too deep?)".into()
         }
-        Some(Trap::MemoryOutOfBounds) | Some(Trap::HeapMisaligned) => {
-            format!("the workflow runtime faulted: {error}")
+        // The guest's shadow stack sits at the bottom of its memory: running off it is an
+        // access below address 0, reported as out of bounds.
+        Some(Trap::MemoryOutOfBounds) => {
+            "the workflow exhausted the sandbox stack (runaway recursion, or a structure nested too deep?)".into()
         }
+        Some(trap) => format!("the workflow runtime faulted: {trap}"),
         _ if format!("{error:?}").contains("memory") => format!(
             "the workflow needed more than {} MiB of memory; WORKFLOW_MEMORY_MB sets the bound",
             limits.memory_mb
         ),
-        _ => format!("the wasm sandbox stopped the workflow: {error:#}"),
+        _ => format!("the wasm sandbox stopped the workflow: {}", error.root_cause()),
     }
 }
 
@@ -247,6 +259,7 @@ pub(super) fn spawn(sink: RequestSink, events: Receiver<String>, limits: Sandbox
     let failure_sink = sink.clone();
     let spawned = std::thread::Builder::new()
         .name("booflow-wasm".into())
+        .stack_size(THREAD_STACK)
         .spawn(move || {
             if let Err(message) = run(sink, events, limits) {
                 failure_sink.fail(message);
