@@ -33,7 +33,8 @@ fn request(source: &str, args: serde_json::Value, sandbox: SandboxKind) -> RunRe
     let script = booflow_workflows::parse_script(source, "bench.js").expect("bench script parses");
     RunRequest {
         workflow: script.meta.name.clone(),
-        source: "project".into(),
+        source: booflow_types::Source::Project,
+        annotation_rules: Default::default(),
         path: "bench.js".into(),
         phases: Vec::new(),
         script: PreparedScript {
@@ -48,10 +49,14 @@ fn request(source: &str, args: serde_json::Value, sandbox: SandboxKind) -> RunRe
     }
 }
 
-async fn run(engine: &Arc<Engine>, request: RunRequest) -> booflow_engine::RunOutcome {
+async fn run(engine: &Arc<Engine>, request: RunRequest) -> booflow_types::RunOutcome {
     let handle = engine.start_run(request).await.expect("run starts");
     let outcome = handle.done.await.expect("run ends");
-    assert_eq!(outcome.status, "completed", "{outcome:?}");
+    assert_eq!(
+        outcome.status,
+        booflow_types::RunStatus::Completed,
+        "{outcome:?}"
+    );
     outcome
 }
 

@@ -310,7 +310,7 @@ fn the_arena_measures_each_contestant_and_judges_them() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        common::stderr(&output).contains("contestants: c1, c2, c3"),
+        common::stderr(&output).contains("allowed: c1, c2, c3"),
         "{}",
         common::stderr(&output)
     );

@@ -1,9 +1,13 @@
 //! `booflow serve` through HTTP and WebSocket against the real binary, with the scripted
 //! model server behind the agents (issue 4): start/list/get runs, cancel, skip, retry,
 //! pagination, 4xx errors, token auth, queueing at WORKFLOW_MAX_CONCURRENT, the frame
-//! stream and its replay on reconnect, /metrics and the embedded pane.
+//! stream and its replay on reconnect, /metrics and the embedded pane; `guards` has the
+//! hostile clients.
 
 mod common;
+// A crate root's modules sit beside it; this one belongs to this test alone.
+#[path = "server/guards.rs"]
+mod guards;
 
 use std::time::{Duration, Instant};
 

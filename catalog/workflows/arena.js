@@ -8,6 +8,8 @@ export const meta = {
     { title: 'Judge', detail: 'ranking, winner and rationale' },
     { title: 'Cross-examination', detail: 'optional: the runner-up questions the winner' },
   ],
+  // booflow extension: a person may override the judge's winner with any contestant's id.
+  annotations: { winner: '/contestants/*/id' },
   args: {
     type: 'object',
     properties: {

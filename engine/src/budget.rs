@@ -7,7 +7,7 @@
 //! running calls to reconcile, or, with nothing running and nothing left, fails with
 //! `WorkflowBudgetExceededError`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
@@ -30,21 +30,39 @@ pub struct Budget {
     changed: Notify,
 }
 
-/// Tokens held by one running call; give it back with [`Budget::reconcile`].
+/// Tokens held by one running call. [`Reservation::settle`] charges what the call really
+/// produced; a reservation dropped without settling (the call's task panicked or was
+/// aborted) gives its tokens back and charges nothing, so the budget never leaks.
 #[derive(Debug)]
 pub struct Reservation {
+    budget: Arc<Budget>,
     tokens: u64,
+    settled: bool,
 }
 
 impl Reservation {
     /// The bound to pass as the reply's `max_tokens`: only at the budget's tail, when the
     /// call got less than a full reservation. A full reservation is an admission estimate,
     /// not a cap on a reply (`None` without a budget, or with room to spare).
-    pub fn limit(&self, budget: &Budget) -> Option<u64> {
-        budget
+    pub fn limit(&self) -> Option<u64> {
+        self.budget
             .total
             .and(Some(self.tokens))
             .filter(|&tokens| tokens < RESERVATION)
+    }
+
+    /// Ends the call: releases the reservation and charges `output_tokens`.
+    pub fn settle(mut self, output_tokens: u64) {
+        self.settled = true;
+        self.budget.release(self.tokens, output_tokens);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.budget.release(self.tokens, 0);
+        }
     }
 }
 
@@ -56,20 +74,14 @@ pub struct Exhausted {
 }
 
 impl Budget {
-    /// `spent` is what the run has already used (from the journal when resuming).
-    pub fn new(total: Option<u64>, spent: u64) -> Self {
+    /// A budget of `total` output tokens (`None`: no budget), nothing spent yet; a resumed
+    /// run is charged its replayed calls as the script reaches them.
+    pub fn new(total: Option<u64>) -> Self {
         Self {
             total,
-            ledger: Mutex::new(Ledger {
-                spent,
-                ..Ledger::default()
-            }),
+            ledger: Mutex::new(Ledger::default()),
             changed: Notify::new(),
         }
-    }
-
-    pub fn total(&self) -> Option<u64> {
-        self.total
     }
 
     /// Output tokens spent so far.
@@ -78,45 +90,53 @@ impl Budget {
     }
 
     /// Waits until the call may start and reserves its tokens.
-    pub async fn reserve(&self) -> Result<Reservation, Exhausted> {
+    ///
+    /// # Errors
+    /// [`Exhausted`] when the budget is spent, or spent and reserved with nothing running
+    /// that could free any of it.
+    pub async fn reserve(self: &Arc<Self>) -> Result<Reservation, Exhausted> {
         loop {
             let notified = self.changed.notified();
-            {
-                let mut ledger = self.ledger.lock().unwrap();
-                let Some(total) = self.total else {
-                    ledger.running += 1;
-                    return Ok(Reservation { tokens: 0 });
-                };
-                if ledger.spent >= total {
-                    return Err(Exhausted {
-                        total,
-                        spent: ledger.spent,
-                    });
-                }
-                let free = total.saturating_sub(ledger.spent + ledger.reserved);
-                if free >= RESERVATION || (ledger.running == 0 && free > 0) {
-                    let tokens = free.min(RESERVATION);
-                    ledger.reserved += tokens;
-                    ledger.running += 1;
-                    return Ok(Reservation { tokens });
-                }
-                if ledger.running == 0 {
-                    // Everything is spent or reserved by nobody: nothing will free up.
-                    return Err(Exhausted {
-                        total,
-                        spent: ledger.spent,
-                    });
-                }
+            if let Some(result) = self.try_reserve() {
+                return result.map(|tokens| Reservation {
+                    budget: self.clone(),
+                    tokens,
+                    settled: false,
+                });
             }
             notified.await;
         }
     }
 
-    /// Ends a call: releases its reservation and charges what it really produced.
-    pub fn reconcile(&self, reservation: Reservation, output_tokens: u64) {
+    /// A reservation now (`Some(Ok(tokens))`), never (`Some(Err)`), or not yet (`None`).
+    fn try_reserve(&self) -> Option<Result<u64, Exhausted>> {
+        let mut ledger = self.ledger.lock().unwrap();
+        let Some(total) = self.total else {
+            ledger.running += 1;
+            return Some(Ok(0));
+        };
+        let exhausted = Exhausted {
+            total,
+            spent: ledger.spent,
+        };
+        if ledger.spent >= total {
+            return Some(Err(exhausted));
+        }
+        let free = total.saturating_sub(ledger.spent + ledger.reserved);
+        if free >= RESERVATION || (ledger.running == 0 && free > 0) {
+            let tokens = free.min(RESERVATION);
+            ledger.reserved += tokens;
+            ledger.running += 1;
+            return Some(Ok(tokens));
+        }
+        // Everything is spent or reserved by nobody: nothing will free up.
+        (ledger.running == 0).then_some(Err(exhausted))
+    }
+
+    fn release(&self, reserved: u64, output_tokens: u64) {
         {
             let mut ledger = self.ledger.lock().unwrap();
-            ledger.reserved = ledger.reserved.saturating_sub(reservation.tokens);
+            ledger.reserved = ledger.reserved.saturating_sub(reserved);
             ledger.running = ledger.running.saturating_sub(1);
             ledger.spent += output_tokens;
         }
@@ -133,21 +153,20 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[tokio::test]
     async fn no_budget_never_blocks() {
-        let budget = Budget::new(None, 0);
+        let budget = Arc::new(Budget::new(None));
         let r = budget.reserve().await.unwrap();
-        assert_eq!(r.limit(&budget), None);
-        budget.reconcile(r, 1_000_000);
+        assert_eq!(r.limit(), None);
+        r.settle(1_000_000);
         assert!(budget.reserve().await.is_ok());
     }
 
     #[tokio::test]
     async fn reservations_bound_a_fan_out() {
         // Room for two reservations: a third call waits until enough is reconciled.
-        let budget = Arc::new(Budget::new(Some(2 * RESERVATION), 0));
+        let budget = Arc::new(Budget::new(Some(2 * RESERVATION)));
         let a = budget.reserve().await.unwrap();
         let b = budget.reserve().await.unwrap();
         let waiting = {
@@ -159,36 +178,44 @@ mod tests {
             !waiting.is_finished(),
             "a third call must not start while two hold the budget"
         );
-        budget.reconcile(a, 100);
+        a.settle(100);
         tokio::task::yield_now().await;
         assert!(
             !waiting.is_finished(),
             "{} free is less than a reservation while b runs",
             RESERVATION - 100
         );
-        budget.reconcile(b, 100);
+        b.settle(100);
         assert_eq!(waiting.await.unwrap().unwrap(), RESERVATION);
         assert_eq!(budget.spent(), 200);
     }
 
     #[tokio::test]
     async fn an_exhausted_budget_refuses_new_calls() {
-        let budget = Budget::new(Some(500), 0);
+        let budget = Arc::new(Budget::new(Some(500)));
         let r = budget.reserve().await.unwrap();
-        assert_eq!(
-            r.limit(&budget),
-            Some(500),
-            "the last call may use what is left"
-        );
-        budget.reconcile(r, 500);
+        assert_eq!(r.limit(), Some(500), "the last call may use what is left");
+        r.settle(500);
         let err = budget.reserve().await.unwrap_err();
         assert_eq!((err.total, err.spent), (500, 500));
     }
 
     #[tokio::test]
     async fn replayed_calls_count_as_spent() {
-        let budget = Budget::new(Some(1000), 200);
+        let budget = Budget::new(Some(1000));
+        budget.charge(200);
         budget.charge(300);
         assert_eq!(budget.spent(), 500);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_reservation_gives_its_tokens_back() {
+        let budget = Arc::new(Budget::new(Some(RESERVATION)));
+        let held = budget.reserve().await.unwrap();
+        // A call whose task died (a panic, an abort) never settles.
+        drop(held);
+        let again = budget.reserve().await.unwrap();
+        assert_eq!(again.limit(), None, "the whole budget is free again");
+        assert_eq!(budget.spent(), 0);
     }
 }

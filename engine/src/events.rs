@@ -1,42 +1,11 @@
-//! What a run reports while it goes: the CLI draws its tree from these, the server streams
-//! them. Sent on a `tokio::sync::broadcast` channel; a slow receiver may miss events but the
-//! journal has everything.
+//! What runs report while they go: the CLI draws its tree from these, the server folds them
+//! into its live view. Every run of an engine sends on one `tokio::sync::broadcast`
+//! channel ([`crate::Engine::subscribe`]); a slow receiver may miss events (it is told how
+//! many), but the journal has everything.
 
-use booflow_agents::Usage;
+use booflow_types::{CallStatus, LogLevel, RunOutcome, Usage};
 use serde::Serialize;
-use serde_json::Value;
-
-/// Call counts of a run, as in `booflow run --json` (DESIGN.md §6).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct AgentCounts {
-    /// Calls started (live + cached + refused by the budget).
-    pub total: u32,
-    /// Calls that went to an agent.
-    pub live: u32,
-    /// Calls replayed from the cache or the resumed run's journal.
-    pub cached: u32,
-    /// Calls that failed (agent error, schema never matched, budget exhausted).
-    pub failed: u32,
-}
-
-/// Token totals of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct UsageTotals {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-}
-
-/// The final object of `booflow run --json` (DESIGN.md §6), exactly these keys.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunOutcome {
-    pub run_id: String,
-    /// `completed`, `failed` or `cancelled`.
-    pub status: String,
-    pub result: Value,
-    pub error: Option<String>,
-    pub agents: AgentCounts,
-    pub usage: UsageTotals,
-}
+use tokio::sync::broadcast;
 
 /// One change in a run.
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +26,7 @@ pub enum RunEvent {
         run_id: String,
         title: String,
     },
+    /// A call exists (`pending`: waiting for a slot and a budget reservation).
     CallStarted {
         run_id: String,
         call_id: String,
@@ -64,6 +34,7 @@ pub enum RunEvent {
         phase: Option<String>,
         agent: String,
     },
+    /// A call went to its agent (again, after a retry).
     CallRunning {
         run_id: String,
         call_id: String,
@@ -71,9 +42,7 @@ pub enum RunEvent {
     CallFinished {
         run_id: String,
         call_id: String,
-        /// `completed`, `failed`, `timed_out` (stalled on every attempt; resolved `null`),
-        /// `skipped` (on request; resolved `null`), `cancelled`.
-        status: String,
+        status: CallStatus,
         cached: bool,
         usage: Usage,
         duration_ms: u64,
@@ -81,11 +50,57 @@ pub enum RunEvent {
     },
     Log {
         run_id: String,
-        level: String,
+        level: LogLevel,
         message: String,
         at: String,
     },
     RunFinished {
         outcome: RunOutcome,
     },
+}
+
+impl RunEvent {
+    /// The run the event belongs to.
+    pub fn run_id(&self) -> &str {
+        match self {
+            Self::RunStarted { run_id, .. }
+            | Self::RunRunning { run_id }
+            | Self::Phase { run_id, .. }
+            | Self::CallStarted { run_id, .. }
+            | Self::CallRunning { run_id, .. }
+            | Self::CallFinished { run_id, .. }
+            | Self::Log { run_id, .. } => run_id,
+            Self::RunFinished { outcome } => &outcome.run_id,
+        }
+    }
+}
+
+/// The events of one run, in order, from the engine-wide channel.
+pub struct RunEvents {
+    run_id: String,
+    receiver: broadcast::Receiver<RunEvent>,
+}
+
+impl RunEvents {
+    pub(crate) fn new(run_id: &str, receiver: broadcast::Receiver<RunEvent>) -> Self {
+        Self {
+            run_id: run_id.to_string(),
+            receiver,
+        }
+    }
+
+    /// The run's next event; `None` once the engine is gone. Events missed by a receiver
+    /// too slow to keep up are skipped (the journal has them).
+    pub async fn recv(&mut self) -> Option<RunEvent> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(event) if event.run_id() == self.run_id => return Some(event),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!("run {}: a watcher missed {missed} events", self.run_id);
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
 }

@@ -1,18 +1,22 @@
 //! The booflow engine: runs workflow scripts in a sandbox and dispatches their `agent()`
-//! calls (DESIGN.md §1–§4).
+//! calls (docs/DESIGN.md §1–§4).
 //!
 //! Data flows one way: the sandbox ([`sandbox`]) sends host-api requests; the run loop
-//! ([`run`]) turns each `agent()` into a journaled call ([`journal`]) that is replayed from
-//! the cache or executed live ([`call`]) against an agent backend (`booflow-agents`) under
-//! the run's concurrency limit and token [`budget`]; every change goes out as a
-//! [`events::RunEvent`] to the CLI or server.
+//! (`run`) turns each `agent()` into a journaled call that is replayed from the cache or
+//! executed live ([`call`]) against an agent backend (`booflow-agents`) under the run's
+//! concurrency limit and token [`budget`]; every change goes out as a [`RunEvent`].
+//!
+//! The CLI and the server see only [`Engine`]: open it, start or queue runs, read runs,
+//! calls, logs and traces back as typed records (`booflow-types`), cancel, skip or retry,
+//! subscribe to events. The journal and its SQL are private to this crate.
 
 pub mod budget;
 pub mod call;
-pub mod control;
-pub mod events;
-pub mod journal;
-pub mod run;
+mod control;
+mod events;
+mod facade;
+mod journal;
+mod run;
 pub mod sandbox;
 pub mod schema;
 pub mod settings;
@@ -26,11 +30,16 @@ use anyhow::Context as _;
 use booflow_agents::AgentBackend;
 use booflow_agents::config::Config;
 use booflow_host_api::{PreparedScript, WorkflowTarget};
+use booflow_types::RunOutcome;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
+pub use booflow_types::SandboxKind;
 pub use control::{CallCommand, RunControl};
-pub use events::{RunEvent, RunOutcome};
-pub use run::{RunHandle, RunRequest};
-pub use sandbox::SandboxKind;
+pub use events::{RunEvent, RunEvents};
+pub use facade::{AnnotateError, CancelOutcome, Steer};
+pub use journal::JournalStats;
+pub use run::{InputError, RunHandle, RunRequest, check_args};
 pub use settings::Settings;
 
 /// Resolves `workflow(nameOrRef)` to a script (discovery lives in `booflow-workflows`; the
@@ -40,20 +49,37 @@ pub trait ScriptLoader: Send + Sync {
     fn load(&self, target: &WorkflowTarget, from_file: &str) -> Result<PreparedScript, String>;
 }
 
+/// Events buffered per receiver before a slow one starts missing them.
+const EVENT_BUFFER: usize = 16384;
+
+/// A run this process executes, for cancel and skip/retry.
+struct ActiveRun {
+    cancel: CancellationToken,
+    control: RunControl,
+}
+
 /// One project's engine: configuration, journal and agent backends, shared by its runs.
 pub struct Engine {
-    pub project_dir: PathBuf,
-    pub config: Config,
-    pub settings: Settings,
-    pub store: journal::Store,
-    pub loader: Arc<dyn ScriptLoader>,
+    project_dir: PathBuf,
+    config: Config,
+    settings: Settings,
+    journal: journal::Journal,
+    loader: Arc<dyn ScriptLoader>,
     backends: Mutex<HashMap<String, Arc<dyn AgentBackend>>>,
     /// The live-process cap shared by the engine's ACP agents (`AGENT_POOL_MAX_LIVE`).
-    pub pool_group: Arc<booflow_agents::acp::PoolGroup>,
+    pool_group: Arc<booflow_agents::acp::PoolGroup>,
+    events: broadcast::Sender<RunEvent>,
+    active: Mutex<HashMap<String, ActiveRun>>,
+    /// Outcomes of runs whose end the journal could not take: reads show them as they
+    /// ended, not as still running.
+    unjournaled: Mutex<HashMap<String, RunOutcome>>,
 }
 
 impl Engine {
-    /// Opens the journal at `<project>/.boocode/booflow.db`.
+    /// Opens the engine of `project_dir`: its journal at `<project>/.boocode/booflow.db`.
+    ///
+    /// # Errors
+    /// The journal cannot be opened or migrated (the message names the file).
     pub async fn open(
         project_dir: &Path,
         config: Config,
@@ -61,30 +87,61 @@ impl Engine {
         loader: Arc<dyn ScriptLoader>,
     ) -> anyhow::Result<Arc<Self>> {
         let db = project_dir.join(".boocode/booflow.db");
-        Self::open_with_db(project_dir, &db, config, settings, loader).await
-    }
-
-    /// Like [`Engine::open`] with the database file given.
-    pub async fn open_with_db(
-        project_dir: &Path,
-        db: &Path,
-        config: Config,
-        settings: Settings,
-        loader: Arc<dyn ScriptLoader>,
-    ) -> anyhow::Result<Arc<Self>> {
-        let store = journal::Store::open(db, settings.cache_size).await?;
+        let journal = journal::Journal::open_sqlite(&db, settings.cache_size).await?;
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
         Ok(Arc::new(Self {
             project_dir: project_dir.to_path_buf(),
             config,
             settings,
-            store,
+            journal,
             loader,
             backends: Mutex::new(HashMap::new()),
             pool_group: booflow_agents::acp::PoolGroup::from_env(),
+            events,
+            active: Mutex::new(HashMap::new()),
+            unjournaled: Mutex::new(HashMap::new()),
         }))
     }
 
+    /// The project the engine runs in.
+    pub fn project_dir(&self) -> &Path {
+        &self.project_dir
+    }
+
+    /// The merged `booflow.toml`.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The limits from the environment.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The journal's database as messages name it (a file, or a URL without password).
+    pub fn database(&self) -> &str {
+        self.journal.name()
+    }
+
+    /// Every event of every run of this engine from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, event: RunEvent) {
+        // No receiver is fine: nobody is watching.
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn events_for(&self, run_id: &str) -> RunEvents {
+        RunEvents::new(run_id, self.events.subscribe())
+    }
+
     /// The backend of the configured agent `name`, built on first use and then shared.
+    ///
+    /// # Errors
+    /// An unknown agent (the message lists the configured ones), or a config the backend
+    /// refuses.
     pub fn backend(&self, name: &str) -> anyhow::Result<Arc<dyn AgentBackend>> {
         let mut backends = self.backends.lock().unwrap();
         if let Some(backend) = backends.get(name) {
@@ -108,10 +165,45 @@ impl Engine {
             backend.shutdown().await;
         }
     }
+
+    /// The run's error when its journal cannot be written: names the database and the
+    /// failed write.
+    pub(crate) fn journal_failure(&self, what: &str, e: &anyhow::Error) -> String {
+        format!(
+            "the journal {} cannot be written ({what}): {e:#}; the run stops so that nothing unrecorded reaches the script",
+            self.journal.name()
+        )
+    }
+
+    pub(crate) fn register_active(&self, run_id: &str, cancel: &CancellationToken) -> RunControl {
+        let control = RunControl::default();
+        let active = ActiveRun {
+            cancel: cancel.clone(),
+            control: control.clone(),
+        };
+        self.active
+            .lock()
+            .unwrap()
+            .insert(run_id.to_string(), active);
+        control
+    }
+
+    pub(crate) fn unregister_active(&self, run_id: &str) {
+        self.active.lock().unwrap().remove(run_id);
+    }
+
+    /// Remembers the end of a run that the journal could not take, so that reads through
+    /// this engine show the run as it ended rather than running.
+    pub(crate) fn end_not_journaled(&self, outcome: &RunOutcome) {
+        self.unjournaled
+            .lock()
+            .unwrap()
+            .insert(outcome.run_id.clone(), outcome.clone());
+    }
 }
 
 /// Now, as RFC 3339 UTC with milliseconds.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

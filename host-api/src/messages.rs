@@ -25,8 +25,6 @@ pub struct Init {
     pub args: Option<Value>,
     /// `budget.total`; `None` means no budget (`total` is `null`, `remaining()` is `Infinity`).
     pub budget_total: Option<u64>,
-    /// Output tokens already spent (rebuilt from the journal on resume).
-    pub budget_spent: u64,
     /// Names of the configured agents, for `agentType` checks.
     pub agent_types: Vec<String>,
     /// Items per `parallel`/`pipeline` call.

@@ -1,4 +1,4 @@
-//! `booflow serve` (DESIGN.md §6, issue 4): runs workflows as background jobs on one shared
+//! `booflow serve` (docs/DESIGN.md §6): runs workflows as background jobs on one shared
 //! engine (one journal, one warm agent pool for every run), a REST API under `/api`, a
 //! WebSocket stream of run events at `/api/ws`, `/metrics`, and the Orchestrator pane.
 //!
@@ -10,6 +10,7 @@ mod api;
 mod assets;
 mod auth;
 mod error;
+mod http;
 pub mod live;
 mod state;
 
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use axum::Router;
 use axum::routing::{get, post};
 use booflow_engine::Engine;
@@ -28,11 +29,17 @@ use tokio_util::sync::CancellationToken;
 
 use state::AppState;
 
+/// The shortest token accepted on a non-loopback address, in bytes (16 random bytes are
+/// 128 bits; `openssl rand -hex 16` gives 32 characters). Shorter ones are allowed on
+/// loopback, with a warning.
+pub const MIN_TOKEN_LEN: usize = 16;
+
 /// How `booflow serve` was started.
 pub struct ServeOptions {
     /// `--bind` (default `127.0.0.1:7420`); port 0 picks a free port.
     pub bind: SocketAddr,
-    /// `--token` / `BOOFLOW_TOKEN`; required when `bind` is not a loopback address.
+    /// `--token` / `BOOFLOW_TOKEN`; required when `bind` is not a loopback address, and
+    /// then at least [`MIN_TOKEN_LEN`] bytes; never all whitespace.
     pub token: Option<String>,
     /// Where workflows are discovered from.
     pub cwd: PathBuf,
@@ -89,14 +96,14 @@ async fn api_not_found(uri: axum::http::Uri) -> error::ApiError {
 /// are journaled; `--resume` picks them up) and stops the agent processes.
 ///
 /// Prints `booflow serve: listening on http://ADDR` on stdout once the socket is bound.
-/// Errors: a non-loopback `bind` without a token; an address that cannot be bound.
+/// Errors: a non-loopback `bind` without a token or with one shorter than
+/// [`MIN_TOKEN_LEN`] bytes; a token that is all whitespace; a bad
+/// `BOOFLOW_HTTP_TIMEOUT_MS`; an address that cannot be bound.
 pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result<()> {
-    if !options.bind.ip().is_loopback() && options.token.is_none() {
-        bail!(
-            "--bind {}: a non-loopback address needs a token; pass --token <secret> or set BOOFLOW_TOKEN",
-            options.bind
-        );
+    if let Some(warning) = auth::check_token(options.bind, options.token.as_deref())? {
+        eprintln!("warning: {warning}");
     }
+    let timeout = http::timeout()?;
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
         .with_context(|| format!("--bind {}: cannot listen there", options.bind))?;
@@ -104,16 +111,17 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result
     let (frames, _) = broadcast::channel(4096);
     let shutdown = CancellationToken::new();
     let state = Arc::new(AppState {
-        gate: Arc::new(Semaphore::new(engine.settings.max_concurrent_runs)),
+        gate: Arc::new(Semaphore::new(engine.settings().max_concurrent_runs)),
         engine: engine.clone(),
         cwd: options.cwd,
         home: options.home,
         token: options.token,
         loopback: address.ip().is_loopback(),
-        runs: Mutex::new(HashMap::new()),
+        views: Mutex::new(HashMap::new()),
         frames,
         shutdown: shutdown.clone(),
     });
+    state.follow_runs();
     println!("booflow serve: listening on http://{address}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
@@ -123,27 +131,14 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result
         wait_for_signal().await;
         stop.cancel();
     });
-    let app = router(state.clone());
-    let closing = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { closing.cancelled().await })
-        .await
-        .context("the server failed")?;
+    let app = http::limits(router(state.clone()), timeout);
+    http::serve(listener, app, timeout, shutdown.clone()).await;
 
     // Cancel what is still going on and give it time to journal its end (a script that
     // ignores the cancel gets CANCEL_GRACE, its calls 15 s to unwind).
-    let tokens: Vec<_> = state
-        .runs
-        .lock()
-        .unwrap()
-        .values()
-        .map(|r| r.cancel.clone())
-        .collect();
-    for token in &tokens {
-        token.cancel();
-    }
+    engine.cancel_all();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
-    while !state.runs.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+    while engine.active_runs() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     engine.shutdown().await;

@@ -1,13 +1,15 @@
-//! The live view of the runs this server is executing, and the WebSocket frames that
-//! describe their changes (issue 4's frame set: `flow_run_started`, `flow_run_step_updated`,
-//! `workflow_log`, `workflow_phase`).
+//! The live view of the runs this server's engine is executing, and the WebSocket frames
+//! that describe their changes (docs/DESIGN.md §6: `flow_run_started`,
+//! `flow_run_step_updated`, `workflow_log`, `workflow_phase`; typed in `booflow-types`).
 //!
 //! [`RunView::apply`] folds one engine [`RunEvent`] into the view and returns the frames to
 //! broadcast; [`RunView::snapshot`] rebuilds the frames a client needs to catch up after it
 //! (re)connects. Both are pure, so the frame protocol is tested without a socket.
 
 use booflow_engine::RunEvent;
-use serde_json::{Value, json};
+use booflow_types::{
+    CallReport, CallStatus, Frame, RunStatus, Step, StepKind, StepStatus, StepUpdate,
+};
 
 /// One agent call as the pane shows it.
 #[derive(Debug, Clone)]
@@ -16,12 +18,10 @@ pub struct CallView {
     pub label: Option<String>,
     pub phase: Option<String>,
     pub agent: String,
-    /// `pending` (waiting for a slot), `running`, `completed`, `failed`, `skipped`,
-    /// `cancelled`.
-    pub status: String,
+    pub status: CallStatus,
     pub cached: bool,
-    /// `{duration_ms, usage, error}` once finished.
-    pub report: Option<Value>,
+    /// Set once finished.
+    pub report: Option<CallReport>,
 }
 
 /// A run in progress.
@@ -30,9 +30,9 @@ pub struct RunView {
     pub run_id: String,
     pub flow_name: String,
     /// `queued`, `running`, then the outcome's status.
-    pub status: String,
-    /// `meta.phases` titles with `pending`/`running`/`completed`.
-    pub phases: Vec<(String, String)>,
+    pub status: RunStatus,
+    /// `meta.phases` titles with `pending`/`running`/`completed`/`skipped`/how the run ended.
+    pub phases: Vec<(String, StepStatus)>,
     pub calls: Vec<CallView>,
 }
 
@@ -41,98 +41,143 @@ pub fn phase_step_id(title: &str) -> String {
     format!("phase:{title}")
 }
 
+const PENDING: StepStatus = StepStatus::Call(CallStatus::Pending);
+const RUNNING: StepStatus = StepStatus::Call(CallStatus::Running);
+const COMPLETED: StepStatus = StepStatus::Call(CallStatus::Completed);
+const SKIPPED: StepStatus = StepStatus::Call(CallStatus::Skipped);
+
 impl RunView {
     pub fn new(run_id: &str, flow_name: &str, phases: &[String], queued: bool) -> Self {
         Self {
             run_id: run_id.to_string(),
             flow_name: flow_name.to_string(),
-            status: if queued { "queued" } else { "running" }.into(),
-            phases: phases
-                .iter()
-                .map(|p| (p.clone(), "pending".to_string()))
-                .collect(),
+            status: if queued {
+                RunStatus::Queued
+            } else {
+                RunStatus::Running
+            },
+            phases: phases.iter().map(|p| (p.clone(), PENDING)).collect(),
             calls: Vec::new(),
         }
     }
 
     /// The live status of a call, if the run has it.
-    pub fn call_status(&self, call_id: &str) -> Option<&str> {
+    pub fn call_status(&self, call_id: &str) -> Option<CallStatus> {
         self.calls
             .iter()
             .find(|c| c.call_id == call_id)
-            .map(|c| c.status.as_str())
+            .map(|c| c.status)
     }
 
-    fn steps(&self) -> Vec<Value> {
-        let phases = self.phases.iter().map(|(title, status)| {
-            json!({"step_id": phase_step_id(title), "label": title, "phase": title,
-                   "kind": "phase", "status": status, "cached": false})
+    fn steps(&self) -> Vec<Step> {
+        let phases = self.phases.iter().map(|(title, status)| Step {
+            step_id: phase_step_id(title),
+            label: title.clone(),
+            phase: Some(title.clone()),
+            kind: StepKind::Phase,
+            status: *status,
+            cached: false,
+            agent: None,
+            report: None,
         });
-        let calls = self.calls.iter().map(|c| {
-            json!({"step_id": c.call_id, "label": c.label.clone().unwrap_or_else(|| c.call_id.clone()),
-                   "phase": c.phase, "kind": "agent", "status": c.status, "cached": c.cached,
-                   "agent": c.agent, "report": c.report})
+        let calls = self.calls.iter().map(|c| Step {
+            step_id: c.call_id.clone(),
+            label: c.label.clone().unwrap_or_else(|| c.call_id.clone()),
+            phase: c.phase.clone(),
+            kind: StepKind::Agent,
+            status: StepStatus::Call(c.status),
+            cached: c.cached,
+            agent: Some(c.agent.clone()),
+            report: Some(c.report.clone()),
         });
         phases.chain(calls).collect()
     }
 
     /// `flow_run_started` with the steps known so far (meta phases + calls).
-    pub fn started_frame(&self) -> Value {
-        json!({"type": "flow_run_started", "run_id": self.run_id, "flow_name": self.flow_name,
-               "status": self.status, "steps": self.steps()})
+    pub fn started_frame(&self) -> Frame {
+        Frame::FlowRunStarted {
+            run_id: self.run_id.clone(),
+            flow_name: self.flow_name.clone(),
+            status: self.status,
+            steps: self.steps(),
+        }
     }
 
     /// What a client that connects now needs: the run with the current state of each step.
-    pub fn snapshot(&self) -> Vec<Value> {
+    pub fn snapshot(&self) -> Vec<Frame> {
         vec![self.started_frame()]
     }
 
-    fn call_frame(&self, call: &CallView) -> Value {
-        json!({"type": "flow_run_step_updated", "run_id": self.run_id, "step_id": call.call_id,
-               "status": call.status, "cached": call.cached, "label": call.label,
-               "phase": call.phase, "agent": call.agent, "report": call.report})
+    fn call_frame(&self, call: &CallView) -> Frame {
+        Frame::FlowRunStepUpdated(StepUpdate::Call {
+            run_id: self.run_id.clone(),
+            step_id: call.call_id.clone(),
+            status: call.status,
+            cached: call.cached,
+            label: call.label.clone(),
+            phase: call.phase.clone(),
+            agent: call.agent.clone(),
+            report: call.report.clone(),
+        })
     }
 
-    fn run_frame(&self, report: Option<Value>) -> Value {
-        json!({"type": "flow_run_step_updated", "run_id": self.run_id, "step_id": "run",
-               "status": self.status, "cached": false, "run_status": self.status, "report": report})
+    fn run_frame(&self, report: Option<booflow_types::RunOutcome>) -> Frame {
+        Frame::FlowRunStepUpdated(StepUpdate::Run {
+            run_id: self.run_id.clone(),
+            step_id: "run".into(),
+            status: self.status,
+            cached: false,
+            run_status: self.status,
+            report,
+        })
+    }
+
+    fn phase_frame(&self, title: &str, status: StepStatus) -> Frame {
+        Frame::FlowRunStepUpdated(StepUpdate::Phase {
+            run_id: self.run_id.clone(),
+            step_id: phase_step_id(title),
+            status,
+            cached: false,
+        })
     }
 
     /// Moves the running phase (if any) to `completed` and `title` to `running`.
-    fn enter_phase(&mut self, title: &str) -> Vec<Value> {
-        let mut frames = Vec::new();
+    fn enter_phase(&mut self, title: &str) -> Vec<Frame> {
+        let mut changed = Vec::new();
         for (name, status) in &mut self.phases {
             let next = if name == title {
-                "running"
-            } else if status == "running" {
-                "completed"
+                RUNNING
+            } else if *status == RUNNING {
+                COMPLETED
             } else {
                 continue;
             };
-            *status = next.to_string();
-            frames.push(
-                json!({"type": "flow_run_step_updated", "run_id": self.run_id,
-                "step_id": phase_step_id(name), "status": next, "cached": false}),
-            );
+            *status = next;
+            changed.push((name.clone(), next));
         }
-        frames
+        changed
+            .into_iter()
+            .map(|(name, status)| self.phase_frame(&name, status))
+            .collect()
     }
 
     /// Folds `event` into the view; returns the frames that announce the change.
-    pub fn apply(&mut self, event: &RunEvent) -> Vec<Value> {
+    pub fn apply(&mut self, event: &RunEvent) -> Vec<Frame> {
         match event {
             RunEvent::RunStarted { .. } => vec![self.started_frame()],
             RunEvent::RunRunning { .. } => {
-                self.status = "running".into();
+                self.status = RunStatus::Running;
                 vec![self.run_frame(None)]
             }
             RunEvent::Phase { title, .. } => {
                 if !self.phases.iter().any(|(name, _)| name == title) {
                     // A phase the meta did not announce still becomes a step.
-                    self.phases.push((title.clone(), "pending".into()));
+                    self.phases.push((title.clone(), PENDING));
                 }
-                let mut frames =
-                    vec![json!({"type": "workflow_phase", "run_id": self.run_id, "title": title})];
+                let mut frames = vec![Frame::WorkflowPhase {
+                    run_id: self.run_id.clone(),
+                    title: title.clone(),
+                }];
                 frames.extend(self.enter_phase(title));
                 frames
             }
@@ -148,7 +193,7 @@ impl RunView {
                     label: label.clone(),
                     phase: phase.clone(),
                     agent: agent.clone(),
-                    status: "pending".into(),
+                    status: CallStatus::Pending,
                     cached: false,
                     report: None,
                 };
@@ -156,9 +201,9 @@ impl RunView {
                 self.calls.push(call);
                 vec![frame]
             }
-            RunEvent::CallRunning { call_id, .. } => self.update_call(call_id, |c| {
-                c.status = "running".into();
-            }),
+            RunEvent::CallRunning { call_id, .. } => {
+                self.update_call(call_id, |c| c.status = CallStatus::Running)
+            }
             RunEvent::CallFinished {
                 call_id,
                 status,
@@ -168,47 +213,50 @@ impl RunView {
                 error,
                 ..
             } => self.update_call(call_id, |c| {
-                c.status = status.clone();
+                c.status = *status;
                 c.cached = *cached;
-                c.report =
-                    Some(json!({"duration_ms": duration_ms, "usage": usage, "error": error}));
+                c.report = Some(CallReport {
+                    duration_ms: *duration_ms,
+                    usage: *usage,
+                    error: error.clone(),
+                });
             }),
             RunEvent::Log {
                 level, message, at, ..
-            } => vec![
-                json!({"type": "workflow_log", "run_id": self.run_id, "level": level,
-                             "message": message, "at": at}),
-            ],
-            RunEvent::RunFinished { outcome } => {
-                self.status = outcome.status.clone();
-                let phase_end = if outcome.status == "completed" {
-                    "completed"
-                } else {
-                    outcome.status.as_str()
-                };
-                let mut frames = Vec::new();
-                // The running phase ends with the run; phases the script never reached are
-                // `skipped` (an optional step that did not apply, or a run that ended early).
-                for (name, status) in &mut self.phases {
-                    let end = match status.as_str() {
-                        "running" => phase_end,
-                        "pending" => "skipped",
-                        _ => continue,
-                    };
-                    *status = end.to_string();
-                    frames.push(
-                        json!({"type": "flow_run_step_updated", "run_id": self.run_id,
-                        "step_id": phase_step_id(name), "status": end, "cached": false}),
-                    );
-                }
-                let report = serde_json::to_value(outcome).unwrap_or(Value::Null);
-                frames.push(self.run_frame(Some(report)));
-                frames
-            }
+            } => vec![Frame::WorkflowLog {
+                run_id: self.run_id.clone(),
+                level: *level,
+                message: message.clone(),
+                at: at.clone(),
+            }],
+            RunEvent::RunFinished { outcome } => self.finish(outcome),
         }
     }
 
-    fn update_call(&mut self, call_id: &str, change: impl FnOnce(&mut CallView)) -> Vec<Value> {
+    /// The run ended: the running phase ends with it, phases the script never reached are
+    /// `skipped` (an optional step that did not apply, or a run that ended early).
+    fn finish(&mut self, outcome: &booflow_types::RunOutcome) -> Vec<Frame> {
+        self.status = outcome.status;
+        let phase_end = StepStatus::Run(outcome.status);
+        let mut changed = Vec::new();
+        for (name, status) in &mut self.phases {
+            let end = match *status {
+                RUNNING => phase_end,
+                PENDING => SKIPPED,
+                _ => continue,
+            };
+            *status = end;
+            changed.push((name.clone(), end));
+        }
+        let mut frames: Vec<Frame> = changed
+            .into_iter()
+            .map(|(name, status)| self.phase_frame(&name, status))
+            .collect();
+        frames.push(self.run_frame(Some(outcome.clone())));
+        frames
+    }
+
+    fn update_call(&mut self, call_id: &str, change: impl FnOnce(&mut CallView)) -> Vec<Frame> {
         let Some(index) = self.calls.iter().position(|c| c.call_id == call_id) else {
             return Vec::new();
         };
@@ -220,8 +268,12 @@ impl RunView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use booflow_engine::RunOutcome;
-    use booflow_engine::events::{AgentCounts, UsageTotals};
+    use booflow_types::{AgentCounts, LogLevel, RunOutcome, UsageTotals};
+    use serde_json::Value;
+
+    fn json(frames: Vec<Frame>) -> Vec<Value> {
+        frames.iter().map(Frame::to_value).collect()
+    }
 
     fn started(view: &mut RunView) {
         view.apply(&RunEvent::RunStarted {
@@ -236,37 +288,37 @@ mod tests {
     fn calls_move_through_their_statuses_and_phases_complete_in_turn() {
         let mut view = RunView::new("r1", "six", &["A".into(), "B".into()], true);
         started(&mut view);
-        assert_eq!(view.status, "queued");
-        let frames = view.apply(&RunEvent::RunRunning {
+        assert_eq!(view.status, RunStatus::Queued);
+        let frames = json(view.apply(&RunEvent::RunRunning {
             run_id: "r1".into(),
-        });
+        }));
         assert_eq!(frames[0]["run_status"], "running");
 
-        let frames = view.apply(&RunEvent::Phase {
+        let frames = json(view.apply(&RunEvent::Phase {
             run_id: "r1".into(),
             title: "A".into(),
-        });
+        }));
         assert_eq!(frames[0]["type"], "workflow_phase");
         assert_eq!(frames[1]["step_id"], "phase:A");
         assert_eq!(frames[1]["status"], "running");
 
-        let frames = view.apply(&RunEvent::CallStarted {
+        let frames = json(view.apply(&RunEvent::CallStarted {
             run_id: "r1".into(),
             call_id: "c0001".into(),
             label: Some("first".into()),
             phase: Some("A".into()),
             agent: "model".into(),
-        });
+        }));
         assert_eq!(frames[0]["status"], "pending");
         assert_eq!(frames[0]["label"], "first");
         view.apply(&RunEvent::CallRunning {
             run_id: "r1".into(),
             call_id: "c0001".into(),
         });
-        assert_eq!(view.call_status("c0001"), Some("running"));
+        assert_eq!(view.call_status("c0001"), Some(CallStatus::Running));
 
         // The snapshot a late client gets carries the phases and the call as they stand.
-        let snapshot = view.snapshot();
+        let snapshot = json(view.snapshot());
         let steps = snapshot[0]["steps"].as_array().unwrap();
         assert_eq!(steps.len(), 3);
         assert_eq!(steps[0]["status"], "running");
@@ -274,35 +326,35 @@ mod tests {
         assert_eq!(steps[2]["status"], "running");
         assert_eq!(steps[2]["kind"], "agent");
 
-        let frames = view.apply(&RunEvent::Phase {
+        let frames = json(view.apply(&RunEvent::Phase {
             run_id: "r1".into(),
             title: "B".into(),
-        });
+        }));
         let phase_a = frames.iter().find(|f| f["step_id"] == "phase:A").unwrap();
         assert_eq!(phase_a["status"], "completed");
 
-        let frames = view.apply(&RunEvent::CallFinished {
+        let frames = json(view.apply(&RunEvent::CallFinished {
             run_id: "r1".into(),
             call_id: "c0001".into(),
-            status: "skipped".into(),
+            status: CallStatus::Skipped,
             cached: false,
             usage: Default::default(),
             duration_ms: 12,
             error: Some("skipped on request".into()),
-        });
+        }));
         assert_eq!(frames[0]["status"], "skipped");
         assert_eq!(frames[0]["report"]["duration_ms"], 12);
 
-        let frames = view.apply(&RunEvent::RunFinished {
+        let frames = json(view.apply(&RunEvent::RunFinished {
             outcome: RunOutcome {
                 run_id: "r1".into(),
-                status: "completed".into(),
+                status: RunStatus::Completed,
                 result: serde_json::json!(1),
                 error: None,
                 agents: AgentCounts::default(),
                 usage: UsageTotals::default(),
             },
-        });
+        }));
         let end = frames.last().unwrap();
         assert_eq!(end["step_id"], "run");
         assert_eq!(end["run_status"], "completed");
@@ -321,16 +373,16 @@ mod tests {
             run_id: "r1".into(),
             title: "A".into(),
         });
-        let frames = view.apply(&RunEvent::RunFinished {
+        let frames = json(view.apply(&RunEvent::RunFinished {
             outcome: RunOutcome {
                 run_id: "r1".into(),
-                status: "failed".into(),
+                status: RunStatus::Failed,
                 result: serde_json::Value::Null,
                 error: Some("boom".into()),
                 agents: AgentCounts::default(),
                 usage: UsageTotals::default(),
             },
-        });
+        }));
         let status = |id: &str| {
             frames
                 .iter()
@@ -355,9 +407,14 @@ mod tests {
             run_id: "r1".into(),
             title: "Extra".into(),
         });
-        assert_eq!(
-            view.phases,
-            vec![("Extra".to_string(), "running".to_string())]
-        );
+        assert_eq!(view.phases, vec![("Extra".to_string(), RUNNING)]);
+        let log = json(view.apply(&RunEvent::Log {
+            run_id: "r1".into(),
+            level: LogLevel::Warn,
+            message: "m".into(),
+            at: "t".into(),
+        }));
+        assert_eq!(log[0]["type"], "workflow_log");
+        assert_eq!(log[0]["level"], "warn");
     }
 }

@@ -1,23 +1,17 @@
 //! What the server shares between requests: the engine (one journal, one warm agent pool
-//! for every run), the run queue, the runs in progress and the frame broadcast.
+//! for every run), the run queue, the live views of the runs in progress and the frame
+//! broadcast.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use booflow_engine::{Engine, RunControl, RunHandle};
-use serde_json::Value;
+use booflow_engine::{Engine, RunEvent};
+use booflow_types::{ActiveRuns, Frame, RunStatus};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::live::RunView;
-
-/// A run this server started and that has not ended yet.
-pub struct ActiveRun {
-    pub cancel: CancellationToken,
-    pub control: RunControl,
-    pub view: RunView,
-}
 
 /// Shared by every handler.
 pub struct AppState {
@@ -31,7 +25,8 @@ pub struct AppState {
     pub loopback: bool,
     /// `WORKFLOW_MAX_CONCURRENT` permits: a run holds one while it executes.
     pub gate: Arc<Semaphore>,
-    pub runs: Mutex<HashMap<String, ActiveRun>>,
+    /// The live view of each run in progress, by run id.
+    pub views: Mutex<HashMap<String, RunView>>,
     /// Every WebSocket frame, as JSON text, to every connected client.
     pub frames: broadcast::Sender<Arc<str>>,
     /// Fired on shutdown: WebSockets close, runs are cancelled.
@@ -39,60 +34,69 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn broadcast(&self, frame: &Value) {
+    pub fn broadcast(&self, frame: &Frame) {
         // No subscribers is fine: nobody is watching.
-        let _ = self.frames.send(Arc::from(frame.to_string()));
+        let _ = self.frames.send(Arc::from(frame.to_json()));
     }
 
-    /// Tracks a started run: its view follows the run's events and its frames go out to
-    /// every client; it leaves the active set when the run ends.
-    pub fn track(self: &Arc<Self>, handle: RunHandle, view: RunView) {
-        let run_id = handle.run_id.clone();
-        self.runs.lock().unwrap().insert(
-            run_id.clone(),
-            ActiveRun {
-                cancel: handle.cancel.clone(),
-                control: handle.control.clone(),
-                view,
-            },
-        );
+    /// Folds every event of the engine's runs into their views and broadcasts the frames;
+    /// a run's view exists from its start to its end.
+    pub fn follow_runs(self: &Arc<Self>) {
         let state = self.clone();
-        let mut events = handle.events;
-        let done = handle.done;
+        let mut events = self.engine.subscribe();
         tokio::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 let event = match events.recv().await {
                     Ok(event) => event,
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!("run {run_id}: the live view missed {missed} events");
+                        tracing::warn!("the live view missed {missed} run events");
                         continue;
                     }
                     Err(RecvError::Closed) => break,
                 };
-                let finished = matches!(event, booflow_engine::RunEvent::RunFinished { .. });
-                let frames = match state.runs.lock().unwrap().get_mut(&run_id) {
-                    Some(active) => active.view.apply(&event),
-                    None => Vec::new(),
-                };
-                for frame in &frames {
-                    state.broadcast(frame);
-                }
-                if finished {
-                    break;
+                for frame in state.apply(&event) {
+                    state.broadcast(&frame);
                 }
             }
-            if let Err(e) = done.await {
-                tracing::error!("run {run_id}: the run task failed: {e}");
-            }
-            state.runs.lock().unwrap().remove(&run_id);
         });
     }
 
-    /// Counts of active runs: (queued, running).
-    pub fn active_counts(&self) -> (usize, usize) {
-        let runs = self.runs.lock().unwrap();
-        let queued = runs.values().filter(|r| r.view.status == "queued").count();
-        (queued, runs.len() - queued)
+    fn apply(&self, event: &RunEvent) -> Vec<Frame> {
+        let mut views = self.views.lock().unwrap();
+        if let RunEvent::RunStarted {
+            run_id,
+            workflow,
+            phases,
+            queued,
+        } = event
+        {
+            views.insert(
+                run_id.clone(),
+                RunView::new(run_id, workflow, phases, *queued),
+            );
+        }
+        let run_id = event.run_id().to_string();
+        let frames = match views.get_mut(&run_id) {
+            Some(view) => view.apply(event),
+            None => Vec::new(),
+        };
+        if matches!(event, RunEvent::RunFinished { .. }) {
+            views.remove(&run_id);
+        }
+        frames
+    }
+
+    /// Runs of this server now, queued or running.
+    pub fn active_counts(&self) -> ActiveRuns {
+        let views = self.views.lock().unwrap();
+        let queued = views
+            .values()
+            .filter(|v| v.status == RunStatus::Queued)
+            .count() as u32;
+        ActiveRuns {
+            queued,
+            running: views.len() as u32 - queued,
+        }
     }
 }

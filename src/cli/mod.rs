@@ -4,6 +4,7 @@
 mod inspect;
 mod progress;
 mod run;
+mod show;
 mod term;
 
 use std::path::PathBuf;
@@ -159,25 +160,25 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             run_id,
             export: Some(dir),
             ..
-        } => inspect::export(&*place.engine(false).await?, &run_id, &dir).await,
+        } => show::export(&*place.engine(false).await?, &run_id, &dir).await,
         Command::Show {
             run_id,
             json,
             traces: false,
             ..
-        } => inspect::show(&*place.engine(false).await?, &run_id, json).await,
+        } => show::show(&*place.engine(false).await?, &run_id, json).await,
         Command::Show {
             run_id,
             json,
             traces: true,
             ..
-        } => inspect::traces(&*place.engine(false).await?, &run_id, json).await,
+        } => show::traces(&*place.engine(false).await?, &run_id, json).await,
         Command::Annotate { run_id, pairs } => {
             inspect::annotate(&*place.engine(false).await?, &run_id, &pairs).await
         }
         Command::Cancel { run_id } => inspect::cancel(&*place.engine(false).await?, &run_id).await,
         Command::Agents { json, check } => {
-            inspect::agents(&place.engine(true).await?, json, check).await
+            inspect::agents(&*place.engine(true).await?, json, check).await
         }
         Command::Serve { bind, token } => {
             let options = booflow_server::ServeOptions {

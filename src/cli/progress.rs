@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use booflow_engine::{RunEvent, RunOutcome};
+use booflow_engine::RunEvent;
+use booflow_types::{CallStatus, LogLevel, RunOutcome, RunStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::term::{esay, safe, safe_echo};
@@ -122,15 +123,15 @@ impl Progress {
                 error,
                 ..
             } => {
-                let mark = match status.as_str() {
-                    "completed" => "✓",
-                    "cancelled" | "skipped" => "⊘",
+                let mark = match status {
+                    CallStatus::Completed => "✓",
+                    CallStatus::Cancelled | CallStatus::Skipped => "⊘",
                     _ => "✗",
                 };
                 let badge = if *cached { " [cached]" } else { "" };
                 let secs = *duration_ms as f64 / 1000.0;
                 let detail = match error {
-                    Some(e) if status != "completed" => {
+                    Some(e) if *status != CallStatus::Completed => {
                         format!(" — {}", e.lines().next().unwrap_or_default())
                     }
                     _ => String::new(),
@@ -155,7 +156,7 @@ impl Progress {
             }
             RunEvent::Log { level, message, .. } => {
                 let message = safe_echo(message);
-                let line = if level == "info" {
+                let line = if *level == LogLevel::Info {
                     format!("  │ {message}")
                 } else {
                     format!("  │ {level}: {message}")
@@ -184,7 +185,7 @@ impl Progress {
         let a = &outcome.agents;
         let line = format!(
             "{} {} — {} agent calls ({} live, {} cached, {} failed), {}→{} tokens",
-            if outcome.status == "completed" {
+            if outcome.status == RunStatus::Completed {
                 "✓"
             } else {
                 "✗"

@@ -1,18 +1,18 @@
 //! `booflow run`: resolve the workflow, check its args, run it with a live view, print the
 //! outcome (`--json`: exactly the object of DESIGN.md §6).
 
-use super::term::{esay, say};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use booflow_engine::run::InputError;
-use booflow_engine::{RunRequest, SandboxKind};
+use booflow_engine::{InputError, RunRequest, SandboxKind};
+use booflow_types::RunStatus;
 use booflow_workflows::{Source, WorkflowEntry, discover, load_path};
 use serde_json::{Map, Value};
 
 use super::progress::Progress;
+use super::term::{esay, say};
 use super::{Place, SandboxArg};
 
 #[derive(clap::Args, Debug)]
@@ -119,7 +119,7 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let sandbox = match opts.sandbox {
         Some(arg) => SandboxKind::from(arg),
-        None => SandboxKind::default_for(entry.source.as_str()),
+        None => SandboxKind::default_for(entry.source),
     };
     if sandbox == SandboxKind::Boa && entry.source != Source::Catalog {
         esay!(
@@ -136,18 +136,19 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let mut handle = engine.start_run(request).await?;
     let mut view = Progress::new(std::io::stderr().is_terminal(), &handle.run_id, &entry.name);
-    let cancel = handle.cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-        }
-    });
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut interrupted = false;
     loop {
-        match handle.events.recv().await {
-            Ok(booflow_engine::RunEvent::RunFinished { .. }) => break,
-            Ok(event) => view.show(&event),
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        tokio::select! {
+            event = handle.events.recv() => match event {
+                Some(booflow_engine::RunEvent::RunFinished { .. }) | None => break,
+                Some(event) => view.show(&event),
+            },
+            _ = &mut ctrl_c, if !interrupted => {
+                interrupted = true;
+                handle.cancel();
+            }
         }
     }
     let outcome = handle.done.await.context("the run task failed")?;
@@ -167,7 +168,7 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
             other => println!("{}", serde_json::to_string_pretty(other)?),
         }
     }
-    Ok(if outcome.status == "completed" {
+    Ok(if outcome.status == RunStatus::Completed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -23,41 +23,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use booflow_host_api::limits::MAX_SCRIPT_BYTES;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use booflow_types::WorkflowInfo;
 
 use crate::{MetaError, ParsedScript, parse_script, too_large};
 
-/// Where a workflow was found (DESIGN.md §5). Serialises as `"project"`, `"global"` or
-/// `"catalog"`, the value `booflow list` shows. Ordered nearest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// `.boocode/workflows/` in the current directory or an ancestor up to the repo root,
-    /// or a file given by path to `booflow run ./file.js`.
-    Project,
-    /// `~/.boocode/workflows/`.
-    Global,
-    /// The built-in catalog embedded in the binary.
-    Catalog,
-}
-
-impl Source {
-    /// The lowercase name, as serialised.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Project => "project",
-            Source::Global => "global",
-            Source::Catalog => "catalog",
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Where a workflow was found (docs/DESIGN.md §5); ordered nearest first.
+pub use booflow_types::Source;
 
 /// One runnable workflow.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,20 +65,18 @@ impl WorkflowEntry {
             .collect()
     }
 
-    /// The entry as `booflow list --json` and the server show it: exactly
-    /// `{"name","description","whenToUse","phases","source","args","path"}`, with
-    /// `whenToUse`/`args` `null` when absent and phases as `[{title, detail?, model?}]`.
-    pub fn list_json(&self) -> Value {
+    /// The entry as `booflow list --json` and `GET /api/workflows` show it.
+    pub fn info(&self) -> WorkflowInfo {
         let meta = &self.script.meta;
-        json!({
-            "name": self.name,
-            "description": meta.description,
-            "whenToUse": meta.when_to_use,
-            "phases": meta.phases,
-            "source": self.source,
-            "args": meta.args,
-            "path": self.path.to_string_lossy(),
-        })
+        WorkflowInfo {
+            name: self.name.clone(),
+            description: meta.description.clone(),
+            when_to_use: meta.when_to_use.clone(),
+            phases: meta.phases.clone(),
+            source: self.source,
+            args: meta.args.clone(),
+            path: self.path.to_string_lossy().into_owned(),
+        }
     }
 }
 

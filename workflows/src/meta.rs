@@ -1,5 +1,7 @@
 //! Validation of the parsed `meta` value into [`Meta`] (DESIGN.md §1).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -17,23 +19,18 @@ pub struct Meta {
     pub phases: Vec<PhaseMeta>,
     /// `meta.args` (booflow extension): a JSON Schema object for the run's input.
     pub args: Option<Value>,
+    /// `meta.annotations` (booflow extension): annotation key → the path in the run's
+    /// result whose values the annotation may take (`{winner: '/contestants/*/id'}`), so
+    /// a person's verdict is checked by the workflow's own rule (docs/DESIGN.md §1).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     /// The whole literal as parsed, unknown keys included, in source key order.
     #[serde(skip)]
     pub raw: Value,
 }
 
 /// One entry of `meta.phases`: `{title, detail?, model?}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PhaseMeta {
-    /// Required: the phase title, matched by `phase(title)` in the body.
-    pub title: String,
-    /// Optional one-line description shown under the title.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// Optional model hint for the phase's agents.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-}
+pub type PhaseMeta = booflow_types::Phase;
 
 /// A meta value that breaks a rule. `path` names the field (`meta.phases[1].title`) and is
 /// also used to locate the error in the source.
@@ -54,7 +51,14 @@ fn invalid(path: impl Into<String>, rule: &str) -> InvalidMeta {
     }
 }
 
-const KNOWN_KEYS: [&str; 5] = ["name", "description", "whenToUse", "phases", "args"];
+const KNOWN_KEYS: [&str; 6] = [
+    "name",
+    "description",
+    "whenToUse",
+    "phases",
+    "args",
+    "annotations",
+];
 const PHASE_KEYS: [&str; 3] = ["title", "detail", "model"];
 
 impl Meta {
@@ -90,12 +94,14 @@ impl Meta {
                 return Err(invalid("meta.args", "must be an object (a JSON Schema)"));
             }
         };
+        let annotations = annotation_rules(obj)?;
         let meta = Meta {
             name,
             description,
             when_to_use,
             phases,
             args,
+            annotations,
             raw,
         };
         Ok((meta, warnings))
@@ -121,6 +127,34 @@ fn phase(item: &Value, path: &str, warnings: &mut Vec<String>) -> Result<PhaseMe
         detail: optional_string(obj, path, "detail")?,
         model: optional_string(obj, path, "model")?,
     })
+}
+
+/// `meta.annotations`: an object of string paths, each starting with `/`.
+fn annotation_rules(obj: &Map<String, Value>) -> Result<BTreeMap<String, String>, InvalidMeta> {
+    let Some(value) = obj.get("annotations") else {
+        return Ok(BTreeMap::new());
+    };
+    let Value::Object(rules) = value else {
+        return Err(invalid(
+            "meta.annotations",
+            "must be an object of result paths, e.g. { winner: '/contestants/*/id' }",
+        ));
+    };
+    let mut out = BTreeMap::new();
+    for (key, path) in rules {
+        match path {
+            Value::String(p) if p.starts_with('/') => {
+                out.insert(key.clone(), p.clone());
+            }
+            _ => {
+                return Err(invalid(
+                    format!("meta.annotations.{key}"),
+                    "must be a path into the result starting with '/', e.g. '/contestants/*/id'",
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn required_text(obj: &Map<String, Value>, parent: &str, key: &str) -> Result<String, InvalidMeta> {

@@ -75,6 +75,32 @@ pub struct AgentConfig {
     pub warm: bool,
 }
 
+impl AgentConfig {
+    /// `acp` or `openai`, as `booflow agents` shows it.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            AgentKind::Acp => "acp",
+            AgentKind::Openai => "openai",
+        }
+    }
+
+    /// `local` or `cloud`.
+    pub fn lane_name(&self) -> &'static str {
+        match self.lane {
+            Lane::Local => "local",
+            Lane::Cloud => "cloud",
+        }
+    }
+
+    /// What the agent is reached at: its command line (ACP) or base URL (OpenAI).
+    pub fn target(&self) -> String {
+        match self.kind {
+            AgentKind::Acp => self.command.join(" "),
+            AgentKind::Openai => self.base_url.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// The largest `max_live` accepted: far more processes than a machine can run, and far
 /// from where a semaphore of that many permits would panic.
 pub const MAX_LIVE_LIMIT: usize = 1024;

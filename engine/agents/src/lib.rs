@@ -21,26 +21,7 @@ use tokio::sync::watch;
 use crate::config::{AgentConfig, AgentKind};
 
 /// Token usage of one prompt turn, as the agent reported it (0 where it reports nothing).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// Prompt tokens served from the provider's prompt cache
-    /// (OpenAI: `usage.prompt_tokens_details.cached_tokens`).
-    pub cached_tokens: u64,
-    /// Reasoning tokens (OpenAI: `usage.completion_tokens_details.reasoning_tokens`); already
-    /// included in `output_tokens`.
-    pub reasoning_tokens: u64,
-}
-
-impl Usage {
-    pub fn add(&mut self, other: &Usage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cached_tokens += other.cached_tokens;
-        self.reasoning_tokens += other.reasoning_tokens;
-    }
-}
+pub use booflow_types::Usage;
 
 /// The outcome of one prompt turn.
 #[derive(Debug, Clone, Default)]

@@ -75,7 +75,8 @@
   const pending = new Map(); // request id -> { resolve, reject }
   const timers = new Map(); // timer id -> callback
   let nextId = 1;
-  let spent = init.budget_spent;
+  // Replayed calls are charged as the script reaches them, so a run starts at 0.
+  let spent = 0;
   let currentPhase = null;
   let cancelled = false;
 

@@ -1,4 +1,4 @@
-//! The two sandboxes (DESIGN.md §2). Both run the same guest runtime (`booflow-guest`) and
+//! The two sandboxes (docs/DESIGN.md §2). Both run the same guest runtime (`booflow-guest`) and
 //! speak the same `host-api` messages: the engine sends [`HostEvent`] JSON and receives
 //! [`GuestRequest`]s, and cannot tell the sandboxes apart except by speed and limits.
 
@@ -6,38 +6,8 @@ mod native;
 pub mod wasm;
 
 use booflow_host_api::{ErrorName, GuestRequest, Init, ScriptError};
+pub use booflow_types::SandboxKind;
 use tokio::sync::mpsc;
-
-/// Which sandbox runs a workflow body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SandboxKind {
-    /// boa compiled to wasm32-wasip1 under wasmtime: CPU and memory bounded (the default).
-    #[default]
-    Wasm,
-    /// boa in-process: faster, but cannot be pre-empted after an `await`; trusted scripts only.
-    Boa,
-}
-
-impl SandboxKind {
-    /// The sandbox a workflow runs in when none is asked for: the built-in catalog's
-    /// scripts are trusted and run in-process (`boa`); everything else in `wasm`.
-    /// `source` is the discovery source (`project`, `global`, `catalog`, `file`).
-    pub fn default_for(source: &str) -> Self {
-        if source == "catalog" {
-            Self::Boa
-        } else {
-            Self::Wasm
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Wasm => "wasm",
-            Self::Boa => "boa",
-        }
-    }
-}
 
 /// Limits the wasm sandbox enforces (the native one cannot).
 #[derive(Debug, Clone, Copy)]

@@ -33,7 +33,7 @@ struct Process {
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
-    let stats = state.engine.store.stats().await?;
+    let stats = state.engine.stats().await?;
     let mut registry = Registry::with_prefix("booflow");
 
     let runs = Family::<Status, Gauge>::default();
@@ -44,7 +44,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResp
         })
         .set(*n as i64);
     }
-    let (queued, running) = state.active_counts();
+    let active = state.active_counts();
+    let (queued, running) = (active.queued, active.running);
     let active = Family::<Status, Gauge>::default();
     registry.register(
         "server_runs",
@@ -99,11 +100,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResp
         "Agent processes of the warm pool, by agent and state",
         processes.clone(),
     );
-    for name in state.engine.config.agent_names() {
-        let Ok(backend) = state.engine.backend(&name) else {
-            continue;
-        };
-        let status = backend.status();
+    for name in state.engine.config().agent_names() {
+        let status = state.engine.pool_status(&name);
         for (label, n) in [("idle", status.idle), ("busy", status.busy)] {
             processes
                 .get_or_create(&Process {

@@ -8,22 +8,20 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use booflow_types::{Health, WorkflowInfo};
 use booflow_workflows::discover;
-use serde_json::{Value, json};
 
 use crate::state::AppState;
 
 /// `GET /api/workflows` → `[{name, description, whenToUse, phases, source, args, path}]`,
 /// as `booflow list --json` shows them (by name; a project workflow shadows a global or
 /// catalog one of the same name).
-pub async fn workflows(State(state): State<Arc<AppState>>) -> Json<Value> {
+pub async fn workflows(State(state): State<Arc<AppState>>) -> Json<Vec<WorkflowInfo>> {
     let found = discover_workflows(&state).await;
     for problem in &found.problems {
         tracing::warn!("skipped {problem}");
     }
-    Json(Value::Array(
-        found.workflows.iter().map(|w| w.list_json()).collect(),
-    ))
+    Json(found.workflows.iter().map(|w| w.info()).collect())
 }
 
 /// Discovery reads files: done on the blocking pool, not on the async workers.
@@ -35,12 +33,11 @@ pub async fn discover_workflows(state: &AppState) -> booflow_workflows::Discover
 }
 
 /// `GET /api/health` → `{status: "ok", version, runs: {queued, running}, max_concurrent}`.
-pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let (queued, running) = state.active_counts();
-    Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "runs": {"queued": queued, "running": running},
-        "max_concurrent": state.engine.settings.max_concurrent_runs,
-    }))
+pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        runs: state.active_counts(),
+        max_concurrent: state.engine.settings().max_concurrent_runs as u32,
+    })
 }

@@ -17,13 +17,13 @@ pub async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -
 
 /// The frames that bring a client up to date: one `flow_run_started` per active run.
 fn catch_up(state: &AppState) -> Vec<String> {
-    let runs = state.runs.lock().unwrap();
-    let mut views: Vec<_> = runs.values().map(|r| &r.view).collect();
+    let views = state.views.lock().unwrap();
+    let mut views: Vec<_> = views.values().collect();
     views.sort_by(|a, b| a.run_id.cmp(&b.run_id));
     views
         .iter()
         .flat_map(|v| v.snapshot())
-        .map(|frame| frame.to_string())
+        .map(|frame| frame.to_json())
         .collect()
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::{Value, json};
 use std::fs;
 use tempfile::TempDir;
 
@@ -231,7 +232,7 @@ fn list_json_has_exactly_the_listed_fields() {
                phases: [{ title: 'A' }, { title: 'B', detail: 'b', model: 'm' }],\n}\n";
     let path = write(tmp.path(), "r.js", src);
     let entry = load_path(&path).unwrap();
-    let v = entry.list_json();
+    let v = serde_json::to_value(entry.info()).unwrap();
     let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
     assert_eq!(
         keys,
@@ -255,7 +256,7 @@ fn list_json_has_exactly_the_listed_fields() {
     assert_eq!(v["path"], path.to_string_lossy().as_ref());
 
     let catalog = discover(tmp.path(), None);
-    let cat = catalog.find(catalog_name()).unwrap().list_json();
+    let cat = serde_json::to_value(catalog.find(catalog_name()).unwrap().info()).unwrap();
     assert_eq!(cat["source"], "catalog");
     assert!(cat["args"].is_object());
 }

@@ -281,7 +281,7 @@ impl Routes {
     ) -> Result<ReadTextFileResponse, agent_client_protocol::Error> {
         let cwd = self.cwd(&req.session_id.0)?;
         let path = confine(&cwd, &req.path, false).map_err(fs_error)?;
-        let text = std::fs::read_to_string(&path)
+        let text = read_regular(&path)
             .map_err(|e| fs_error(format!("cannot read {}: {e}", req.path.display())))?;
         if req.line.is_none() && req.limit.is_none() {
             return Ok(ReadTextFileResponse::new(text));
@@ -312,6 +312,43 @@ impl Routes {
             .map_err(|e| fs_error(format!("cannot write {}: {e}", req.path.display())))?;
         Ok(WriteTextFileResponse::new())
     }
+}
+
+/// The largest file `fs/read_text_file` hands an agent: 64 MiB (the agent reads bigger
+/// files itself; booflow's process must not hold them).
+pub const MAX_READ_BYTES: u64 = 64 << 20;
+
+/// Reads a regular file of at most [`MAX_READ_BYTES`] as UTF-8; a FIFO, device or
+/// directory is refused without blocking on it.
+fn read_regular(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > MAX_READ_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "the file is {} bytes; booflow hands agents at most {MAX_READ_BYTES}",
+                meta.len()
+            ),
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_READ_BYTES).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 fn fs_error(msg: String) -> agent_client_protocol::Error {

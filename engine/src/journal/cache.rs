@@ -1,0 +1,85 @@
+//! The cross-run cache (docs/DESIGN.md §3): successful results by content key, in the
+//! `cache` table with an in-memory LRU (`WORKFLOW_CACHE_SIZE` entries) in front of it.
+
+use booflow_types::Usage;
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Journal, big, usage};
+
+/// A finished call's result, as cached and as replayed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CachedResult {
+    /// What the script receives: the text, or the schema-validated JSON value.
+    pub value: Value,
+    pub agent: String,
+    pub model: Option<String>,
+    pub usage: Usage,
+}
+
+impl CachedResult {
+    /// From a row with `result, agent, model` and the usage columns.
+    pub(crate) fn from_row(r: &AnyRow) -> anyhow::Result<Self> {
+        let text: String = r.try_get("result")?;
+        Ok(Self {
+            value: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            agent: r.try_get("agent")?,
+            model: r.try_get("model")?,
+            usage: usage(r),
+        })
+    }
+}
+
+impl Journal {
+    /// The cached result under `key`: the LRU first, then the table.
+    pub(crate) async fn cache_get(&self, key: &str) -> anyhow::Result<Option<CachedResult>> {
+        if let Some(hit) = self.lru.lock().unwrap().get(key) {
+            return Ok(Some(hit.clone()));
+        }
+        let row = sqlx::query(
+            "SELECT result, agent, model, input_tokens, output_tokens, cached_tokens, reasoning_tokens
+             FROM cache WHERE content_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let hit = CachedResult::from_row(&row)?;
+        self.lru.lock().unwrap().put(key.to_string(), hit.clone());
+        Ok(Some(hit))
+    }
+
+    /// Stores a successful result. Failed, schema-invalid and unfinished results never
+    /// come here.
+    pub(crate) async fn cache_put(
+        &self,
+        key: &str,
+        result: &CachedResult,
+        at: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO cache (content_key, result, agent, model, input_tokens, output_tokens, cached_tokens, reasoning_tokens, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (content_key) DO UPDATE SET result = excluded.result, agent = excluded.agent, model = excluded.model,
+                input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+                cached_tokens = excluded.cached_tokens, reasoning_tokens = excluded.reasoning_tokens, created_at = excluded.created_at",
+        )
+        .bind(key)
+        .bind(result.value.to_string())
+        .bind(&result.agent)
+        .bind(&result.model)
+        .bind(big(result.usage.input_tokens))
+        .bind(big(result.usage.output_tokens))
+        .bind(big(result.usage.cached_tokens))
+        .bind(big(result.usage.reasoning_tokens))
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        self.lru
+            .lock()
+            .unwrap()
+            .put(key.to_string(), result.clone());
+        Ok(())
+    }
+}

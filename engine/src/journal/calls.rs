@@ -1,0 +1,249 @@
+//! The `calls` table: one row per `agent()` call, written at its start (`pending`), when it
+//! reaches its agent (`running`) and at its end; replayed calls are written whole, a burst
+//! of them in one transaction.
+
+use booflow_types::{CallRecord, CallStatus, CallTotals};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::cache::CachedResult;
+use super::{Journal, big, from_json_text, opt_uint, parsed, to_json_text, uint, usage};
+
+/// The columns set when a call starts.
+const START_COLUMNS: &str =
+    "call_id, seq, content_key, label, phase, line, agent, model, prompt, started_at";
+/// The columns that change as a call goes and ends, in [`bind_end`]'s order.
+const END_COLUMNS: [&str; 18] = [
+    "status",
+    "cached",
+    "finished_at",
+    "duration_ms",
+    "first_update_ms",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "retries",
+    "stop_reason",
+    "tool_calls",
+    "result",
+    "error",
+    "worktree_branch",
+    "worktree_stat",
+    "worktree_diff",
+    "served_by",
+];
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds the [`END_COLUMNS`] of `call`, in order.
+fn bind_end<'q>(query: AnyQuery<'q>, call: &'q CallRecord) -> AnyQuery<'q> {
+    query
+        .bind(call.status.as_str())
+        .bind(call.cached as i64)
+        .bind(&call.finished_at)
+        .bind(call.duration_ms.map(big))
+        .bind(call.first_update_ms.map(big))
+        .bind(big(call.usage.input_tokens))
+        .bind(big(call.usage.output_tokens))
+        .bind(big(call.usage.cached_tokens))
+        .bind(big(call.usage.reasoning_tokens))
+        .bind(call.retries as i64)
+        .bind(&call.stop_reason)
+        .bind(call.tool_calls as i64)
+        .bind(to_json_text(&call.result))
+        .bind(&call.error)
+        .bind(&call.worktree_branch)
+        .bind(&call.worktree_stat)
+        .bind(&call.worktree_diff)
+        .bind(&call.served_by)
+}
+
+/// `$from, $from+1, …` for `n` parameters.
+fn params(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn call_from_row(r: &AnyRow) -> anyhow::Result<CallRecord> {
+    let small = |column: &str| uint(r, column).min(u32::MAX as u64) as u32;
+    Ok(CallRecord {
+        call_id: r.try_get("call_id")?,
+        seq: small("seq"),
+        content_key: r.try_get("content_key")?,
+        label: r.try_get("label")?,
+        phase: r.try_get("phase")?,
+        line: opt_uint(r, "line").map(|l| l.min(u32::MAX as u64) as u32),
+        status: parsed(r, "status")?,
+        cached: uint(r, "cached") != 0,
+        agent: r.try_get("agent")?,
+        model: r.try_get("model")?,
+        prompt: r.try_get("prompt")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        duration_ms: opt_uint(r, "duration_ms"),
+        first_update_ms: opt_uint(r, "first_update_ms"),
+        usage: usage(r),
+        retries: small("retries"),
+        stop_reason: r.try_get("stop_reason")?,
+        tool_calls: small("tool_calls"),
+        result: from_json_text(r.try_get("result")?),
+        error: r.try_get("error")?,
+        worktree_branch: r.try_get("worktree_branch")?,
+        worktree_stat: r.try_get("worktree_stat")?,
+        worktree_diff: r.try_get("worktree_diff")?,
+        served_by: r.try_get("served_by")?,
+    })
+}
+
+/// Inserts the whole row of `call` (start and, when set, end columns).
+async fn insert(
+    db: impl sqlx::Executor<'_, Database = Any>,
+    run_id: &str,
+    call: &CallRecord,
+) -> anyhow::Result<()> {
+    let sql = format!(
+        "INSERT INTO calls (run_id, {START_COLUMNS}, {}) VALUES ({})",
+        END_COLUMNS.join(", "),
+        params(1, 11 + END_COLUMNS.len())
+    );
+    let query = sqlx::query(&sql)
+        .bind(run_id)
+        .bind(&call.call_id)
+        .bind(call.seq as i64)
+        .bind(&call.content_key)
+        .bind(&call.label)
+        .bind(&call.phase)
+        .bind(call.line.map(|l| l as i64))
+        .bind(&call.agent)
+        .bind(&call.model)
+        .bind(&call.prompt)
+        .bind(&call.started_at);
+    bind_end(query, call).execute(db).await?;
+    Ok(())
+}
+
+impl Journal {
+    /// Journals a live call at its start, before it waits for a slot (`pending`).
+    pub(crate) async fn insert_call(&self, run_id: &str, call: &CallRecord) -> anyhow::Result<()> {
+        insert(&self.pool, run_id, call).await
+    }
+
+    /// Records replayed calls, each whole, in one transaction: a killed process leaves all
+    /// of them or none, and a burst of replays costs one commit (group commit).
+    pub(crate) async fn insert_replayed_calls(
+        &self,
+        run_id: &str,
+        calls: &[CallRecord],
+    ) -> anyhow::Result<()> {
+        let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
+        for call in calls {
+            insert(&mut *tx, run_id, call).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A pending call got its slot and budget reservation and goes to its agent.
+    pub(crate) async fn mark_call_running(
+        &self,
+        run_id: &str,
+        call_id: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE calls SET status = $1 WHERE run_id = $2 AND call_id = $3")
+            .bind(CallStatus::Running.as_str())
+            .bind(run_id)
+            .bind(call_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Journals how a call ended (its end columns); runs before the script sees the result.
+    pub(crate) async fn finish_call(&self, run_id: &str, call: &CallRecord) -> anyhow::Result<()> {
+        let sets: Vec<String> = END_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, column)| format!("{column} = ${}", i + 1))
+            .collect();
+        let n = END_COLUMNS.len();
+        let sql = format!(
+            "UPDATE calls SET {} WHERE run_id = ${} AND call_id = ${}",
+            sets.join(", "),
+            n + 1,
+            n + 2
+        );
+        bind_end(sqlx::query(&sql), call)
+            .bind(run_id)
+            .bind(&call.call_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` of a run's calls with `seq > after`, in order (keyset pagination).
+    pub(crate) async fn calls_page(
+        &self,
+        run_id: &str,
+        after: u32,
+        limit: u32,
+    ) -> anyhow::Result<Vec<CallRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {START_COLUMNS}, {} FROM calls WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            END_COLUMNS.join(", ")
+        ))
+        .bind(run_id)
+        .bind(after as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(call_from_row).collect()
+    }
+
+    /// The completed calls of `run_id`, by content key, for a resume.
+    pub(crate) async fn completed_calls(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<std::collections::HashMap<String, CachedResult>> {
+        let rows = sqlx::query(
+            "SELECT content_key, result, agent, model, input_tokens, output_tokens, cached_tokens, reasoning_tokens
+             FROM calls WHERE run_id = $1 AND status = $2 AND result IS NOT NULL",
+        )
+        .bind(run_id)
+        .bind(CallStatus::Completed.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("content_key")?, CachedResult::from_row(row)?)))
+            .collect()
+    }
+
+    /// A run's call counts and token sums, in one aggregate query.
+    pub(crate) async fn call_totals(&self, run_id: &str) -> anyhow::Result<CallTotals> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS total,
+                    CAST(COALESCE(SUM(CASE WHEN cached = 0 AND duration_ms IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS live,
+                    CAST(COALESCE(SUM(cached), 0) AS BIGINT) AS cached,
+                    CAST(COALESCE(SUM(CASE WHEN status IN ($2, $3) THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed,
+                    CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens,
+                    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens
+             FROM calls WHERE run_id = $1",
+        )
+        .bind(run_id)
+        .bind(CallStatus::Failed.as_str())
+        .bind(CallStatus::TimedOut.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |column: &str| uint(&row, column).min(u32::MAX as u64) as u32;
+        Ok(CallTotals {
+            total: count("total"),
+            live: count("live"),
+            cached: count("cached"),
+            failed: count("failed"),
+            input_tokens: uint(&row, "input_tokens"),
+            output_tokens: uint(&row, "output_tokens"),
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! What a run keeps besides its calls: log lines, artifacts (`artifact(name, content)`)
+//! and annotations (key → value set by a person afterwards).
+
+use std::collections::BTreeMap;
+
+use booflow_types::{LogLevel, LogRecord};
+use serde_json::Value;
+use sqlx::Row;
+
+use super::{Journal, parsed, uint};
+
+impl Journal {
+    /// Appends a line to a run's log (`seq` from 1, per run).
+    pub(crate) async fn append_log(&self, run_id: &str, line: &LogRecord) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO logs (run_id, seq, at, level, message) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(run_id)
+        .bind(line.seq as i64)
+        .bind(&line.at)
+        .bind(line.level.as_str())
+        .bind(&line.message)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A run's log lines in order.
+    pub(crate) async fn logs(&self, run_id: &str) -> anyhow::Result<Vec<LogRecord>> {
+        let rows =
+            sqlx::query("SELECT seq, at, level, message FROM logs WHERE run_id = $1 ORDER BY seq")
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogRecord {
+                    seq: uint(r, "seq").min(u32::MAX as u64) as u32,
+                    at: r.try_get("at")?,
+                    level: parsed::<LogLevel>(r, "level")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores (or replaces) a named artifact of a run.
+    pub(crate) async fn put_artifact(
+        &self,
+        run_id: &str,
+        name: &str,
+        content: &Value,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO artifacts (run_id, name, content) VALUES ($1, $2, $3)
+             ON CONFLICT (run_id, name) DO UPDATE SET content = excluded.content",
+        )
+        .bind(run_id)
+        .bind(name)
+        .bind(content.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Artifacts of a run: `(name, content)`, by name.
+    pub(crate) async fn artifacts(&self, run_id: &str) -> anyhow::Result<Vec<(String, Value)>> {
+        let rows =
+            sqlx::query("SELECT name, content FROM artifacts WHERE run_id = $1 ORDER BY name")
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let content: String = r.try_get("content")?;
+                Ok((
+                    r.try_get("name")?,
+                    serde_json::from_str(&content).unwrap_or(Value::String(content)),
+                ))
+            })
+            .collect()
+    }
+
+    /// Sets (or replaces) an annotation of a run.
+    pub(crate) async fn annotate(
+        &self,
+        run_id: &str,
+        key: &str,
+        value: &str,
+        at: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO annotations (run_id, key, value, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, at = excluded.at",
+        )
+        .bind(run_id)
+        .bind(key)
+        .bind(value)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A run's annotations, by key.
+    pub(crate) async fn annotations(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        let rows = sqlx::query("SELECT key, value FROM annotations WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
+    }
+}

@@ -1,0 +1,223 @@
+//! The `runs` table: a run's row from `queued`/`running` to its end, pages of runs, the
+//! cross-process cancel flag, and journal-wide totals for `/metrics`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use booflow_types::{RunRecord, RunStatus, Usage};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Journal, big, from_json_text, opt_uint, parsed, to_json_text, uint};
+
+/// Journal-wide totals (see [`Journal::stats`]). Run statuses are as stored (`running`
+/// rows of killed processes are not re-labelled `interrupted` here).
+#[derive(Debug, Clone, Default)]
+pub struct JournalStats {
+    pub runs_by_status: Vec<(String, u64)>,
+    pub calls_by_status: Vec<(String, u64)>,
+    /// Calls answered from the cache or a resumed journal.
+    pub cache_hits: u64,
+    pub tokens: Usage,
+}
+
+const RUN_COLUMNS: &str =
+    "run_id, workflow, source, path, args, status, result, error, resumed_from, no_cache,
+    budget_total, sandbox, started_at, finished_at, pid, phases, annotation_rules";
+
+fn pid_alive(pid: i64) -> bool {
+    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn run_from_row(r: &AnyRow) -> anyhow::Result<RunRecord> {
+    let mut status: RunStatus = parsed(r, "status")?;
+    // A run whose process is gone without finishing it was killed: say so instead of
+    // showing it running forever. Its finished calls are in the journal for --resume.
+    let pid: Option<i64> = r.try_get("pid")?;
+    if !status.is_finished() && !pid.is_some_and(pid_alive) {
+        status = RunStatus::Interrupted;
+    }
+    let json_text = |column: &str| -> anyhow::Result<Option<String>> { Ok(r.try_get(column)?) };
+    Ok(RunRecord {
+        run_id: r.try_get("run_id")?,
+        workflow: r.try_get("workflow")?,
+        source: parsed(r, "source")?,
+        path: r.try_get("path")?,
+        args: from_json_text(json_text("args")?),
+        status,
+        result: from_json_text(json_text("result")?),
+        error: r.try_get("error")?,
+        resumed_from: r.try_get("resumed_from")?,
+        phases: json_text("phases")?
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default(),
+        no_cache: uint(r, "no_cache") != 0,
+        budget_total: opt_uint(r, "budget_total"),
+        sandbox: parsed(r, "sandbox")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        annotation_rules: json_text("annotation_rules")?
+            .and_then(|text| serde_json::from_str::<BTreeMap<String, String>>(&text).ok())
+            .unwrap_or_default(),
+    })
+}
+
+impl Journal {
+    /// Journals a new run (`queued` or `running`), with this process's pid (to spot killed
+    /// runs).
+    pub(crate) async fn insert_run(&self, run: &RunRecord) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO runs (run_id, workflow, source, path, args, status, resumed_from, no_cache,
+                budget_total, sandbox, started_at, pid, phases, annotation_rules)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&run.run_id)
+        .bind(&run.workflow)
+        .bind(run.source.as_str())
+        .bind(&run.path)
+        .bind(to_json_text(&run.args))
+        .bind(run.status.as_str())
+        .bind(&run.resumed_from)
+        .bind(run.no_cache as i64)
+        .bind(run.budget_total.map(big))
+        .bind(run.sandbox.as_str())
+        .bind(&run.started_at)
+        .bind(std::process::id() as i64)
+        .bind(serde_json::to_string(&run.phases)?)
+        .bind(serde_json::to_string(&run.annotation_rules)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a queued run as `running` (it got its slot).
+    pub(crate) async fn mark_running(&self, run_id: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE runs SET status = $1 WHERE run_id = $2 AND status = $3")
+            .bind(RunStatus::Running.as_str())
+            .bind(run_id)
+            .bind(RunStatus::Queued.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Journals a run's end: status, result or error, when.
+    pub(crate) async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        result: &Option<serde_json::Value>,
+        error: &Option<String>,
+        finished_at: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE runs SET status = $1, result = $2, error = $3, finished_at = $4 WHERE run_id = $5",
+        )
+        .bind(status.as_str())
+        .bind(to_json_text(result))
+        .bind(error)
+        .bind(finished_at)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One run, if it exists.
+    pub(crate) async fn run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"))
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Up to `limit` runs, newest first, after the run id `cursor` (keyset pagination: run
+    /// ids are ULIDs, so their order is their start order).
+    pub(crate) async fn runs_page(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<RunRecord>> {
+        let rows =
+            match cursor {
+                Some(cursor) => sqlx::query(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE run_id < $1 ORDER BY run_id DESC LIMIT $2"
+                ))
+                .bind(cursor)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?,
+                None => {
+                    sqlx::query(&format!(
+                        "SELECT {RUN_COLUMNS} FROM runs ORDER BY run_id DESC LIMIT $1"
+                    ))
+                    .bind(limit as i64)
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+            };
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Asks the process running `run_id` to cancel it (`booflow cancel`). Returns false when
+    /// the run is unknown or already finished.
+    pub(crate) async fn request_cancel(&self, run_id: &str) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE runs SET cancel_requested = 1 WHERE run_id = $1 AND status IN ($2, $3)",
+        )
+        .bind(run_id)
+        .bind(RunStatus::Queued.as_str())
+        .bind(RunStatus::Running.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Whether `booflow cancel` asked for this run to stop.
+    pub(crate) async fn cancel_requested(&self, run_id: &str) -> anyhow::Result<bool> {
+        let row = sqlx::query("SELECT cancel_requested FROM runs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some_and(|r| uint(&r, "cancel_requested") != 0))
+    }
+
+    /// Totals over the whole journal, for `GET /metrics`: runs by status, calls by status,
+    /// calls replayed from the cache, and token sums over every call.
+    pub(crate) async fn stats(&self) -> anyhow::Result<JournalStats> {
+        let by_status = |table: &str| {
+            format!("SELECT status, CAST(COUNT(*) AS BIGINT) AS n FROM {table} GROUP BY status")
+        };
+        let mut stats = JournalStats::default();
+        for row in sqlx::query(&by_status("runs"))
+            .fetch_all(&self.pool)
+            .await?
+        {
+            stats
+                .runs_by_status
+                .push((row.try_get("status")?, uint(&row, "n")));
+        }
+        for row in sqlx::query(&by_status("calls"))
+            .fetch_all(&self.pool)
+            .await?
+        {
+            stats
+                .calls_by_status
+                .push((row.try_get("status")?, uint(&row, "n")));
+        }
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(cached), 0) AS BIGINT) AS hits,
+                    CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens,
+                    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens,
+                    CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT) AS cached_tokens,
+                    CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT) AS reasoning_tokens
+             FROM calls",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        stats.cache_hits = uint(&row, "hits");
+        stats.tokens = super::usage(&row);
+        Ok(stats)
+    }
+}

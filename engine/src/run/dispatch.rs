@@ -1,0 +1,262 @@
+//! One `agent()` call as it arrives: the agent cap, the agent it goes to, its schema, its
+//! content key (docs/DESIGN.md §3) and its journal row; then a replay from the resumed
+//! journal or the cache, or a live call on its own task.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use booflow_agents::{AgentBackend, SessionOptions};
+use booflow_host_api::{AgentOptions, ErrorName, HostEvent, ScriptError, keys};
+use booflow_types::{CallRecord, CallStatus, Usage};
+use futures::FutureExt as _;
+
+use super::driver::{CallTally, Internal, RunLoop};
+use super::live::LiveCall;
+use super::replay::{Answer, present};
+use crate::call::CallSpec;
+use crate::events::RunEvent;
+use crate::journal::CachedResult;
+use crate::now_rfc3339;
+
+/// An `agent(prompt, opts)` request of the sandbox.
+pub(super) struct AgentStart {
+    pub id: u64,
+    pub prompt: String,
+    pub opts: AgentOptions,
+    /// The phase current when the call was made (`opts.phase` overrides it).
+    pub phase: Option<String>,
+    /// The line of the call in the workflow file.
+    pub line: Option<u32>,
+}
+
+/// A call that passed its checks: its journal row and the backend it goes to.
+struct Prepared {
+    record: CallRecord,
+    backend: Arc<dyn AgentBackend>,
+}
+
+impl RunLoop {
+    /// Handles one `agent()` call; the script hears back through a reply.
+    pub(super) async fn agent(&mut self, call: AgentStart) {
+        let prepared = match self.prepare(&call) {
+            Ok(prepared) => prepared,
+            Err(reply) => return self.reply(reply),
+        };
+        self.engine.emit(RunEvent::CallStarted {
+            run_id: self.run_id.clone(),
+            call_id: prepared.record.call_id.clone(),
+            label: prepared.record.label.clone(),
+            phase: prepared.record.phase.clone(),
+            agent: prepared.record.agent.clone(),
+        });
+        let journal = &self.engine.journal;
+        match self
+            .replay
+            .lookup(journal, &prepared.record.content_key)
+            .await
+        {
+            Some(hit) => self.replay_call(call, prepared.record, hit).await,
+            None => self.start_live(call, prepared).await,
+        }
+    }
+
+    /// The checks before a call exists: the agent cap, the agent, the schema. Then its
+    /// content key and journal row. `Err` is the rejection to send the script.
+    fn prepare(&mut self, call: &AgentStart) -> Result<Prepared, HostEvent> {
+        let cap = self.engine.settings.max_agents;
+        if self.counts.total >= cap {
+            let message =
+                format!("this run reached its cap of {cap} agent calls (WORKFLOW_MAX_AGENTS)");
+            return Err(self.reject(call.id, ErrorName::WorkflowAgentCapError, message));
+        }
+        let input_error =
+            |message: String| self.reject(call.id, ErrorName::WorkflowInputError, message);
+        let name = match &call.opts.agent_type {
+            Some(name) => name.clone(),
+            None => self
+                .engine
+                .config
+                .default_agent_name()
+                .map(str::to_string)
+                .map_err(|e| input_error(e.0))?,
+        };
+        let backend = self
+            .engine
+            .backend(&name)
+            .map_err(|e| input_error(format!("{e:#}")))?;
+        if let Some(schema) = &call.opts.schema
+            && let Err(e) = crate::schema::compile(schema)
+        {
+            return Err(input_error(format!(
+                "agent() option 'schema' is refused: {e}"
+            )));
+        }
+        self.counts.total += 1;
+        let record = self.record(call, name, backend.as_ref());
+        Ok(Prepared { record, backend })
+    }
+
+    /// The call's journal row at its start, with its content key: the prompt, the options
+    /// that change the answer (with the model the call really goes to, so that editing a
+    /// `[models]` alias does not replay the old model's answers), the backend's fingerprint
+    /// and the occurrence number.
+    fn record(
+        &mut self,
+        call: &AgentStart,
+        agent: String,
+        backend: &dyn AgentBackend,
+    ) -> CallRecord {
+        let seq = self.counts.total;
+        let model = call
+            .opts
+            .model
+            .as_deref()
+            .map(|m| self.engine.config.resolve_model(m))
+            .or_else(|| self.engine.config.agents[&agent].model.clone());
+        let keyed = AgentOptions {
+            model: call.opts.model.as_ref().and(model.clone()),
+            ..call.opts.clone()
+        };
+        let hash = keys::content_hash(&call.prompt, &keyed, &backend.fingerprint());
+        let occurrence = self.occurrences.entry(hash.clone()).or_insert(0);
+        *occurrence += 1;
+        CallRecord {
+            call_id: format!("c{seq:04}"),
+            seq,
+            content_key: keys::content_key(&hash, *occurrence),
+            label: call.opts.label.clone(),
+            phase: call.opts.phase.clone().or_else(|| call.phase.clone()),
+            line: call.line,
+            status: CallStatus::Pending,
+            cached: false,
+            agent,
+            model,
+            prompt: call.prompt.clone(),
+            started_at: now_rfc3339(),
+            finished_at: None,
+            duration_ms: None,
+            first_update_ms: None,
+            usage: Usage::default(),
+            retries: 0,
+            stop_reason: None,
+            tool_calls: 0,
+            result: None,
+            error: None,
+            worktree_branch: None,
+            worktree_stat: None,
+            worktree_diff: None,
+            served_by: None,
+        }
+    }
+
+    /// Answers the call from a known result: journaled (whole, in one transaction) before
+    /// the script sees it, and charged to the budget as if it ran.
+    async fn replay_call(&mut self, call: AgentStart, mut record: CallRecord, hit: CachedResult) {
+        record.status = CallStatus::Completed;
+        record.cached = true;
+        record.finished_at = Some(now_rfc3339());
+        record.duration_ms = Some(0);
+        record.usage = hit.usage;
+        record.result = Some(hit.value.clone());
+        let journal = &self.engine.journal;
+        if let Err(e) = journal
+            .insert_replayed_calls(&self.run_id, std::slice::from_ref(&record))
+            .await
+        {
+            // The script is never told: the run ends failed before it could go on.
+            return self.journal_failed(self.engine.journal_failure("a replayed call", &e));
+        }
+        self.budget.charge(hit.usage.output_tokens);
+        self.count(&CallTally {
+            live: false,
+            replayed: true,
+            failed: false,
+            usage: hit.usage,
+        });
+        self.engine.emit(RunEvent::CallFinished {
+            run_id: self.run_id.clone(),
+            call_id: record.call_id,
+            status: CallStatus::Completed,
+            cached: true,
+            usage: hit.usage,
+            duration_ms: 0,
+            error: None,
+        });
+        let answer = Answer {
+            value: hit.value,
+            usage: &hit.usage,
+            duration_ms: 0,
+            cached: true,
+            worktree: None,
+        };
+        let value = present(&call.opts, answer);
+        self.reply(HostEvent::Resolve {
+            id: call.id,
+            value,
+            budget_spent: self.budget.spent(),
+        });
+    }
+
+    /// Journals the call as `pending` and starts it on its own task.
+    async fn start_live(&mut self, call: AgentStart, prepared: Prepared) {
+        let record = prepared.record;
+        if let Err(e) = self.engine.journal.insert_call(&self.run_id, &record).await {
+            return self.journal_failed(self.engine.journal_failure("a call's start", &e));
+        }
+        let settings = &self.engine.settings;
+        let spec = CallSpec {
+            prompt: call.prompt,
+            schema: call.opts.schema.clone(),
+            session: SessionOptions {
+                cwd: self.engine.project_dir.clone(),
+                model: record.model.clone(),
+                effort: call.opts.effort.clone(),
+                tools: call.opts.tools.clone(),
+                max_output_tokens: None,
+            },
+            stall: Duration::from_millis(call.opts.stall_ms.unwrap_or(settings.stall_ms)),
+            max_retries: settings.stall_retries,
+        };
+        let commands = self.control.register(&record.call_id);
+        let task = LiveCall {
+            engine: self.engine.clone(),
+            run_id: self.run_id.clone(),
+            record,
+            opts: call.opts,
+            id: call.id,
+            spec,
+            backend: prepared.backend,
+            budget: self.budget.clone(),
+            slots: self.slots.clone(),
+            cancel: self.cancel.child_token(),
+            commands,
+            control: self.control.clone(),
+            internal: self.internal.clone(),
+        };
+        let internal = self.internal.clone();
+        let budget = self.budget.clone();
+        let id = call.id;
+        self.calls.spawn(async move {
+            // A panic in a backend must not leave the script waiting forever.
+            if AssertUnwindSafe(task.run()).catch_unwind().await.is_err() {
+                let error = ScriptError::new(
+                    ErrorName::WorkflowAgentError,
+                    "the agent call crashed inside booflow (a bug: please report it)",
+                );
+                let reply = HostEvent::Reject {
+                    id,
+                    error,
+                    budget_spent: budget.spent(),
+                };
+                let tally = CallTally {
+                    live: true,
+                    replayed: false,
+                    failed: true,
+                    usage: Usage::default(),
+                };
+                let _ = internal.send(Internal::Reply(reply, Some(tally)));
+            }
+        });
+    }
+}

@@ -1,0 +1,354 @@
+//! The run loop: drives one sandbox, hands its requests to the bridge and dispatch, takes
+//! the call and timer tasks' replies back, watches for a cancel, and journals the run's end
+//! (docs/DESIGN.md §1, §3).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use booflow_host_api::{ErrorName, GuestRequest, HostEvent, Init, ScriptError};
+use booflow_types::{AgentCounts, LogLevel, LogRecord, RunOutcome, RunStatus, Usage, UsageTotals};
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::RunRequest;
+use super::replay::Replay;
+use crate::budget::Budget;
+use crate::control::RunControl;
+use crate::events::RunEvent;
+use crate::journal::CachedResult;
+use crate::sandbox::{self, SandboxHandle, SandboxLimits};
+use crate::{Engine, now_rfc3339};
+
+/// How long a cancelled script may take to unwind before the run ends without it.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// How long calls the script left behind may take to journal their cancellation.
+const DRAIN: Duration = Duration::from_secs(15);
+
+/// Everything a run starts with.
+pub(crate) struct RunSetup {
+    pub engine: Arc<Engine>,
+    pub run_id: String,
+    pub request: RunRequest,
+    /// The resumed run's completed calls, by content key.
+    pub resume: HashMap<String, CachedResult>,
+    pub budget_total: Option<u64>,
+    pub cancel: CancellationToken,
+    pub control: RunControl,
+}
+
+/// Messages from call and timer tasks back to the loop.
+pub(super) enum Internal {
+    /// A reply for the guest, with the call's tally when it answers an `agent()`.
+    Reply(HostEvent, Option<CallTally>),
+    Log(LogLevel, String),
+    /// A journal write failed: the run must stop and fail, since what the script would see
+    /// next is no longer recorded (docs/DESIGN.md §3: journaled before the script sees it).
+    JournalFailed(String),
+}
+
+/// How a call ended, for the run's counters.
+pub(super) struct CallTally {
+    /// Went to an agent.
+    pub live: bool,
+    /// Replayed from the cache or the resumed journal.
+    pub replayed: bool,
+    pub failed: bool,
+    pub usage: Usage,
+}
+
+/// Per-run quotas in use (docs/DESIGN.md §1 limits).
+#[derive(Default)]
+pub(super) struct Quotas {
+    /// `workflow()` loads so far (capped at `WORKFLOW_MAX_AGENTS`).
+    pub workflow_loads: u32,
+    /// Script log bytes so far, and lines dropped past `WORKFLOW_MAX_LOG_BYTES`.
+    pub log_bytes: u64,
+    pub logs_dropped: u64,
+    /// Artifact bytes stored so far.
+    pub artifact_bytes: usize,
+}
+
+/// Why the loop must end the run before the script does.
+#[derive(Default)]
+pub(super) struct Faults {
+    /// The first journal failure, until the loop ends the run with it.
+    pub journal: Option<String>,
+    /// The journal failed once: later writes are not attempted again.
+    pub journal_broken: bool,
+    /// The sandbox sent a request its runtime never would.
+    pub sandbox: Option<String>,
+}
+
+/// One run's state while it goes.
+pub(super) struct RunLoop {
+    pub engine: Arc<Engine>,
+    pub run_id: String,
+    pub guest: std::sync::mpsc::Sender<String>,
+    pub internal: mpsc::UnboundedSender<Internal>,
+    pub cancel: CancellationToken,
+    pub control: RunControl,
+    pub budget: Arc<Budget>,
+    pub slots: Arc<Semaphore>,
+    pub replay: Replay,
+    /// Calls per content hash so far: the occurrence number of the next one.
+    pub occurrences: HashMap<String, u32>,
+    pub counts: AgentCounts,
+    pub usage: UsageTotals,
+    pub quotas: Quotas,
+    pub faults: Faults,
+    pub log_seq: u32,
+    pub phase: Option<String>,
+    pub timers: HashMap<u64, tokio::task::AbortHandle>,
+    pub calls: JoinSet<()>,
+}
+
+/// Runs the script to its end and journals the outcome.
+pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
+    let engine = setup.engine.clone();
+    let init = Init {
+        run_id: setup.run_id.clone(),
+        script: setup.request.script.clone(),
+        args: setup.request.args.clone(),
+        budget_total: setup.budget_total,
+        agent_types: engine.config.agent_names(),
+        max_items: engine.settings.max_items,
+    };
+    let limits = SandboxLimits {
+        sync_timeout_ms: engine.settings.sync_timeout_ms,
+        memory_mb: engine.settings.memory_mb,
+    };
+    let mut sandbox = sandbox::spawn(setup.request.sandbox, &init, limits);
+    let (internal, mut internal_rx) = mpsc::unbounded_channel();
+    let mut lp = RunLoop {
+        run_id: setup.run_id,
+        guest: sandbox.events.clone(),
+        internal,
+        cancel: setup.cancel.clone(),
+        control: setup.control,
+        budget: Arc::new(Budget::new(setup.budget_total)),
+        slots: Arc::new(Semaphore::new(engine.settings.concurrency)),
+        replay: Replay::new(setup.resume, setup.request.no_cache),
+        occurrences: HashMap::new(),
+        counts: AgentCounts::default(),
+        usage: UsageTotals::default(),
+        quotas: Quotas::default(),
+        faults: Faults::default(),
+        log_seq: 0,
+        phase: None,
+        timers: HashMap::new(),
+        calls: JoinSet::new(),
+        engine,
+    };
+    let end = lp.until_the_end(&mut sandbox, &mut internal_rx).await;
+    // Decided before `finish` cancels the leftover calls itself: a cancel that raced the
+    // script's own ending still counts as a cancelled run.
+    let cancelled = setup.cancel.is_cancelled();
+    lp.finish(end, cancelled, &mut internal_rx).await
+}
+
+impl RunLoop {
+    /// Serves the sandbox until the script ends, fails, is cancelled or must be stopped.
+    async fn until_the_end(
+        &mut self,
+        sandbox: &mut SandboxHandle,
+        internal_rx: &mut mpsc::UnboundedReceiver<Internal>,
+    ) -> Result<Value, ScriptError> {
+        let cancel = self.cancel.clone();
+        let mut cancel_sent = false;
+        let mut poll = tokio::time::interval(Duration::from_millis(500));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if let Some(error) = self
+                .faults
+                .journal
+                .take()
+                .or_else(|| self.faults.sandbox.take())
+            {
+                return Err(ScriptError::new(ErrorName::WorkflowSandboxError, error));
+            }
+            tokio::select! {
+                request = sandbox.requests.recv() => match request {
+                    None => return Err(ScriptError::new(ErrorName::WorkflowSandboxError, "the sandbox ended without a result")),
+                    Some(GuestRequest::Done { result }) => return Ok(result),
+                    Some(GuestRequest::Failed { error }) => return Err(error),
+                    Some(other) => self.handle(other).await,
+                },
+                Some(message) = internal_rx.recv() => self.internal(message).await,
+                _ = cancel.cancelled(), if !cancel_sent => {
+                    cancel_sent = true;
+                    self.log(LogLevel::Warn, "the run was cancelled".into()).await;
+                    let _ = self.guest.send(HostEvent::Cancel.to_json());
+                }
+                // A script stuck in a synchronous loop never reads the cancel (the boa
+                // sandbox cannot be pre-empted): give up on it after a grace period.
+                _ = tokio::time::sleep(CANCEL_GRACE), if cancel_sent => {
+                    return Err(ScriptError::new(ErrorName::WorkflowAbortError, "the run was cancelled (the script did not stop in time)"));
+                }
+                _ = poll.tick(), if !cancel_sent => {
+                    if self.engine.journal.cancel_requested(&self.run_id).await.unwrap_or(false) {
+                        cancel.cancel();
+                    }
+                }
+            }
+        }
+    }
+
+    /// A message from a call or timer task.
+    pub(super) async fn internal(&mut self, message: Internal) {
+        match message {
+            Internal::Reply(HostEvent::Timer { id }, _) => {
+                // A timer cleared after it fired is dropped.
+                if self.timers.remove(&id).is_some() {
+                    self.reply(HostEvent::Timer { id });
+                }
+            }
+            Internal::Reply(event, tally) => {
+                if let Some(tally) = tally {
+                    self.count(&tally);
+                }
+                self.reply(event);
+            }
+            Internal::Log(level, message) => self.log(level, message).await,
+            Internal::JournalFailed(error) => self.journal_failed(error),
+        }
+    }
+
+    /// Sends an event to the guest.
+    pub(super) fn reply(&self, event: HostEvent) {
+        let _ = self.guest.send(event.to_json());
+    }
+
+    /// A rejection of the request `id` with a stable error name.
+    pub(super) fn reject(&self, id: u64, name: ErrorName, message: impl Into<String>) -> HostEvent {
+        HostEvent::Reject {
+            id,
+            error: ScriptError::new(name, message),
+            budget_spent: self.budget.spent(),
+        }
+    }
+
+    /// Records the first journal failure; the loop ends the run with it.
+    pub(super) fn journal_failed(&mut self, error: String) {
+        tracing::error!("run {}: {error}", self.run_id);
+        if self.faults.journal.is_none() && !self.faults.journal_broken {
+            self.faults.journal = Some(error);
+        }
+        self.faults.journal_broken = true;
+    }
+
+    pub(super) fn count(&mut self, tally: &CallTally) {
+        if tally.live {
+            self.counts.live += 1;
+        } else if tally.replayed {
+            self.counts.cached += 1;
+        }
+        if tally.failed {
+            self.counts.failed += 1;
+        }
+        self.usage.input_tokens += tally.usage.input_tokens;
+        self.usage.output_tokens += tally.usage.output_tokens;
+    }
+
+    /// Journals a log line and announces it.
+    pub(super) async fn log(&mut self, level: LogLevel, message: String) {
+        self.log_seq += 1;
+        let line = LogRecord {
+            seq: self.log_seq,
+            at: now_rfc3339(),
+            level,
+            message,
+        };
+        if !self.faults.journal_broken
+            && let Err(e) = self.engine.journal.append_log(&self.run_id, &line).await
+        {
+            self.journal_failed(self.engine.journal_failure("a log line", &e));
+        }
+        self.engine.emit(RunEvent::Log {
+            run_id: self.run_id.clone(),
+            level,
+            message: line.message,
+            at: line.at,
+        });
+    }
+
+    /// Stops what the script left behind, and journals and reports the run's end.
+    async fn finish(
+        mut self,
+        end: Result<Value, ScriptError>,
+        cancelled: bool,
+        internal_rx: &mut mpsc::UnboundedReceiver<Internal>,
+    ) -> RunOutcome {
+        // Calls the script never awaited are stopped; they journal themselves as cancelled.
+        self.cancel.cancel();
+        for (_, timer) in self.timers.drain() {
+            timer.abort();
+        }
+        let drain = async { while self.calls.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(DRAIN, drain).await;
+        while let Ok(message) = internal_rx.try_recv() {
+            match message {
+                Internal::Reply(_, Some(tally)) => self.count(&tally),
+                Internal::Log(level, message) => self.log(level, message).await,
+                Internal::JournalFailed(error) => self.journal_failed(error),
+                Internal::Reply(_, None) => {}
+            }
+        }
+        // A write that failed while the leftovers drained still fails the run.
+        let end = match (end, self.faults.journal.take()) {
+            (Ok(_), Some(error)) => Err(ScriptError::new(ErrorName::WorkflowSandboxError, error)),
+            (end, _) => end,
+        };
+        let (status, result, error) = match end {
+            Ok(result) => (RunStatus::Completed, result, None),
+            Err(error) if cancelled && error.name == ErrorName::WorkflowAbortError.as_str() => {
+                (RunStatus::Cancelled, Value::Null, Some(error.to_string()))
+            }
+            Err(error) => (RunStatus::Failed, Value::Null, Some(error.to_string())),
+        };
+        if let Some(message) = &error {
+            self.log(LogLevel::Error, message.clone()).await;
+        }
+        self.journal_end(status, result, error).await
+    }
+
+    /// Journals the run's end; never reports an end the journal does not hold.
+    async fn journal_end(
+        &self,
+        status: RunStatus,
+        result: Value,
+        error: Option<String>,
+    ) -> RunOutcome {
+        let stored_result = (status == RunStatus::Completed).then(|| result.clone());
+        let journaled = self
+            .engine
+            .journal
+            .finish_run(&self.run_id, status, &stored_result, &error, &now_rfc3339())
+            .await;
+        let journaled_failed = journaled.is_err();
+        let mut outcome = match journaled {
+            // The run shows `interrupted` in the journal once this process is gone, and
+            // `--resume` picks it up.
+            Err(e) => super::unjournaled_outcome(
+                &self.run_id,
+                self.engine.journal_failure("the run's end", &e),
+            ),
+            Ok(()) => RunOutcome {
+                run_id: self.run_id.clone(),
+                status,
+                result,
+                error,
+                agents: AgentCounts::default(),
+                usage: UsageTotals::default(),
+            },
+        };
+        outcome.agents = self.counts;
+        outcome.usage = self.usage;
+        if journaled_failed {
+            self.engine.end_not_journaled(&outcome);
+        }
+        outcome
+    }
+}
