@@ -70,13 +70,21 @@ const HOSTILE: &[(&str, &str, &[&str])] = &[
         &["WorkflowSandboxError", "require()"],
     ),
     ("process", "process.exit(1)", &["ReferenceError", "process"]),
-    ("dynamic-import", "await import('fs')", &["import"]),
+    (
+        "dynamic-import",
+        "await import('fs')",
+        &["WorkflowSandboxError", "import"],
+    ),
     (
         "fetch",
         "await fetch('http://127.0.0.1:1/')",
         &["WorkflowSandboxError", "fetch()"],
     ),
-    ("eval", "eval('1 + 1')", &["code generation"]),
+    (
+        "eval",
+        "eval('1 + 1')",
+        &["WorkflowSandboxError", "code generation"],
+    ),
     (
         "function-ctor",
         "new Function('return 1')()",
@@ -200,4 +208,24 @@ fn the_boa_sandbox_runs_the_same_script_with_the_same_result() {
     let boa = project.run_ok(&["both", "--no-cache", "--sandbox", "boa"]);
     assert_eq!(wasm["result"], boa["result"]);
     assert!(wasm["result"]["b"].is_null());
+}
+
+#[test]
+fn banned_apis_throw_the_stable_error_class_in_both_sandboxes() {
+    let project = Project::new();
+    project.workflow(
+        "bans",
+        "const caught = []\nfor (const f of [() => eval('1'), () => new Function('return 1'), () => Math.random()]) {\n  try { f() } catch (e) { caught.push([e.name, e instanceof WorkflowSandboxError]) }\n}\ntry { await import('fs') } catch (e) { caught.push([e.name, e instanceof WorkflowSandboxError]) }\ntry { globalThis.WorkflowSandboxError = null } catch (_) {}\ncaught.push(typeof WorkflowSandboxError)\nreturn caught",
+    );
+    let expected = serde_json::json!([
+        ["WorkflowSandboxError", true],
+        ["WorkflowSandboxError", true],
+        ["WorkflowSandboxError", true],
+        ["WorkflowSandboxError", true],
+        "function"
+    ]);
+    for sandbox in ["wasm", "boa"] {
+        let outcome = project.run_ok(&["bans", "--sandbox", sandbox]);
+        assert_eq!(outcome["result"], expected, "{sandbox}");
+    }
 }

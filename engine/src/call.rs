@@ -1,6 +1,7 @@
 //! Executing one live agent call: sessions, stall detection and retries, structured output
-//! with schema repair turns (DESIGN.md §1, §4).
+//! with schema repair turns (docs/DESIGN.md §1, §4).
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use booflow_agents::{
@@ -21,6 +22,8 @@ pub struct CallSpec {
     pub stall: Duration,
     /// Retries after a stall or a crashed agent (default 5).
     pub max_retries: u32,
+    /// The first backoff after a retryable error (then doubling, with jitter, up to 32×).
+    pub backoff: Duration,
 }
 
 /// Why a call produced no value.
@@ -150,9 +153,11 @@ async fn run_turn(
     end
 }
 
-/// Runs a call to its end. Retries (new session) after a stall or a retryable agent error,
-/// up to `spec.max_retries`; repairs a schema-invalid answer up to 2 times on the same
-/// session.
+/// Runs a call to its end. Retries (on a new session) after a stall or a retryable agent
+/// error, up to `spec.max_retries`, waiting out an exponential backoff with jitter after
+/// an error (`backon`; a stall retries at once: the agent was silent, not overloaded);
+/// repairs a schema-invalid answer up to 2 times on the same session. This is the one
+/// retry policy of a call: backends do not retry on their own.
 pub async fn execute(
     backend: &dyn AgentBackend,
     spec: &CallSpec,
@@ -160,129 +165,213 @@ pub async fn execute(
     warn: Warn<'_>,
 ) -> CallReport {
     let started = Instant::now();
-    let mut report = CallReport {
-        outcome: Err(CallFailure::Cancelled),
-        usage: Usage::default(),
-        retries: 0,
-        stop_reason: None,
-        tool_calls: 0,
-        first_update_ms: None,
-        duration_ms: 0,
-        served_by: None,
-    };
-    let mut first_update = None;
-    let prompt = match &spec.schema {
-        Some(schema) => format!("{}{}", spec.prompt, schema_instruction(schema)),
-        None => spec.prompt.clone(),
-    };
-    let mut last_problem = String::new();
-    // A call that only ever stalled resolves `null`; one whose agent kept failing rejects.
-    let mut last_was_stall = false;
-    'attempts: for attempt in 0..=spec.max_retries {
+    let mut call = Attempts::new(spec, warn);
+    for attempt in 0..=spec.max_retries {
         if cancel.is_cancelled() {
             break;
         }
-        if attempt > 0 {
-            report.retries = attempt;
-            warn(format!(
-                "retrying (attempt {} of {}): {last_problem}",
-                attempt + 1,
-                spec.max_retries + 1
-            ));
+        if attempt > 0 && !call.wait_to_retry(attempt, cancel).await {
+            break;
         }
-        let mut session = tokio::select! {
-            opened = backend.open_session(&spec.session) => match opened {
-                Ok(session) => session,
-                Err(e) if e.is_retryable() => { last_problem = e.to_string(); last_was_stall = false; continue; }
-                Err(e) => { report.outcome = Err(CallFailure::Failed(e.to_string())); break; }
-            },
-            _ = cancel.cancelled() => break,
+        if call.attempt(backend, cancel).await.is_break() {
+            break;
+        }
+    }
+    call.finish(cancel, started)
+}
+
+/// The state of a call across its attempts.
+struct Attempts<'a> {
+    spec: &'a CallSpec,
+    warn: Warn<'a>,
+    report: CallReport,
+    first_update: Option<Instant>,
+    /// The prompt with the schema instruction, when there is a schema.
+    prompt: String,
+    /// Why the last attempt did not finish.
+    last_problem: String,
+    /// A call that only ever stalled resolves `null`; one whose agent kept failing rejects.
+    last_was_stall: bool,
+    backoff: backon::ExponentialBackoff,
+}
+
+impl<'a> Attempts<'a> {
+    fn new(spec: &'a CallSpec, warn: Warn<'a>) -> Self {
+        use backon::BackoffBuilder as _;
+        let prompt = match &spec.schema {
+            Some(schema) => format!("{}{}", spec.prompt, schema_instruction(schema)),
+            None => spec.prompt.clone(),
         };
-        let mut text = prompt.clone();
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(spec.backoff)
+            .with_max_delay(spec.backoff * 32)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        Self {
+            spec,
+            warn,
+            report: CallReport {
+                outcome: Err(CallFailure::Cancelled),
+                usage: Usage::default(),
+                retries: 0,
+                stop_reason: None,
+                tool_calls: 0,
+                first_update_ms: None,
+                duration_ms: 0,
+                served_by: None,
+            },
+            first_update: None,
+            prompt,
+            last_problem: String::new(),
+            last_was_stall: false,
+            backoff,
+        }
+    }
+
+    /// Announces the retry and, after an error, waits out the backoff; false when the run
+    /// was cancelled meanwhile.
+    async fn wait_to_retry(&mut self, attempt: u32, cancel: &CancellationToken) -> bool {
+        self.report.retries = attempt;
+        (self.warn)(format!(
+            "retrying (attempt {} of {}): {}",
+            attempt + 1,
+            self.spec.max_retries + 1,
+            self.last_problem
+        ));
+        if self.last_was_stall {
+            return true;
+        }
+        let delay = self.backoff.next().unwrap_or(self.spec.backoff);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = cancel.cancelled() => false,
+        }
+    }
+
+    /// A retryable problem: remembered for the next attempt's warning.
+    fn retry(&mut self, problem: String, stall: bool) -> ControlFlow<()> {
+        self.last_problem = problem;
+        self.last_was_stall = stall;
+        ControlFlow::Continue(())
+    }
+
+    fn fail(&mut self, message: String) -> ControlFlow<()> {
+        self.report.outcome = Err(CallFailure::Failed(message));
+        ControlFlow::Break(())
+    }
+
+    /// One attempt on a new session: `Break` when the call is done (answered, failed for
+    /// good, cancelled), `Continue` to retry.
+    async fn attempt(
+        &mut self,
+        backend: &dyn AgentBackend,
+        cancel: &CancellationToken,
+    ) -> ControlFlow<()> {
+        let mut session = tokio::select! {
+            opened = backend.open_session(&self.spec.session) => match opened {
+                Ok(session) => session,
+                Err(e) if e.is_retryable() => return self.retry(e.to_string(), false),
+                Err(e) => return self.fail(e.to_string()),
+            },
+            _ = cancel.cancelled() => return ControlFlow::Break(()),
+        };
+        let mut text = self.prompt.clone();
         let mut repairs = 0;
         loop {
-            match run_turn(
+            let end = run_turn(
                 &mut session,
                 &text,
-                spec.schema.as_ref(),
-                spec.stall,
+                self.spec.schema.as_ref(),
+                self.spec.stall,
                 cancel,
-                &mut first_update,
+                &mut self.first_update,
             )
-            .await
-            {
-                TurnEnd::Cancelled => break 'attempts,
+            .await;
+            let turn = match end {
+                TurnEnd::Cancelled => return ControlFlow::Break(()),
                 TurnEnd::Stalled => {
-                    last_problem = format!(
-                        "no progress from the agent for {} ms (stallMs)",
-                        spec.stall.as_millis()
+                    let ms = self.spec.stall.as_millis();
+                    return self.retry(
+                        format!("no progress from the agent for {ms} ms (stallMs)"),
+                        true,
                     );
-                    last_was_stall = true;
-                    continue 'attempts;
                 }
-                TurnEnd::Error(e) if e.is_retryable() => {
-                    last_problem = e.to_string();
-                    last_was_stall = false;
-                    continue 'attempts;
-                }
-                TurnEnd::Error(e) => {
-                    report.outcome = Err(CallFailure::Failed(e.to_string()));
-                    break 'attempts;
-                }
-                TurnEnd::Done(turn) => {
-                    report.usage.add(&turn.usage);
-                    report.tool_calls += turn.tool_calls;
-                    report.stop_reason = Some(turn.stop_reason.clone());
-                    report.served_by = turn.served_by.clone();
-                    let Some(schema) = &spec.schema else {
-                        report.outcome = Ok(Value::String(turn.text));
-                        break 'attempts;
-                    };
-                    let problem = match extract_json(&turn.text) {
-                        Some(value) => match check_schema(schema, &value) {
-                            Ok(()) => {
-                                report.outcome = Ok(value);
-                                break 'attempts;
-                            }
-                            Err(errors) => errors,
-                        },
-                        None => "- (root): the answer is not JSON".to_string(),
-                    };
-                    if repairs == SCHEMA_REPAIRS {
-                        report.outcome = Err(CallFailure::Failed(format!(
-                            "the answer did not match the schema after {SCHEMA_REPAIRS} repair turns:\n{problem}"
-                        )));
-                        break 'attempts;
-                    }
+                TurnEnd::Error(e) if e.is_retryable() => return self.retry(e.to_string(), false),
+                TurnEnd::Error(e) => return self.fail(e.to_string()),
+                TurnEnd::Done(turn) => turn,
+            };
+            match self.answered(turn, repairs) {
+                Ok(()) => return ControlFlow::Break(()),
+                Err(Some(repair)) => {
                     repairs += 1;
-                    warn(format!(
-                        "the answer did not match the schema; repair turn {repairs} of {SCHEMA_REPAIRS}:\n{problem}"
-                    ));
-                    text = format!(
-                        "Your answer did not match the JSON Schema:\n{problem}\n\nReply again with only the corrected JSON value."
-                    );
+                    text = repair;
                 }
+                Err(None) => return ControlFlow::Break(()),
             }
         }
     }
-    if report.outcome == Err(CallFailure::Cancelled)
-        && !cancel.is_cancelled()
-        && !last_problem.is_empty()
-    {
-        let message = format!(
-            "gave up after {} attempts: {last_problem}",
-            spec.max_retries + 1
-        );
-        report.outcome = Err(if last_was_stall {
-            CallFailure::Exhausted(message)
-        } else {
-            CallFailure::Failed(message)
-        });
+
+    /// A finished turn: its usage counted; `Ok` when the call has its value, `Err(Some(text))`
+    /// for a repair turn to send, `Err(None)` when the repairs are used up (the call failed).
+    fn answered(&mut self, turn: booflow_agents::Turn, repairs: u32) -> Result<(), Option<String>> {
+        self.report.usage.add(&turn.usage);
+        self.report.tool_calls += turn.tool_calls;
+        self.report.stop_reason = Some(turn.stop_reason.clone());
+        self.report.served_by = turn.served_by.clone();
+        let Some(schema) = &self.spec.schema else {
+            self.report.outcome = Ok(Value::String(turn.text));
+            return Ok(());
+        };
+        let problem = match extract_json(&turn.text) {
+            Some(value) => match check_schema(schema, &value) {
+                Ok(()) => {
+                    self.report.outcome = Ok(value);
+                    return Ok(());
+                }
+                Err(errors) => errors,
+            },
+            None => "- (root): the answer is not JSON".to_string(),
+        };
+        if repairs == SCHEMA_REPAIRS {
+            let _ = self.fail(format!(
+                "the answer did not match the schema after {SCHEMA_REPAIRS} repair turns:\n{problem}"
+            ));
+            return Err(None);
+        }
+        (self.warn)(format!(
+            "the answer did not match the schema; repair turn {} of {SCHEMA_REPAIRS}:\n{problem}",
+            repairs + 1
+        ));
+        Err(Some(format!(
+            "Your answer did not match the JSON Schema:\n{problem}\n\nReply again with only the corrected JSON value."
+        )))
     }
-    report.first_update_ms =
-        first_update.map(|t: Instant| t.saturating_duration_since(started).as_millis() as u64);
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    report
+
+    /// The report: a call that ran out of attempts gave up (resolving `null` when it only
+    /// ever stalled), with its timings.
+    fn finish(mut self, cancel: &CancellationToken, started: Instant) -> CallReport {
+        if self.report.outcome == Err(CallFailure::Cancelled)
+            && !cancel.is_cancelled()
+            && !self.last_problem.is_empty()
+        {
+            let message = format!(
+                "gave up after {} attempts: {}",
+                self.spec.max_retries + 1,
+                self.last_problem
+            );
+            self.report.outcome = Err(if self.last_was_stall {
+                CallFailure::Exhausted(message)
+            } else {
+                CallFailure::Failed(message)
+            });
+        }
+        self.report.first_update_ms = self
+            .first_update
+            .map(|t| t.saturating_duration_since(started).as_millis() as u64);
+        self.report.duration_ms = started.elapsed().as_millis() as u64;
+        self.report
+    }
 }
 
 #[cfg(test)]

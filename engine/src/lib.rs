@@ -86,6 +86,7 @@ impl Engine {
         settings: Settings,
         loader: Arc<dyn ScriptLoader>,
     ) -> anyhow::Result<Arc<Self>> {
+        sandbox::wasm::set_cache_dir(settings.cache_dir.clone());
         let db = project_dir.join(".boocode/booflow.db");
         let journal = journal::Journal::open_sqlite(&db, settings.cache_size).await?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);

@@ -1,6 +1,9 @@
-//! Engine limits from the environment (DESIGN.md §1). Each variable overrides one default
-//! of `booflow_host_api::limits`; a value that is not a number is an error naming the
-//! variable.
+//! Every setting booflow reads from the environment, in one place (docs/DESIGN.md §1
+//! limits, §4 pool, §6 server, §7 storage): `WORKFLOW_*` limits, `AGENT_POOL_*`,
+//! `BOOFLOW_*` and `DATABASE_URL`. Each variable overrides one default; a value that is
+//! not a number, or out of its range, is an error naming the variable. (`BOOFLOW_LOG` is
+//! read by `main` before anything else, to set up logging; `BOOFLOW_TOKEN` by the CLI as
+//! `--token`.)
 
 use booflow_host_api::limits;
 
@@ -29,6 +32,22 @@ pub struct Settings {
     pub max_concurrent_runs: usize,
     /// `WORKFLOW_MAX_LOG_BYTES` (8 MiB): script log bytes kept per run.
     pub max_log_bytes: u64,
+    /// `BOOFLOW_RETRY_BACKOFF_MS` (250): the first wait before retrying a call after a
+    /// retryable agent error (HTTP 429/5xx, a crashed process); doubling, with jitter.
+    pub retry_backoff_ms: u64,
+    /// `AGENT_POOL_MAX_LIVE` (8): live ACP agent processes across all agents of an engine.
+    pub pool_max_live: usize,
+    /// `AGENT_POOL_IDLE_TTL_MS` (600000): a warm ACP process idle this long is stopped.
+    pub pool_idle_ttl_ms: u64,
+    /// `BOOFLOW_HTTP_TIMEOUT_MS` (30000): `booflow serve`'s header, body and request
+    /// timeouts.
+    pub http_timeout_ms: u64,
+    /// `BOOFLOW_CACHE_DIR`: where the compiled wasm guest is cached (default
+    /// `~/.cache/booflow`).
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// `DATABASE_URL`: the journal's database; unset is `.boocode/booflow.db` in the
+    /// project.
+    pub database_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -48,6 +67,12 @@ impl Default for Settings {
             stall_retries: limits::STALL_RETRIES,
             max_concurrent_runs: limits::MAX_CONCURRENT_RUNS,
             max_log_bytes: limits::MAX_LOG_BYTES,
+            retry_backoff_ms: 250,
+            pool_max_live: 8,
+            pool_idle_ttl_ms: 600_000,
+            http_timeout_ms: 30_000,
+            cache_dir: None,
+            database_url: None,
         }
     }
 }
@@ -84,6 +109,11 @@ where
         ));
     }
     Ok(value)
+}
+
+/// A text setting; unset and blank are `None`.
+fn text(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    lookup(name).filter(|v| !v.trim().is_empty())
 }
 
 /// Upper bounds of the settings: generous, but far from where arithmetic or allocation
@@ -158,6 +188,27 @@ impl Settings {
                 1024..=MAX_BUDGET,
                 lookup,
             )?,
+            retry_backoff_ms: read(
+                "BOOFLOW_RETRY_BACKOFF_MS",
+                d.retry_backoff_ms,
+                1..=60_000,
+                lookup,
+            )?,
+            pool_max_live: read("AGENT_POOL_MAX_LIVE", d.pool_max_live, 1..=1024, lookup)?,
+            pool_idle_ttl_ms: read(
+                "AGENT_POOL_IDLE_TTL_MS",
+                d.pool_idle_ttl_ms,
+                1..=MAX_MS,
+                lookup,
+            )?,
+            http_timeout_ms: read(
+                "BOOFLOW_HTTP_TIMEOUT_MS",
+                d.http_timeout_ms,
+                1..=MAX_MS,
+                lookup,
+            )?,
+            cache_dir: text("BOOFLOW_CACHE_DIR", lookup).map(std::path::PathBuf::from),
+            database_url: text("DATABASE_URL", lookup),
         })
     }
 }

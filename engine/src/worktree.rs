@@ -111,15 +111,23 @@ impl Worktree {
         })
     }
 
-    /// Removes the worktree if the call changed nothing; otherwise keeps it and reports it.
     /// Puts the tree back to `HEAD`: drops every change and untracked file (a retried call
     /// starts from what the first attempt saw, not from its half-done edits).
+    ///
+    /// # Errors
+    /// git's message when it refuses.
     pub async fn reset(&self) -> Result<(), String> {
         git(&self.path, &["reset", "-q", "--hard"]).await?;
         git(&self.path, &["clean", "-q", "-fd"]).await?;
         Ok(())
     }
 
+    /// Ends the worktree after its call: removed (with its branch) when the call changed
+    /// nothing; otherwise kept, and its branch, `git diff --stat` and diff (cut at 256 KiB)
+    /// returned for the journal.
+    ///
+    /// # Errors
+    /// git's message when it refuses.
     pub async fn finish(self) -> Result<Option<Kept>, String> {
         // Stage everything (new files too) so the diff shows the whole change.
         git(&self.path, &["add", "--all"]).await?;

@@ -13,7 +13,6 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,22 +32,6 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// The default of every timeout in this module.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// `BOOFLOW_HTTP_TIMEOUT_MS` (default 30000): the header, body and request timeouts, in
-/// milliseconds. Errors: a value that is not a whole number of milliseconds above 0.
-pub fn timeout() -> anyhow::Result<Duration> {
-    let Ok(text) = std::env::var("BOOFLOW_HTTP_TIMEOUT_MS") else {
-        return Ok(DEFAULT_TIMEOUT);
-    };
-    let ms: u64 = text
-        .trim()
-        .parse()
-        .with_context(|| format!("BOOFLOW_HTTP_TIMEOUT_MS={text}: not a number of milliseconds"))?;
-    if ms == 0 {
-        bail!("BOOFLOW_HTTP_TIMEOUT_MS=0: the timeout must be above 0 ms");
-    }
-    Ok(Duration::from_millis(ms))
-}
 
 /// Wraps `app` in the body limit and the body and request timeouts (see the module docs).
 pub fn limits(app: Router, timeout: Duration) -> Router {

@@ -103,7 +103,7 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result
     if let Some(warning) = auth::check_token(options.bind, options.token.as_deref())? {
         eprintln!("warning: {warning}");
     }
-    let timeout = http::timeout()?;
+    let timeout = Duration::from_millis(engine.settings().http_timeout_ms);
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
         .with_context(|| format!("--bind {}: cannot listen there", options.bind))?;

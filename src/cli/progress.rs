@@ -10,6 +10,15 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::term::{esay, safe, safe_echo};
 
+/// How a call ended, as the tree shows it.
+struct CallEnd<'a> {
+    status: CallStatus,
+    cached: bool,
+    usage: &'a booflow_types::Usage,
+    duration_ms: u64,
+    error: Option<&'a str>,
+}
+
 pub struct Progress {
     tty: bool,
     multi: MultiProgress,
@@ -30,7 +39,7 @@ fn done_style() -> ProgressStyle {
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
-fn tokens(usage: &booflow_agents::Usage) -> String {
+fn tokens(usage: &booflow_types::Usage) -> String {
     if usage.output_tokens == 0 && usage.input_tokens == 0 {
         String::new()
     } else {
@@ -73,6 +82,7 @@ impl Progress {
         header
     }
 
+    /// Draws one event of the run.
     pub fn show(&mut self, event: &RunEvent) {
         match event {
             RunEvent::Phase { title, .. } => {
@@ -90,24 +100,7 @@ impl Progress {
                 ..
             } => {
                 let name = label.clone().unwrap_or_else(|| call_id.clone());
-                if !self.tty {
-                    esay!("  → {call_id} {name} ({agent})");
-                    return;
-                }
-                let bar = match phase {
-                    Some(title) => {
-                        let tail = self.phase_line(title);
-                        let bar = self.multi.insert_after(&tail, ProgressBar::new_spinner());
-                        self.phase_tail.insert(title.clone(), bar.clone());
-                        bar
-                    }
-                    None => self.multi.add(ProgressBar::new_spinner()),
-                };
-                bar.set_style(running_style());
-                bar.set_prefix(safe(&name).into_owned());
-                bar.set_message(safe(&format!("queued · {agent}")).into_owned());
-                bar.enable_steady_tick(Duration::from_millis(120));
-                self.calls.insert(call_id.clone(), (bar, name));
+                self.call_started(call_id, name, phase.as_deref(), agent);
             }
             RunEvent::CallRunning { call_id, .. } => {
                 if let Some((bar, _)) = self.calls.get(call_id) {
@@ -123,53 +116,81 @@ impl Progress {
                 error,
                 ..
             } => {
-                let mark = match status {
-                    CallStatus::Completed => "✓",
-                    CallStatus::Cancelled | CallStatus::Skipped => "⊘",
-                    _ => "✗",
+                let end = CallEnd {
+                    status: *status,
+                    cached: *cached,
+                    usage,
+                    duration_ms: *duration_ms,
+                    error: error.as_deref(),
                 };
-                let badge = if *cached { " [cached]" } else { "" };
-                let secs = *duration_ms as f64 / 1000.0;
-                let detail = match error {
-                    Some(e) if *status != CallStatus::Completed => {
-                        format!(" — {}", e.lines().next().unwrap_or_default())
-                    }
-                    _ => String::new(),
-                };
-                match self.calls.get(call_id) {
-                    Some((bar, name)) if self.tty => {
-                        bar.set_style(done_style());
-                        bar.set_prefix(safe(&format!("{mark} {name}")).into_owned());
-                        bar.finish_with_message(
-                            safe(&format!(
-                                "{status} {secs:.1}s{}{badge}{detail}",
-                                tokens(usage)
-                            ))
-                            .into_owned(),
-                        );
-                    }
-                    _ => esay!(
-                        "  {mark} {call_id} {status} {secs:.1}s{}{badge}{detail}",
-                        tokens(usage)
-                    ),
-                }
+                self.call_finished(call_id, &end);
             }
-            RunEvent::Log { level, message, .. } => {
-                let message = safe_echo(message);
-                let line = if *level == LogLevel::Info {
-                    format!("  │ {message}")
-                } else {
-                    format!("  │ {level}: {message}")
-                };
-                if self.tty {
-                    let _ = self.multi.println(line);
-                } else {
-                    eprintln!("{line}");
-                }
-            }
+            RunEvent::Log { level, message, .. } => self.log(*level, message),
             RunEvent::RunStarted { .. }
             | RunEvent::RunRunning { .. }
             | RunEvent::RunFinished { .. } => {}
+        }
+    }
+
+    /// A new call: a line under its phase (on a terminal) or a plain line.
+    fn call_started(&mut self, call_id: &str, name: String, phase: Option<&str>, agent: &str) {
+        if !self.tty {
+            esay!("  → {call_id} {name} ({agent})");
+            return;
+        }
+        let bar = match phase {
+            Some(title) => {
+                let tail = self.phase_line(title);
+                let bar = self.multi.insert_after(&tail, ProgressBar::new_spinner());
+                self.phase_tail.insert(title.to_string(), bar.clone());
+                bar
+            }
+            None => self.multi.add(ProgressBar::new_spinner()),
+        };
+        bar.set_style(running_style());
+        bar.set_prefix(safe(&name).into_owned());
+        bar.set_message(safe(&format!("queued · {agent}")).into_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.calls.insert(call_id.to_string(), (bar, name));
+    }
+
+    fn call_finished(&mut self, call_id: &str, end: &CallEnd<'_>) {
+        let mark = match end.status {
+            CallStatus::Completed => "✓",
+            CallStatus::Cancelled | CallStatus::Skipped => "⊘",
+            _ => "✗",
+        };
+        let badge = if end.cached { " [cached]" } else { "" };
+        let secs = end.duration_ms as f64 / 1000.0;
+        let detail = match end.error {
+            Some(e) if end.status != CallStatus::Completed => {
+                format!(" — {}", e.lines().next().unwrap_or_default())
+            }
+            _ => String::new(),
+        };
+        let status = end.status;
+        let summary = format!("{status} {secs:.1}s{}{badge}{detail}", tokens(end.usage));
+        match self.calls.get(call_id) {
+            Some((bar, name)) if self.tty => {
+                bar.set_style(done_style());
+                bar.set_prefix(safe(&format!("{mark} {name}")).into_owned());
+                bar.finish_with_message(safe(&summary).into_owned());
+            }
+            _ => esay!("  {mark} {call_id} {summary}"),
+        }
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let message = safe_echo(message);
+        let line = if level == LogLevel::Info {
+            format!("  │ {message}")
+        } else {
+            format!("  │ {level}: {message}")
+        };
+        if self.tty {
+            let _ = self.multi.println(line);
+        } else {
+            eprintln!("{line}");
         }
     }
 

@@ -1,13 +1,13 @@
 //! `booflow run`: resolve the workflow, check its args, run it with a live view, print the
-//! outcome (`--json`: exactly the object of DESIGN.md §6).
+//! outcome (`--json`: exactly the object of docs/DESIGN.md §6).
 
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use booflow_engine::{InputError, RunRequest, SandboxKind};
-use booflow_types::RunStatus;
+use booflow_engine::{InputError, RunEvent, RunHandle, RunRequest, SandboxKind};
+use booflow_types::{RunOutcome, RunStatus};
 use booflow_workflows::{Source, WorkflowEntry, discover, load_path};
 use serde_json::{Map, Value};
 
@@ -111,8 +111,26 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
         esay!("warning: {}: {warning}", entry.path.display());
     }
     let engine = place.engine(true).await?;
+    let request = request(&engine, &entry, &opts).await?;
+    let handle = engine.start_run(request).await?;
+    let outcome = watch(handle, &entry.name).await?;
+    engine.shutdown().await;
+    print_outcome(&outcome, opts.json)?;
+    Ok(if outcome.status == RunStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The run to start: the workflow with its checked input and the flags.
+async fn request(
+    engine: &booflow_engine::Engine,
+    entry: &WorkflowEntry,
+    opts: &RunArgs,
+) -> anyhow::Result<RunRequest> {
     let args = build_args(&opts.args, &opts.arg)?;
-    let args = match engine.run_input(&entry, args, opts.resume.as_deref()).await {
+    let args = match engine.run_input(entry, args, opts.resume.as_deref()).await {
         Ok(args) => args,
         Err(InputError::UnknownResume(old)) => bail!("--resume {old}: no such run in the journal"),
         Err(e) => return Err(e.into()),
@@ -127,22 +145,26 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
             entry.path.display()
         );
     }
-    let request = RunRequest {
+    Ok(RunRequest {
         resume_from: opts.resume.clone(),
         no_cache: opts.no_cache,
         budget: opts.budget,
         sandbox,
-        ..RunRequest::for_workflow(&entry, args)
-    };
-    let mut handle = engine.start_run(request).await?;
-    let mut view = Progress::new(std::io::stderr().is_terminal(), &handle.run_id, &entry.name);
+        ..RunRequest::for_workflow(entry, args)
+    })
+}
+
+/// Shows the run live until it ends; Ctrl-C cancels it (its finished calls stay
+/// journaled for `--resume`).
+async fn watch(mut handle: RunHandle, name: &str) -> anyhow::Result<RunOutcome> {
+    let mut view = Progress::new(std::io::stderr().is_terminal(), &handle.run_id, name);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut interrupted = false;
     loop {
         tokio::select! {
             event = handle.events.recv() => match event {
-                Some(booflow_engine::RunEvent::RunFinished { .. }) | None => break,
+                Some(RunEvent::RunFinished { .. }) | None => break,
                 Some(event) => view.show(&event),
             },
             _ = &mut ctrl_c, if !interrupted => {
@@ -153,24 +175,22 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let outcome = handle.done.await.context("the run task failed")?;
     view.finish(&outcome);
-    engine.shutdown().await;
-    if opts.json {
-        println!("{}", serde_json::to_string(&outcome)?);
-    } else {
-        match &outcome.result {
-            Value::Null => {}
-            // Piped, the text goes out exactly; on a terminal its control characters are
-            // shown, not obeyed.
-            Value::String(text) if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
-                say!("{text}")
-            }
-            Value::String(text) => println!("{text}"),
-            other => println!("{}", serde_json::to_string_pretty(other)?),
-        }
+    Ok(outcome)
+}
+
+/// `--json`: the outcome object (docs/docs/DESIGN.md §6); otherwise the result itself.
+fn print_outcome(outcome: &RunOutcome, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(outcome)?);
+        return Ok(());
     }
-    Ok(if outcome.status == RunStatus::Completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    match &outcome.result {
+        Value::Null => {}
+        // Piped, the text goes out exactly; on a terminal its control characters are
+        // shown, not obeyed.
+        Value::String(text) if std::io::stdout().is_terminal() => say!("{text}"),
+        Value::String(text) => println!("{text}"),
+        other => println!("{}", serde_json::to_string_pretty(other)?),
+    }
+    Ok(())
 }

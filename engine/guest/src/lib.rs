@@ -157,77 +157,16 @@ fn run_script(init: &Init) -> GuestRequest {
 }
 
 fn drive(init: &Init, ctx: &mut Context) -> GuestRequest {
-    let setup = (|| -> JsResult<(Hooks, JsValue)> {
-        let prelude_fn =
-            ctx.eval(Source::from_bytes(PRELUDE).with_path(std::path::Path::new(PRELUDE_PATH)))?;
-        let native = natives::native_object(ctx);
-        let init_json = JsValue::from(js_string!(serde_json::to_string(init).unwrap_or_default()));
-        let api = call(&prelude_fn, &[native, init_json], ctx)?;
-        let hooks = Hooks {
-            dispatch: get(&api, "dispatch", ctx)?,
-            describe_error: get(&api, "describeError", ctx)?,
-            outstanding: get(&api, "outstanding", ctx)?,
-            to_json: get(&api, "toJson", ctx)?,
-        };
-        let start = get(&api, "start", ctx)?;
-        Ok((hooks, start))
-    })();
-    let (hooks, start) = match setup {
-        Ok(parts) => parts,
-        Err(e) => return sandbox_error(format!("the workflow runtime failed to start: {e}")),
+    let (hooks, promise) = match start(init, ctx) {
+        Ok(started) => started,
+        Err(failure) => return failure,
     };
-
-    let main = match natives::compile_body(&init.script, ctx) {
-        Ok(main) => main,
-        Err(e) => return failed(&hooks, e, &init.script, ctx),
-    };
-    let promise = match call(&start, &[main], ctx) {
-        Ok(value) => value,
-        Err(e) => return failed(&hooks, e, &init.script, ctx),
-    };
-    let Some(promise) = promise
-        .as_object()
-        .and_then(|o| JsPromise::from_object(o.clone()).ok())
-    else {
-        return sandbox_error("the workflow body did not produce a promise");
-    };
-
     loop {
         if let Err(e) = ctx.run_jobs() {
             return failed(&hooks, e, &init.script, ctx);
         }
         match promise.state() {
-            PromiseState::Fulfilled(value) => {
-                return match call(&hooks.to_json, &[value], ctx) {
-                    Ok(text) => {
-                        let text = text
-                            .to_string(ctx)
-                            .map(|s| s.to_std_string_escaped())
-                            .unwrap_or_default();
-                        match serde_json::from_str(&text) {
-                            Ok(result) => GuestRequest::Done { result },
-                            // serde_json bounds nesting at 128 levels, as the host does.
-                            Err(e) if e.to_string().contains("recursion limit") => {
-                                GuestRequest::Failed {
-                                    error: ScriptError::new(
-                                        ErrorName::WorkflowInputError,
-                                        "the workflow's return value is nested deeper than 128 levels",
-                                    ),
-                                }
-                            }
-                            Err(e) => {
-                                sandbox_error(format!("the workflow result is not JSON: {e}"))
-                            }
-                        }
-                    }
-                    Err(e) => GuestRequest::Failed {
-                        error: ScriptError::new(
-                            ErrorName::WorkflowInputError,
-                            format!("the workflow's return value is not JSON-serialisable: {e}"),
-                        ),
-                    },
-                };
-            }
+            PromiseState::Fulfilled(value) => return returned(&hooks, value, ctx),
             PromiseState::Rejected(reason) => {
                 return failed(&hooks, JsError::from_opaque(reason), &init.script, ctx);
             }
@@ -255,6 +194,72 @@ fn drive(init: &Init, ctx: &mut Context) -> GuestRequest {
                 error: ScriptError::new(ErrorName::WorkflowAbortError, "the run was cancelled"),
             };
         }
+    }
+}
+
+/// Evaluates the prelude, compiles the body and starts it: the hooks and the body's
+/// promise, or the failure to report.
+fn start(init: &Init, ctx: &mut Context) -> Result<(Hooks, JsPromise), GuestRequest> {
+    let setup = (|| -> JsResult<(Hooks, JsValue)> {
+        let prelude_fn =
+            ctx.eval(Source::from_bytes(PRELUDE).with_path(std::path::Path::new(PRELUDE_PATH)))?;
+        let native = natives::native_object(ctx);
+        let init_json = JsValue::from(js_string!(serde_json::to_string(init).unwrap_or_default()));
+        let api = call(&prelude_fn, &[native, init_json], ctx)?;
+        let hooks = Hooks {
+            dispatch: get(&api, "dispatch", ctx)?,
+            describe_error: get(&api, "describeError", ctx)?,
+            outstanding: get(&api, "outstanding", ctx)?,
+            to_json: get(&api, "toJson", ctx)?,
+        };
+        let start = get(&api, "start", ctx)?;
+        Ok((hooks, start))
+    })();
+    let (hooks, start) =
+        setup.map_err(|e| sandbox_error(format!("the workflow runtime failed to start: {e}")))?;
+    let main = match natives::compile_body(&init.script, ctx) {
+        Ok(main) => main,
+        Err(e) => return Err(failed(&hooks, e, &init.script, ctx)),
+    };
+    let promise = match call(&start, &[main], ctx) {
+        Ok(value) => value,
+        Err(e) => return Err(failed(&hooks, e, &init.script, ctx)),
+    };
+    match promise
+        .as_object()
+        .and_then(|o| JsPromise::from_object(o.clone()).ok())
+    {
+        Some(promise) => Ok((hooks, promise)),
+        None => Err(sandbox_error("the workflow body did not produce a promise")),
+    }
+}
+
+/// The body returned `value`: its JSON as the run's result.
+fn returned(hooks: &Hooks, value: JsValue, ctx: &mut Context) -> GuestRequest {
+    let text = match call(&hooks.to_json, &[value], ctx) {
+        Ok(text) => text
+            .to_string(ctx)
+            .map(|s| s.to_std_string_escaped())
+            .unwrap_or_default(),
+        Err(e) => {
+            return GuestRequest::Failed {
+                error: ScriptError::new(
+                    ErrorName::WorkflowInputError,
+                    format!("the workflow's return value is not JSON-serialisable: {e}"),
+                ),
+            };
+        }
+    };
+    match serde_json::from_str(&text) {
+        Ok(result) => GuestRequest::Done { result },
+        // serde_json bounds nesting at 128 levels, as the host does.
+        Err(e) if e.to_string().contains("recursion limit") => GuestRequest::Failed {
+            error: ScriptError::new(
+                ErrorName::WorkflowInputError,
+                "the workflow's return value is nested deeper than 128 levels",
+            ),
+        },
+        Err(e) => sandbox_error(format!("the workflow result is not JSON: {e}")),
     }
 }
 

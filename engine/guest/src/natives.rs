@@ -34,17 +34,35 @@ impl HostHooks for Hooks {
         _parameters: &[JsString],
         _body: &JsString,
         _direct: bool,
-        _context: &mut Context,
+        context: &mut Context,
     ) -> JsResult<()> {
-        Err(JsNativeError::eval()
-            .with_message(
-                "WorkflowSandboxError: code generation from strings (eval, Function) is not allowed in workflows",
-            )
-            .into())
+        Err(sandbox_error(
+            "code generation from strings (eval, Function) is not allowed in workflows",
+            context,
+        ))
     }
 }
 
-/// Refuses every `import` (DESIGN.md §1: nothing is imported).
+/// A `WorkflowSandboxError` (the prelude's class, a non-writable global) with `message`,
+/// so a script sees the stable name in `e.name` and `e instanceof WorkflowSandboxError`
+/// holds (docs/DESIGN.md §1). Before the prelude ran, a plain error carrying the name.
+fn sandbox_error(message: &str, ctx: &mut Context) -> boa_engine::JsError {
+    let class = ctx
+        .global_object()
+        .get(js_string!("WorkflowSandboxError"), ctx)
+        .ok()
+        .and_then(|v| v.as_constructor());
+    if let Some(class) = class
+        && let Ok(error) = class.construct(&[JsValue::from(js_string!(message))], None, ctx)
+    {
+        return boa_engine::JsError::from_opaque(error.into());
+    }
+    JsNativeError::eval()
+        .with_message(format!("WorkflowSandboxError: {message}"))
+        .into()
+}
+
+/// Refuses every `import` (docs/DESIGN.md §1: nothing is imported).
 struct NoModules;
 
 impl ModuleLoader for NoModules {
@@ -52,14 +70,14 @@ impl ModuleLoader for NoModules {
         self: Rc<Self>,
         _referrer: Referrer,
         request: ModuleRequest,
-        _context: &RefCell<&mut Context>,
+        context: &RefCell<&mut Context>,
     ) -> impl Future<Output = JsResult<Module>> {
         let specifier = request.specifier().to_std_string_escaped();
-        std::future::ready(Err(JsNativeError::typ()
-            .with_message(format!(
-                "WorkflowSandboxError: import('{specifier}') is not allowed in workflows: the sandbox has no modules"
-            ))
-            .into()))
+        let message = format!(
+            "import('{specifier}') is not allowed in workflows: the sandbox has no modules"
+        );
+        let error = sandbox_error(&message, &mut context.borrow_mut());
+        std::future::ready(Err(error))
     }
 }
 

@@ -34,7 +34,8 @@
     };
     Object.defineProperty(cls, 'name', { value: name });
     errorClasses[name] = cls;
-    G[name] = cls;
+    // Fixed: the runtime itself throws these, so a script must not swap them out.
+    Object.defineProperty(G, name, { value: cls, writable: false, configurable: false, enumerable: false });
   }
   function makeError(name, message) {
     const cls = errorClasses[name];

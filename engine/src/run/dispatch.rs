@@ -217,6 +217,7 @@ impl RunLoop {
             },
             stall: Duration::from_millis(call.opts.stall_ms.unwrap_or(settings.stall_ms)),
             max_retries: settings.stall_retries,
+            backoff: Duration::from_millis(settings.retry_backoff_ms),
         };
         let commands = self.control.register(&record.call_id);
         let task = LiveCall {

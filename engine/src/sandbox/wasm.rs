@@ -44,6 +44,14 @@ struct Runtime {
 }
 
 static RUNTIME: OnceLock<Result<Arc<Runtime>, String>> = OnceLock::new();
+/// `BOOFLOW_CACHE_DIR` (see `Settings::cache_dir`), set once per process by the engine.
+static CACHE_DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Where the compiled guest is cached (`None`: `~/.cache/booflow`); the first call wins,
+/// as there is one compiled module per process.
+pub fn set_cache_dir(dir: Option<PathBuf>) {
+    let _ = CACHE_DIR.set(dir);
+}
 
 fn engine_config() -> Config {
     let mut config = Config::new();
@@ -58,8 +66,10 @@ fn engine_config() -> Config {
 /// so a rebuilt guest or a new release never loads a stale artifact.
 pub fn module_cache_path() -> PathBuf {
     let hash = hex::encode(&Sha256::digest(GUEST_WASM)[..8]);
-    let dir = std::env::var_os("BOOFLOW_CACHE_DIR")
-        .map(PathBuf::from)
+    let dir = CACHE_DIR
+        .get()
+        .cloned()
+        .flatten()
         .or_else(|| dirs::cache_dir().map(|d| d.join("booflow")))
         .unwrap_or_else(|| std::env::temp_dir().join("booflow-cache"));
     dir.join(format!("guest-{}-{hash}.cwasm", env!("CARGO_PKG_VERSION")))

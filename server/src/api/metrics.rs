@@ -13,6 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use booflow_engine::JournalStats;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -32,49 +34,52 @@ struct Process {
     state: String,
 }
 
+/// `GET /metrics`: journal-wide totals, this server's runs and its warm pool.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
     let stats = state.engine.stats().await?;
     let mut registry = Registry::with_prefix("booflow");
+    journal_metrics(&mut registry, &stats);
+    server_metrics(&mut registry, &state);
+    pool_metrics(&mut registry, &state);
+    let mut text = String::new();
+    encode(&mut text, &registry).map_err(|e| anyhow::anyhow!("cannot encode metrics: {e}"))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    ))
+}
 
-    let runs = Family::<Status, Gauge>::default();
-    registry.register("runs", "Runs in the journal, by status", runs.clone());
-    for (status, n) in &stats.runs_by_status {
-        runs.get_or_create(&Status {
-            status: status.clone(),
-        })
-        .set(*n as i64);
-    }
-    let active = state.active_counts();
-    let (queued, running) = (active.queued, active.running);
-    let active = Family::<Status, Gauge>::default();
-    registry.register(
-        "server_runs",
-        "Runs of this server now, queued or running",
-        active.clone(),
-    );
-    for (status, n) in [("queued", queued), ("running", running)] {
-        active
-            .get_or_create(&Status {
-                status: status.into(),
-            })
-            .set(n as i64);
-    }
-
-    // A gauge: a call moves between statuses (running → completed), so a status's count
-    // can go down.
-    let calls = Family::<Status, Gauge>::default();
-    registry.register(
-        "calls",
-        "Agent calls in the journal, by status",
-        calls.clone(),
-    );
-    for (status, n) in &stats.calls_by_status {
-        calls
+/// A gauge family by status, set from `(status, count)` pairs.
+fn by_status(registry: &mut Registry, name: &str, help: &str, counts: &[(String, u64)]) {
+    let family = Family::<Status, Gauge>::default();
+    registry.register(name, help, family.clone());
+    for (status, n) in counts {
+        family
             .get_or_create(&Status {
                 status: status.clone(),
             })
             .set(*n as i64);
     }
+}
+
+fn journal_metrics(registry: &mut Registry, stats: &JournalStats) {
+    by_status(
+        registry,
+        "runs",
+        "Runs in the journal, by status",
+        &stats.runs_by_status,
+    );
+    // A gauge: a call moves between statuses (pending → running → completed), so a
+    // status's count can go down.
+    by_status(
+        registry,
+        "calls",
+        "Agent calls in the journal, by status",
+        &stats.calls_by_status,
+    );
     let hits = Counter::<u64>::default();
     registry.register(
         "cache_hits",
@@ -82,7 +87,6 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResp
         hits.clone(),
     );
     hits.inc_by(stats.cache_hits);
-
     let tokens = Family::<Kind, Counter>::default();
     registry.register("tokens", "Tokens over every agent call", tokens.clone());
     for (kind, n) in [
@@ -93,7 +97,23 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResp
     ] {
         tokens.get_or_create(&Kind { kind: kind.into() }).inc_by(n);
     }
+}
 
+fn server_metrics(registry: &mut Registry, state: &AppState) {
+    let active = state.active_counts();
+    let counts = [
+        ("queued".to_string(), active.queued as u64),
+        ("running".to_string(), active.running as u64),
+    ];
+    by_status(
+        registry,
+        "server_runs",
+        "Runs of this server now, queued or running",
+        &counts,
+    );
+}
+
+fn pool_metrics(registry: &mut Registry, state: &AppState) {
     let processes = Family::<Process, Gauge>::default();
     registry.register(
         "pool_processes",
@@ -111,14 +131,4 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResp
                 .set(n as i64);
         }
     }
-
-    let mut text = String::new();
-    encode(&mut text, &registry).map_err(|e| anyhow::anyhow!("cannot encode metrics: {e}"))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    ))
 }
