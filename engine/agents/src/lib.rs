@@ -4,10 +4,12 @@
 //! A backend opens a [`AgentSession`] per call (a fresh context) and runs prompt turns on it.
 //! The engine (not the backend) owns retries on stalls and crashes, structured-output
 //! validation and repair turns, the budget and the journal; a backend only speaks its
-//! protocol: ACP over stdio ([`acp`]) or OpenAI-compatible chat completions ([`openai`]).
+//! protocol: ACP over stdio ([`acp`]) or OpenAI-compatible chat completions ([`openai`]),
+//! reading what the peer sends through bounded readers ([`framing`]).
 
 pub mod acp;
 pub mod config;
+pub mod framing;
 pub mod openai;
 
 use std::path::PathBuf;
