@@ -30,6 +30,11 @@
 
 mod process;
 mod routes;
+mod stdout;
+
+pub use self::stdout::{
+    GARBAGE_MAX_BYTES, GARBAGE_MAX_LINES, GARBAGE_SUMMARY_EVERY, GARBAGE_WARN_FIRST,
+};
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
