@@ -347,14 +347,22 @@ pub enum SseError<E> {
     /// An event exceeded the limit.
     #[error(transparent)]
     TooLong(#[from] SseTooLong),
+    /// A line is not UTF-8 (an SSE stream is UTF-8 text).
+    #[error("a Server-Sent Events line that is not UTF-8")]
+    NotUtf8,
     /// The underlying stream failed.
     #[error("{0}")]
     Transport(E),
 }
 
 /// `stream` (an SSE body) as single lines through an [`SseFramer`], for
-/// `eventsource_stream::Eventsource::eventsource`. Ends after the first error; the
-/// underlying stream is dropped then (closing the connection).
+/// `eventsource_stream::Eventsource::eventsource`. Ends after the first error, which
+/// follows every line completed before it; the underlying stream is dropped then (closing
+/// the connection).
+///
+/// Lines that are not UTF-8 end the stream with [`SseError::NotUtf8`]: after an invalid
+/// byte, `eventsource-stream` would keep every later byte in its decoding buffer until the
+/// body ends, unbounded, and yield nothing.
 pub fn bounded_sse<S, B, E>(
     stream: S,
     limit: usize,
@@ -363,33 +371,41 @@ where
     S: Stream<Item = Result<B, E>>,
     B: AsRef<[u8]>,
 {
-    struct State<S> {
+    struct State<S, E> {
         stream: Option<std::pin::Pin<Box<S>>>,
         framer: SseFramer,
         lines: VecDeque<Vec<u8>>,
+        /// Yielded once `lines` is empty.
+        error: Option<SseError<E>>,
     }
     let state = State {
         stream: Some(Box::pin(stream)),
         framer: SseFramer::new(limit),
         lines: VecDeque::new(),
+        error: None,
     };
     futures::stream::unfold(state, |mut state| async move {
         loop {
             if let Some(line) = state.lines.pop_front() {
+                if std::str::from_utf8(&line).is_err() {
+                    (state.stream, state.error) = (None, None);
+                    state.lines.clear();
+                    return Some((Err(SseError::NotUtf8), state));
+                }
                 return Some((Ok(line), state));
+            }
+            if let Some(error) = state.error.take() {
+                return Some((Err(error), state));
             }
             let stream = state.stream.as_mut()?;
             match stream.next().await {
                 Some(Ok(chunk)) => {
                     if let Err(e) = state.framer.push(chunk.as_ref(), &mut state.lines) {
-                        state.stream = None;
-                        state.lines.clear();
-                        return Some((Err(e.into()), state));
+                        (state.stream, state.error) = (None, Some(e.into()));
                     }
                 }
                 Some(Err(e)) => {
-                    state.stream = None;
-                    return Some((Err(SseError::Transport(e)), state));
+                    (state.stream, state.error) = (None, Some(SseError::Transport(e)));
                 }
                 None => {
                     state.stream = None;

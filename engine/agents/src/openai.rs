@@ -418,6 +418,12 @@ impl Endpoint {
                         e.limit >> 20
                     )))
                 }
+                EventStreamError::Transport(SseError::NotUtf8) => {
+                    Failure::Fatal(AgentError::Protocol(format!(
+                        "{} streamed a line that is not UTF-8",
+                        self.url
+                    )))
+                }
                 e => Failure::Retryable {
                     error: AgentError::Crashed(format!("stream from {} broke: {e}", self.url)),
                     retry_after: None,

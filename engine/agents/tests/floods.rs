@@ -300,9 +300,9 @@ async fn ask(backend: &OpenAiBackend, text: &str) -> Result<Turn, AgentError> {
     prompt(&mut session, text).await
 }
 
-/// Floods `directive`, expects a Protocol error naming `limit` and `constant`, then a
+/// Floods `directive`, expects a Protocol error containing each of `expected`, then a
 /// normal answer from the same backend.
-async fn endpoint_flood(name: &str, directive: &str, limit: usize, constant: &str) {
+async fn endpoint_flood(name: &str, directive: &str, expected: &[&str]) {
     let _serial = SERIAL.lock().await;
     let server = ModelServer::start().await;
     let backend = endpoint(&server);
@@ -316,46 +316,47 @@ async fn endpoint_flood(name: &str, directive: &str, limit: usize, constant: &st
     let text = err.to_string();
     eprintln!("[flood]   error: {text}");
     assert!(matches!(err, AgentError::Protocol(_)), "{err:?}");
-    assert!(
-        text.contains(&format!("limit of {limit} bytes")) && text.contains(constant),
-        "{text}"
-    );
+    assert!(expected.iter().all(|e| text.contains(e)), "{text}");
     assert_eq!(server.request_count(), 2, "not retried by the backend");
     assert_eq!(ask(&backend, "after").await.unwrap().text, "Answer: after");
 }
 
 #[tokio::test]
 async fn an_endless_sse_line_fails_at_the_limit() {
-    let limit = booflow_agents::framing::SSE_MAX_EVENT_BYTES;
     endpoint_flood(
         "SSE endless line",
         "[[flood-sse]]",
-        limit,
-        "SSE_MAX_EVENT_BYTES",
+        &["limit of 16777216 bytes", "SSE_MAX_EVENT_BYTES"],
     )
     .await;
 }
 
 #[tokio::test]
 async fn an_endless_sse_event_fails_at_the_limit() {
-    let limit = booflow_agents::framing::SSE_MAX_EVENT_BYTES;
     endpoint_flood(
         "SSE endless event",
         "[[flood-sse-event]]",
-        limit,
-        "SSE_MAX_EVENT_BYTES",
+        &["limit of 16777216 bytes", "SSE_MAX_EVENT_BYTES"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_byte_that_is_not_utf8_ends_an_endless_stream() {
+    endpoint_flood(
+        "SSE bad UTF-8 then endless events",
+        "[[flood-sse-bad-utf8]]",
+        &["not UTF-8"],
     )
     .await;
 }
 
 #[tokio::test]
 async fn an_endless_json_body_fails_at_the_limit() {
-    let limit = booflow_agents::framing::MAX_BODY_BYTES;
     endpoint_flood(
         "endless JSON body",
         "[[flood-body]]",
-        limit,
-        "MAX_BODY_BYTES",
+        &["limit of 67108864 bytes", "MAX_BODY_BYTES"],
     )
     .await;
 }

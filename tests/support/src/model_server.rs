@@ -31,6 +31,7 @@
 //! | `[[bad-json-always]]` | structured output: always an invalid instance |
 //! | `[[flood-sse]]` | a hostile endpoint: `200 text/event-stream` with one endless SSE line (`data: xxx…`, never a newline) |
 //! | `[[flood-sse-event]]` | `200 text/event-stream` with one endless event: `data:` lines of 1 KiB, never a blank line |
+//! | `[[flood-sse-bad-utf8]]` | `200 text/event-stream`: one event with a byte that is not UTF-8, then endless valid events |
 //! | `[[flood-body]]` | `200 application/json` with an endless body (`{"choices":[{…"content":"xxx…`) |
 //! | `[[flood-error]]` | `500 application/json` with an endless body |
 //!
@@ -291,6 +292,7 @@ impl Directives {
                 "bad-json-always" => d.bad_json_always = true,
                 "flood-sse" => d.flood = Some(Flood::SseLine),
                 "flood-sse-event" => d.flood = Some(Flood::SseEvent),
+                "flood-sse-bad-utf8" => d.flood = Some(Flood::SseBadUtf8),
                 "flood-body" => d.flood = Some(Flood::Body),
                 "flood-error" => d.flood = Some(Flood::ErrorBody),
                 _ => {}

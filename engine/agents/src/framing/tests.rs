@@ -165,6 +165,39 @@ async fn bounded_sse_feeds_eventsource_and_ends_on_a_long_event() {
 }
 
 #[tokio::test]
+async fn bounded_sse_delivers_the_lines_before_an_error_and_stops_at_bad_utf8() {
+    let chunk = b"data: a\n\ndata: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".to_vec();
+    let stream = futures::stream::iter([Ok::<_, std::io::Error>(chunk)]);
+    let events: Vec<_> = Box::pin(bounded_sse(stream, 20))
+        .eventsource()
+        .collect()
+        .await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].as_ref().unwrap().data, "a");
+    assert!(matches!(
+        events[1],
+        Err(eventsource_stream::EventStreamError::Transport(
+            SseError::TooLong(_)
+        ))
+    ));
+
+    // After an invalid byte eventsource-stream would buffer everything that follows.
+    let bad = futures::stream::iter([Ok::<_, std::io::Error>(&b"data: ok\n\ndata: \xff\n\n"[..])])
+        .chain(futures::stream::repeat_with(|| Ok(&b"data: more\n\n"[..])));
+    let events: Vec<_> = Box::pin(bounded_sse(bad, 1 << 20))
+        .eventsource()
+        .collect()
+        .await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(matches!(
+        events[1],
+        Err(eventsource_stream::EventStreamError::Transport(
+            SseError::NotUtf8
+        ))
+    ));
+}
+
+#[tokio::test]
 async fn read_capped_stops_at_the_limit() {
     let body =
         |parts: Vec<&'static [u8]>| futures::stream::iter(parts.into_iter().map(Ok::<_, ()>));
