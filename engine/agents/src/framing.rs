@@ -363,6 +363,12 @@ pub enum SseError<E> {
 /// Lines that are not UTF-8 end the stream with [`SseError::NotUtf8`]: after an invalid
 /// byte, `eventsource-stream` would keep every later byte in its decoding buffer until the
 /// body ends, unbounded, and yield nothing.
+///
+/// A byte order mark at the start of the body is dropped here (the SSE spec ignores one),
+/// and the first item is always a blank line: `eventsource-stream` strips a BOM by cutting
+/// one byte off the first text it is given, which panics on the 3-byte U+FEFF (found by
+/// fuzz/sse); it only looks at that first text, and a blank line at the start of a stream
+/// dispatches nothing.
 pub fn bounded_sse<S, B, E>(
     stream: S,
     limit: usize,
@@ -377,16 +383,29 @@ where
         lines: VecDeque<Vec<u8>>,
         /// Yielded once `lines` is empty.
         error: Option<SseError<E>>,
+        /// The blank first line has been yielded.
+        started: bool,
+        /// The first framed line has been yielded (its BOM, if any, dropped).
+        past_bom: bool,
     }
     let state = State {
         stream: Some(Box::pin(stream)),
         framer: SseFramer::new(limit),
-        lines: VecDeque::new(),
+        // The blank line for eventsource-stream's BOM check (see above).
+        lines: VecDeque::from([b"\n".to_vec()]),
         error: None,
+        started: false,
+        past_bom: false,
     };
     futures::stream::unfold(state, |mut state| async move {
         loop {
-            if let Some(line) = state.lines.pop_front() {
+            if let Some(mut line) = state.lines.pop_front() {
+                if !std::mem::replace(&mut state.started, true) {
+                    return Some((Ok(line), state));
+                }
+                if !std::mem::replace(&mut state.past_bom, true) && line.starts_with(BOM) {
+                    line.drain(..BOM.len());
+                }
                 if std::str::from_utf8(&line).is_err() {
                     (state.stream, state.error) = (None, None);
                     state.lines.clear();
@@ -415,6 +434,9 @@ where
         }
     })
 }
+
+/// UTF-8 byte order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Why [`read_capped`] failed.
 #[derive(Debug, thiserror::Error)]

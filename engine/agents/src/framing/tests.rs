@@ -198,6 +198,25 @@ async fn bounded_sse_delivers_the_lines_before_an_error_and_stops_at_bad_utf8() 
 }
 
 #[tokio::test]
+async fn a_leading_bom_is_dropped_without_upsetting_eventsource_stream() {
+    // eventsource-stream alone panics on this (it cuts one byte off U+FEFF).
+    for body in [
+        &b"\xef\xbb\xbfdata: a\n\n"[..],
+        b"\xef\xbb\xbf\xef\xbb\xbfdata: a\n\ndata: b\n\n",
+    ] {
+        for size in 1..4 {
+            let chunks: Vec<_> = body.chunks(size).map(Ok::<_, std::io::Error>).collect();
+            let events: Vec<_> = Box::pin(bounded_sse(futures::stream::iter(chunks), 64))
+                .eventsource()
+                .collect()
+                .await;
+            let last = events.last().unwrap().as_ref().unwrap();
+            assert_eq!(last.data, if body.len() > 20 { "b" } else { "a" });
+        }
+    }
+}
+
+#[tokio::test]
 async fn read_capped_stops_at_the_limit() {
     let body =
         |parts: Vec<&'static [u8]>| futures::stream::iter(parts.into_iter().map(Ok::<_, ()>));
