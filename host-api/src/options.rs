@@ -141,12 +141,14 @@ impl AgentOptions {
                 },
                 "stallMs" => match value {
                     Value::Null => {}
-                    Value::Number(n) if n.as_f64().is_some_and(|ms| ms > 0.0) => {
+                    // Rounded first: 0.3 would otherwise be accepted as a stall timeout of
+                    // 0 ms (found by fuzz/agent_options).
+                    Value::Number(n) if n.as_f64().is_some_and(|ms| ms.round() >= 1.0) => {
                         opts.stall_ms = Some(n.as_f64().unwrap_or_default().round() as u64)
                     }
                     other => {
                         return Err(OptionsError(format!(
-                            "agent() option 'stallMs' must be a positive number of milliseconds, got {other}"
+                            "agent() option 'stallMs' must be a number of milliseconds, at least 1, got {other}"
                         )));
                     }
                 },
@@ -255,6 +257,10 @@ mod tests {
         assert!(AgentOptions::from_js(&json!({"label": 3}), &[]).is_err());
         assert!(AgentOptions::from_js(&json!({"isolation": "docker"}), &[]).is_err());
         assert!(AgentOptions::from_js(&json!({"stallMs": -1}), &[]).is_err());
+        assert!(AgentOptions::from_js(&json!({"stallMs": 0.4}), &[]).is_err());
+        assert!(AgentOptions::from_js(&json!({"stallMs": 2.2e-214}), &[]).is_err());
+        let rounded = AgentOptions::from_js(&json!({"stallMs": 0.5}), &[]).unwrap();
+        assert_eq!(rounded.stall_ms, Some(1));
         assert!(AgentOptions::from_js(&json!({"tools": "Read"}), &[]).is_err());
         assert!(AgentOptions::from_js(&json!("opts"), &[]).is_err());
     }
