@@ -50,7 +50,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 use self::process::{AgentProcess, Spec, describe};
 use self::routes::{TurnAcc, parse_usage};
-use crate::config::{AgentConfig, Lane};
+use crate::config::AgentConfig;
 use crate::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions, Turn};
 
 /// How long `session/new` may take on a live process.
@@ -178,7 +178,7 @@ impl AcpBackend {
     /// A backend for the configured agent `name`. Starts nothing: the first
     /// `open_session` starts the first process.
     ///
-    /// Errors: an empty `command`.
+    /// Errors: an empty `command`, or a `max_live` too large for a semaphore.
     pub fn new(name: &str, config: &AgentConfig) -> anyhow::Result<Self> {
         Self::in_group(name, config, PoolGroup::from_env())
     }
@@ -194,10 +194,7 @@ impl AcpBackend {
             !config.command.is_empty(),
             "[agents.{name}] an ACP agent needs the command that starts it, e.g. command = [\"qwen\", \"--acp\"]"
         );
-        let capacity = match config.lane {
-            Lane::Local => 1,
-            Lane::Cloud => config.max_live.max(1),
-        };
+        let capacity = crate::lane_permits(name, config)?;
         let spec = Spec {
             name: name.to_string(),
             command: config.command.clone(),

@@ -219,6 +219,23 @@ pub struct PoolStatus {
     pub busy: usize,
 }
 
+/// The permits of a backend's semaphore for `max_live` on `lane` (`local`: 1).
+///
+/// Errors: more than [`tokio::sync::Semaphore::MAX_PERMITS`], where the semaphore would
+/// panic (a `booflow.toml` may say `max_live = 3000000000000000000`; found by fuzz/config).
+pub(crate) fn lane_permits(name: &str, config: &AgentConfig) -> anyhow::Result<usize> {
+    let permits = match config.lane {
+        config::Lane::Local => 1,
+        config::Lane::Cloud => config.max_live.max(1),
+    };
+    anyhow::ensure!(
+        permits <= tokio::sync::Semaphore::MAX_PERMITS,
+        "[agents.{name}] max_live = {permits} is too large (at most {})",
+        tokio::sync::Semaphore::MAX_PERMITS
+    );
+    Ok(permits)
+}
+
 /// Builds the backend for a configured agent; ACP agents count their processes against
 /// `group` (one per engine).
 pub fn build_backend(

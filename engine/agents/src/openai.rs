@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AgentConfig, Lane};
+use crate::config::AgentConfig;
 use crate::framing::{
     self, BodyError, MAX_BODY_BYTES, MAX_ERROR_BODY_BYTES, SSE_MAX_EVENT_BYTES, SseError,
 };
@@ -85,8 +85,8 @@ struct Endpoint {
 impl OpenAiBackend {
     /// Builds the backend for agent `name` from its configuration.
     ///
-    /// Errors: `base_url` or `model` missing or empty, a non-numeric [`BACKOFF_ENV`], or an
-    /// HTTP client that cannot be built. A missing API key variable is reported when a
+    /// Errors: `base_url` or `model` missing or empty, a non-numeric [`BACKOFF_ENV`], a
+    /// `max_live` too large for a semaphore, or an HTTP client that cannot be built. A missing API key variable is reported when a
     /// session is opened (so an unused agent does not break a run).
     pub fn new(name: &str, config: &AgentConfig) -> anyhow::Result<Self> {
         let base_url = config
@@ -109,10 +109,7 @@ impl OpenAiBackend {
                 .with_context(|| format!("{BACKOFF_ENV}={v:?} is not a number of milliseconds"))?,
             Err(_) => DEFAULT_BACKOFF_MS,
         };
-        let permits = match config.lane {
-            Lane::Local => 1,
-            Lane::Cloud => config.max_live.max(1),
-        };
+        let permits = crate::lane_permits(name, config)?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .tcp_keepalive(Duration::from_secs(30))
