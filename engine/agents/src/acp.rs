@@ -25,14 +25,20 @@
 //! call of a turn, so the turn's usage is the sum of those reports; a `usage` (or
 //! `_meta.usage`) on the `session/prompt` response is a turn total and wins.
 //!
+//! Bounds: a stdout line over 16 MiB ([`crate::framing::ACP_MAX_LINE_BYTES`]) or more than
+//! [`GARBAGE_MAX_LINES`] lines / [`GARBAGE_MAX_BYTES`] bytes that are not JSON-RPC end the
+//! process as crashed (the call gets [`AgentError::Crashed`] naming the limit); such lines
+//! never reach the protocol crate, and only a few are logged. stderr lines are cut at
+//! 64 KiB.
+//!
 //! The crate's connection futures, handlers and transports are `Send`: each process's
 //! connection is one task on the ambient tokio runtime (no `LocalSet`, no extra thread).
 
+mod output;
 mod process;
 mod routes;
-mod stdout;
 
-pub use self::stdout::{
+pub use self::output::{
     GARBAGE_MAX_BYTES, GARBAGE_MAX_LINES, GARBAGE_SUMMARY_EVERY, GARBAGE_WARN_FIRST,
 };
 

@@ -1,6 +1,6 @@
 //! One ACP agent process: spawned from `command`, spoken to over stdio with the
 //! `agent-client-protocol` crate's v1 client, initialised (and authenticated) once. Its
-//! stdout and stderr are read with bounds ([`super::stdout`]).
+//! stdout and stderr are read with bounds ([`super::output`]).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -21,8 +21,8 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
+use super::output::{self, Fatal, Peer, StderrTail};
 use super::routes::Routes;
-use super::stdout::{self, Fatal, Peer, StderrTail};
 use crate::AgentError;
 use crate::config::Permissions;
 
@@ -116,7 +116,7 @@ impl AgentProcess {
         };
 
         let stderr_tail: StderrTail = Arc::new(Mutex::new(VecDeque::new()));
-        tokio::spawn(stdout::drain_stderr(
+        tokio::spawn(output::drain_stderr(
             stderr,
             stderr_tail.clone(),
             name.clone(),
@@ -127,7 +127,7 @@ impl AgentProcess {
         // stdout line bounded and checked before the crate sees it.
         let child = Arc::new(Mutex::new(child));
         let fatal: Fatal = Arc::new(OnceLock::new());
-        let incoming = stdout::incoming(
+        let incoming = output::incoming(
             stdout,
             Peer {
                 name: name.clone(),

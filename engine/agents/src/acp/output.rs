@@ -1,4 +1,4 @@
-//! An agent process's stdout and stderr, read with bounds.
+//! What an agent process writes: its stdout and stderr, read with bounds.
 //!
 //! stdout becomes the line stream of the `agent-client-protocol` `Lines` transport, which
 //! (like the crate's own process transport, `AcpAgent`) would otherwise read it with an
