@@ -166,6 +166,21 @@ mod tests {
     }
 
     #[test]
+    fn numbers_survive_round_trips_exactly() {
+        // Without serde_json's `float_roundtrip` this read as 4.500000000000001e300 and
+        // drifted on each trip (fuzz/messages).
+        let text = r#"{"type":"done","result":{"n":4.5e300,"m":0.1}}"#;
+        let once = serde_json::from_str::<GuestRequest>(text)
+            .unwrap()
+            .to_json();
+        let twice = serde_json::from_str::<GuestRequest>(&once)
+            .unwrap()
+            .to_json();
+        assert_eq!(once, twice);
+        assert_eq!(once, r#"{"type":"done","result":{"n":4.5e+300,"m":0.1}}"#);
+    }
+
+    #[test]
     fn requests_round_trip_with_a_type_tag() {
         let req = GuestRequest::Phase {
             title: "Plan".into(),

@@ -145,6 +145,8 @@ impl AgentOptions {
                 },
                 "stallMs" => match value {
                     Value::Null => {}
+                    // Rounded first: 0.3 would otherwise be accepted as a stall timeout of
+                    // 0 ms (found by fuzz/agent_options).
                     Value::Number(n)
                         if n.as_f64().is_some_and(|ms| {
                             (1.0..=MAX_STALL_MS as f64).contains(&ms.round())
@@ -273,6 +275,9 @@ mod tests {
                 .stall_ms,
             Some(2)
         );
+        assert!(AgentOptions::from_js(&json!({"stallMs": 2.2e-214}), &[]).is_err());
+        let rounded = AgentOptions::from_js(&json!({"stallMs": 0.5}), &[]).unwrap();
+        assert_eq!(rounded.stall_ms, Some(1));
         assert!(AgentOptions::from_js(&json!({"tools": "Read"}), &[]).is_err());
         assert!(AgentOptions::from_js(&json!("opts"), &[]).is_err());
     }

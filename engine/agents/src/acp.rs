@@ -25,11 +25,22 @@
 //! call of a turn, so the turn's usage is the sum of those reports; a `usage` (or
 //! `_meta.usage`) on the `session/prompt` response is a turn total and wins.
 //!
+//! Bounds: a stdout line over 16 MiB ([`crate::framing::ACP_MAX_LINE_BYTES`]) or more than
+//! [`GARBAGE_MAX_LINES`] lines / [`GARBAGE_MAX_BYTES`] bytes that are not JSON-RPC end the
+//! process as crashed (the call gets [`AgentError::Crashed`] naming the limit); such lines
+//! never reach the protocol crate, and only a few are logged. stderr lines are cut at
+//! 64 KiB.
+//!
 //! The crate's connection futures, handlers and transports are `Send`: each process's
 //! connection is one task on the ambient tokio runtime (no `LocalSet`, no extra thread).
 
+mod output;
 mod process;
 mod routes;
+
+pub use self::output::{
+    GARBAGE_MAX_BYTES, GARBAGE_MAX_LINES, GARBAGE_SUMMARY_EVERY, GARBAGE_WARN_FIRST,
+};
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -45,7 +56,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 use self::process::{AgentProcess, Spec, describe};
 use self::routes::{TurnAcc, parse_usage};
-use crate::config::{AgentConfig, Lane};
+use crate::config::AgentConfig;
 use crate::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions, Turn};
 
 /// How long `session/new` may take on a live process.
@@ -173,7 +184,7 @@ impl AcpBackend {
     /// A backend for the configured agent `name`. Starts nothing: the first
     /// `open_session` starts the first process.
     ///
-    /// Errors: an empty `command`.
+    /// Errors: an empty `command`, or a `max_live` too large for a semaphore.
     pub fn new(name: &str, config: &AgentConfig) -> anyhow::Result<Self> {
         Self::in_group(name, config, PoolGroup::from_env())
     }
@@ -189,10 +200,7 @@ impl AcpBackend {
             !config.command.is_empty(),
             "[agents.{name}] an ACP agent needs the command that starts it, e.g. command = [\"qwen\", \"--acp\"]"
         );
-        let capacity = match config.lane {
-            Lane::Local => 1,
-            Lane::Cloud => config.max_live.max(1),
-        };
+        let capacity = crate::lane_permits(name, config)?;
         let spec = Spec {
             name: name.to_string(),
             command: config.command.clone(),

@@ -4,10 +4,12 @@
 //! A backend opens a [`AgentSession`] per call (a fresh context) and runs prompt turns on it.
 //! The engine (not the backend) owns retries on stalls and crashes, structured-output
 //! validation and repair turns, the budget and the journal; a backend only speaks its
-//! protocol: ACP over stdio ([`acp`]) or OpenAI-compatible chat completions ([`openai`]).
+//! protocol: ACP over stdio ([`acp`]) or OpenAI-compatible chat completions ([`openai`]),
+//! reading what the peer sends through bounded readers ([`framing`]).
 
 pub mod acp;
 pub mod config;
+pub mod framing;
 pub mod openai;
 
 use std::path::PathBuf;
@@ -196,6 +198,23 @@ pub struct PoolStatus {
     pub live: usize,
     pub idle: usize,
     pub busy: usize,
+}
+
+/// The permits of a backend's semaphore for `max_live` on `lane` (`local`: 1).
+///
+/// Errors: more than [`tokio::sync::Semaphore::MAX_PERMITS`], where the semaphore would
+/// panic (a `booflow.toml` may say `max_live = 3000000000000000000`; found by fuzz/config).
+pub(crate) fn lane_permits(name: &str, config: &AgentConfig) -> anyhow::Result<usize> {
+    let permits = match config.lane {
+        config::Lane::Local => 1,
+        config::Lane::Cloud => config.max_live.max(1),
+    };
+    anyhow::ensure!(
+        permits <= tokio::sync::Semaphore::MAX_PERMITS,
+        "[agents.{name}] max_live = {permits} is too large (at most {})",
+        tokio::sync::Semaphore::MAX_PERMITS
+    );
+    Ok(permits)
 }
 
 /// Builds the backend for a configured agent; ACP agents count their processes against

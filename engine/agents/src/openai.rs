@@ -14,6 +14,12 @@
 //! `Retry-After` seconds honoured); then the call fails with [`AgentError::Http`] (or
 //! [`AgentError::Unavailable`] when the endpoint cannot be reached, [`AgentError::Crashed`]
 //! when the connection kept breaking), which the engine may retry again.
+//!
+//! Bounds ([`crate::framing`]): a streamed event longer than [`SSE_MAX_EVENT_BYTES`], a
+//! non-streamed body or a streamed turn's text larger than [`MAX_BODY_BYTES`] fail the
+//! attempt with [`AgentError::Protocol`] naming the limit (not retried here; the engine's
+//! bounded retries may try again); only the first [`MAX_ERROR_BODY_BYTES`] of an error
+//! answer are read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,14 +27,17 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
-use eventsource_stream::Eventsource;
+use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AgentConfig, Lane};
+use crate::config::AgentConfig;
+use crate::framing::{
+    self, BodyError, MAX_BODY_BYTES, MAX_ERROR_BODY_BYTES, SSE_MAX_EVENT_BYTES, SseError,
+};
 use crate::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions, Turn, Usage};
 
 /// First retry delay in milliseconds; each further retry doubles it (250, 500, 1000, 2000).
@@ -76,8 +85,8 @@ struct Endpoint {
 impl OpenAiBackend {
     /// Builds the backend for agent `name` from its configuration.
     ///
-    /// Errors: `base_url` or `model` missing or empty, a non-numeric [`BACKOFF_ENV`], or an
-    /// HTTP client that cannot be built. A missing API key variable is reported when a
+    /// Errors: `base_url` or `model` missing or empty, a non-numeric [`BACKOFF_ENV`], a
+    /// `max_live` too large for a semaphore, or an HTTP client that cannot be built. A missing API key variable is reported when a
     /// session is opened (so an unused agent does not break a run).
     pub fn new(name: &str, config: &AgentConfig) -> anyhow::Result<Self> {
         let base_url = config
@@ -100,10 +109,7 @@ impl OpenAiBackend {
                 .with_context(|| format!("{BACKOFF_ENV}={v:?} is not a number of milliseconds"))?,
             Err(_) => DEFAULT_BACKOFF_MS,
         };
-        let permits = match config.lane {
-            Lane::Local => 1,
-            Lane::Cloud => config.max_live.max(1),
-        };
+        let permits = crate::lane_permits(name, config)?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .tcp_keepalive(Duration::from_secs(30))
@@ -336,7 +342,11 @@ impl Endpoint {
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .map(|s| Duration::from_secs_f64(s.min(MAX_RETRY_AFTER_SECS as f64)));
-            let text = response.text().await.unwrap_or_default();
+            // Only a prefix: an error body is never worth more than its first lines.
+            let text = framing::read_prefix(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
+                .await
+                .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default();
             let error = AgentError::Http {
                 status,
                 url: self.url.clone(),
@@ -359,7 +369,17 @@ impl Endpoint {
             .to_ascii_lowercase();
         if content_type.contains("application/json") {
             // The server ignored `stream: true`.
-            let bytes = response.bytes().await.map_err(|e| self.broken(&e))?;
+            let declared = response.content_length();
+            let bytes = framing::read_capped(response.bytes_stream(), MAX_BODY_BYTES, declared)
+                .await
+                .map_err(|e| match e {
+                    BodyError::TooLarge { limit } => Failure::Fatal(AgentError::Protocol(format!(
+                        "{} answered a body larger than the limit of {limit} bytes ({} MiB, MAX_BODY_BYTES)",
+                        self.url,
+                        limit >> 20
+                    ))),
+                    BodyError::Transport(e) => self.broken(&e),
+                })?;
             progress.tick();
             let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
                 Failure::Fatal(AgentError::Protocol(format!(
@@ -377,13 +397,34 @@ impl Endpoint {
         response: reqwest::Response,
         progress: &Progress,
     ) -> Result<Turn, Failure> {
-        let mut events = response.bytes_stream().eventsource();
+        // One line at a time into eventsource-stream, events bounded (see `framing`).
+        let mut events = Box::pin(framing::bounded_sse(
+            response.bytes_stream(),
+            SSE_MAX_EVENT_BYTES,
+        ))
+        .eventsource();
         let mut turn = Turn::default();
         let mut done = false;
         while let Some(event) = events.next().await {
-            let event = event.map_err(|e| Failure::Retryable {
-                error: AgentError::Crashed(format!("stream from {} broke: {e}", self.url)),
-                retry_after: None,
+            let event = event.map_err(|e| match e {
+                EventStreamError::Transport(SseError::TooLong(e)) => {
+                    Failure::Fatal(AgentError::Protocol(format!(
+                        "{} streamed an event longer than the limit of {} bytes ({} MiB, SSE_MAX_EVENT_BYTES)",
+                        self.url,
+                        e.limit,
+                        e.limit >> 20
+                    )))
+                }
+                EventStreamError::Transport(SseError::NotUtf8) => {
+                    Failure::Fatal(AgentError::Protocol(format!(
+                        "{} streamed a line that is not UTF-8",
+                        self.url
+                    )))
+                }
+                e => Failure::Retryable {
+                    error: AgentError::Crashed(format!("stream from {} broke: {e}", self.url)),
+                    retry_after: None,
+                },
             })?;
             progress.tick();
             let data = event.data.trim();
@@ -408,6 +449,13 @@ impl Endpoint {
                 ))));
             }
             apply_chunk(&mut turn, &chunk);
+            if turn.text.len() > MAX_BODY_BYTES {
+                return Err(Failure::Fatal(AgentError::Protocol(format!(
+                    "{} streamed an answer longer than the limit of {MAX_BODY_BYTES} bytes ({} MiB, MAX_BODY_BYTES)",
+                    self.url,
+                    MAX_BODY_BYTES >> 20
+                ))));
+            }
         }
         if !done && turn.stop_reason.is_empty() {
             return Err(Failure::Retryable {

@@ -480,6 +480,15 @@ async fn a_missing_command_is_unavailable() {
     assert!(!err.is_retryable());
 }
 
+#[tokio::test]
+async fn a_max_live_too_large_for_a_semaphore_is_an_error_not_a_panic() {
+    let fx = Fixture::new("max-live");
+    let mut config = fx.config();
+    config.max_live = usize::MAX;
+    let err = AcpBackend::new("test", &config).err().unwrap();
+    assert!(err.to_string().contains("[agents.test] max_live"), "{err}");
+}
+
 #[test]
 fn fingerprint_names_kind_command_and_model() {
     let fx = Fixture::new("fingerprint");

@@ -297,6 +297,17 @@ async fn a_permanent_500_fails_with_http_after_the_retries() {
     assert_eq!(server.request_count(), 6);
 }
 
+#[test]
+fn a_max_live_too_large_for_a_semaphore_is_an_error_not_a_panic() {
+    let err = OpenAiBackend::new(
+        "test",
+        &config("http://127.0.0.1:9/v1", "max_live = 3000000000000000000"),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("[agents.test] max_live"), "{err}");
+}
+
 #[tokio::test]
 async fn unreachable_endpoint_is_unavailable() {
     let port = {

@@ -29,8 +29,15 @@
 //! | `[[no-response-format]]` | a request carrying `response_format` is refused with 400 ("response_format is not supported") |
 //! | `[[bad-json]]` | structured output: the first turn answers an instance that violates the schema; a repair turn answers a valid one |
 //! | `[[bad-json-always]]` | structured output: always an invalid instance |
+//! | `[[flood-sse]]` | a hostile endpoint: `200 text/event-stream` with one endless SSE line (`data: xxx…`, never a newline) |
+//! | `[[flood-sse-event]]` | `200 text/event-stream` with one endless event: `data:` lines of 1 KiB, never a blank line |
+//! | `[[flood-sse-bad-utf8]]` | `200 text/event-stream`: one event with a byte that is not UTF-8, then endless valid events |
+//! | `[[flood-body]]` | `200 application/json` with an endless body (`{"choices":[{…"content":"xxx…`) |
+//! | `[[flood-error]]` | `500 application/json` with an endless body |
 //!
-//! Rules, in order (the first that applies wins): `delay`; `fail`; `fail-once`;
+//! A flood streams until the client hangs up (the data is generated, never buffered).
+//!
+//! Rules, in order (the first that applies wins): `delay`; floods; `fail`; `fail-once`;
 //! `no-response-format`; then the reply text is `[[reply:…]]`, else the next reply queued
 //! with [`ModelServer::push_reply`], else — when the request has
 //! `response_format: {type: "json_schema"}`, or a user message contains the marker
@@ -67,6 +74,9 @@ use axum::routing::{get, post};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
+
+mod flood;
+use self::flood::{Flood, flood_response};
 
 /// The one model [`ModelServer`] lists at `GET /v1/models` (any model name is accepted in
 /// requests and echoed back).
@@ -259,6 +269,7 @@ struct Directives {
     no_response_format: bool,
     bad_json: bool,
     bad_json_always: bool,
+    flood: Option<Flood>,
 }
 
 impl Directives {
@@ -279,6 +290,11 @@ impl Directives {
                 "no-response-format" => d.no_response_format = true,
                 "bad-json" => d.bad_json = true,
                 "bad-json-always" => d.bad_json_always = true,
+                "flood-sse" => d.flood = Some(Flood::SseLine),
+                "flood-sse-event" => d.flood = Some(Flood::SseEvent),
+                "flood-sse-bad-utf8" => d.flood = Some(Flood::SseBadUtf8),
+                "flood-body" => d.flood = Some(Flood::Body),
+                "flood-error" => d.flood = Some(Flood::ErrorBody),
                 _ => {}
             }
         }
@@ -435,6 +451,9 @@ async fn chat_completions(
             .insert(last_user.clone())
     {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(flood) = d.flood {
+        return flood_response(flood);
     }
     if let Some(status) = d.fail {
         return error_response(status, &format!("scripted failure {status}"), d.retry_after);

@@ -1,9 +1,10 @@
 //! One ACP agent process: spawned from `command`, spoken to over stdio with the
-//! `agent-client-protocol` crate's v1 client, initialised (and authenticated) once.
+//! `agent-client-protocol` crate's v1 client, initialised (and authenticated) once. Its
+//! stdout and stderr are read with bounds ([`super::output`]).
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use agent_client_protocol::schema::ProtocolVersion;
@@ -16,18 +17,17 @@ use agent_client_protocol::{
     Agent, Client, JsonRpcMessage, JsonRpcNotification, Lines, UntypedMessage,
 };
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::AsyncWriteExt as _;
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
+use super::output::{self, Fatal, Peer, StderrTail};
 use super::routes::Routes;
 use crate::AgentError;
 use crate::config::Permissions;
 
 /// How long a fresh process gets to answer `initialize` and `authenticate`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(60);
-/// stderr lines kept for crash reports.
-const STDERR_TAIL: usize = 20;
 
 /// What starts an agent process.
 #[derive(Debug, Clone)]
@@ -72,12 +72,14 @@ pub(crate) struct AgentProcess {
     pub(crate) routes: Arc<Routes>,
     /// Auth method ids the agent offered in `initialize`.
     pub(crate) auth_methods: Vec<String>,
-    child: Mutex<Child>,
+    child: Arc<Mutex<Child>>,
     /// Cancelled to end the connection (closes the agent's stdin).
     stop: CancellationToken,
     /// Cancelled once the connection has ended (stdout EOF, broken pipe, or `stop`).
     pub(crate) closed: CancellationToken,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    stderr_tail: StderrTail,
+    /// Why the host ended the process (an overlong stdout line, too much garbage on it).
+    fatal: Fatal,
 }
 
 impl AgentProcess {
@@ -113,33 +115,27 @@ impl AgentProcess {
             )));
         };
 
-        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-        tokio::spawn({
-            let tail = stderr_tail.clone();
-            let name = name.clone();
-            async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::debug!(agent = %name, pid, "stderr: {line}");
-                    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-                    if tail.len() == STDERR_TAIL {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line);
-                }
-            }
-        });
+        let stderr_tail: StderrTail = Arc::new(Mutex::new(VecDeque::new()));
+        tokio::spawn(output::drain_stderr(
+            stderr,
+            stderr_tail.clone(),
+            name.clone(),
+            pid,
+        ));
 
-        // Newline-delimited JSON-RPC over the child's stdio (ACP stdio transport).
-        let incoming =
-            futures::stream::unfold(Some(BufReader::new(stdout).lines()), |lines| async move {
-                let mut lines = lines?;
-                match lines.next_line().await {
-                    Ok(Some(line)) => Some((Ok(line), Some(lines))),
-                    Ok(None) => None,
-                    Err(e) => Some((Err(e), None)),
-                }
-            });
+        // Newline-delimited JSON-RPC over the child's stdio (ACP stdio transport), each
+        // stdout line bounded and checked before the crate sees it.
+        let child = Arc::new(Mutex::new(child));
+        let fatal: Fatal = Arc::new(OnceLock::new());
+        let incoming = output::incoming(
+            stdout,
+            Peer {
+                name: name.clone(),
+                pid,
+                child: child.clone(),
+                fatal: fatal.clone(),
+            },
+        );
         let outgoing = futures::sink::unfold(stdin, |mut w, line: String| async move {
             w.write_all(line.as_bytes()).await?;
             w.write_all(b"\n").await?;
@@ -212,10 +208,11 @@ impl AgentProcess {
             cx,
             routes,
             auth_methods: Vec::new(),
-            child: Mutex::new(child),
+            child,
             stop,
             closed,
             stderr_tail,
+            fatal,
         };
         let init = InitializeRequest::new(ProtocolVersion::V1)
             .client_capabilities(
@@ -298,8 +295,9 @@ impl AgentProcess {
         let _ = child.start_kill();
     }
 
-    /// "agent NAME (pid P) exited with STATUS; stderr: …", waiting up to 1 s for the exit
-    /// status.
+    /// "agent process N (pid P) exited (STATUS); stderr tail: …", waiting up to 1 s for the
+    /// exit status; "agent process N (pid P) was ended by booflow: REASON; …" when the host
+    /// ended it (an overlong stdout line, too much garbage on stdout).
     pub(crate) async fn crash_report(&self) -> String {
         let mut status = None;
         for _ in 0..20 {
@@ -315,9 +313,10 @@ impl AgentProcess {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let pid = self.pid.map_or_else(|| "?".to_string(), |p| p.to_string());
-        let what = match status {
-            Some(s) => format!("exited ({s})"),
-            None => "closed its stdout".to_string(),
+        let what = match (self.fatal.get(), status) {
+            (Some(reason), _) => format!("was ended by booflow: {reason}"),
+            (None, Some(s)) => format!("exited ({s})"),
+            (None, None) => "closed its stdout".to_string(),
         };
         format!(
             "agent process {} (pid {pid}) {what}{}",

@@ -25,6 +25,14 @@
 //! - `[[write:RELPATH:TEXT]]`: `fs/write_text_file`, replies `wrote RELPATH` or
 //!   `write error: <message>`.
 //!
+//! Floods (a hostile agent; the host must stay up and bounded):
+//! - `[[flood-line]]`: writes one endless line to stdout (64 KiB blocks of `x`, never a
+//!   newline) until it is killed or stdout closes; the turn never ends.
+//! - `[[flood-garbage]]`: prints lines that are not JSON-RPC (`garbage line N: …`) on stdout
+//!   forever; the turn never ends.
+//! - `[[garbage:N]]`: prints N such lines, then replies normally.
+//! - `[[stderr-line:BYTES]]`: writes one stderr line of BYTES bytes, then replies normally.
+//!
 //! STATE: with `BOOFLOW_TEST_AGENT_STATE=<dir>` the agent appends `start <pid>` to
 //! `<dir>/starts.log` when it starts, `auth <method> <pid>` to `<dir>/auth.log`,
 //! `session <id> <pid>` to `<dir>/sessions.log` on each `session/new` and
@@ -131,6 +139,19 @@ fn chunk(session: &str, text: &str, meta: Option<serde_json::Value>) -> SessionN
     )
 }
 
+/// Writes `block(0)`, `block(1)`, … to stdout from a thread of its own until a write fails
+/// (the host closed the pipe) or the process is killed.
+fn flood_stdout(block: impl Fn(u64) -> Vec<u8> + Send + 'static) {
+    std::thread::spawn(move || {
+        let mut out = std::io::stdout().lock();
+        for n in 0.. {
+            if out.write_all(&block(n)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
 /// Sleeps `ms`; false when the turn was cancelled meanwhile.
 async fn sleep(cancel: &CancellationToken, ms: u64) -> bool {
     tokio::select! {
@@ -158,6 +179,33 @@ async fn run_turn(
     };
     let has = |name: &str| arg(name).is_some();
     let slow: u64 = arg("slow").and_then(|a| a.trim().parse().ok()).unwrap_or(0);
+
+    if has("flood-line") {
+        flood_stdout(|_| vec![b'x'; 64 * 1024]);
+        cancel.cancelled().await;
+        return StopReason::Cancelled;
+    }
+    if has("flood-garbage") {
+        flood_stdout(|n| format!("garbage line {n}: this is not JSON-RPC\n").into_bytes());
+        cancel.cancelled().await;
+        return StopReason::Cancelled;
+    }
+    if let Some(n) = arg("garbage").and_then(|n| n.trim().parse::<u64>().ok()) {
+        // Written while the connection is quiet (no message half-written), all at once.
+        let mut out = std::io::stdout().lock();
+        for i in 0..n {
+            let _ = writeln!(out, "garbage line {i}: this is not JSON-RPC");
+        }
+        let _ = out.flush();
+    }
+    if let Some(bytes) = arg("stderr-line").and_then(|n| n.trim().parse::<usize>().ok()) {
+        let mut err = std::io::stderr().lock();
+        for _ in 0..bytes / 4096 {
+            let _ = err.write_all(&[b'e'; 4096]);
+        }
+        let _ = err.write_all(&vec![b'e'; bytes % 4096]);
+        let _ = err.write_all(b"\n");
+    }
 
     let hang = has("hang") || (has("hang-once") && state.first_time(&prompt));
     if hang {

@@ -1,0 +1,49 @@
+//! The `booflow.toml` loader (`Config::merge_text`, what `Config::load` runs on each
+//! file's text) on arbitrary text, and building the ACP
+//! backends of what it accepts (what the engine does right after loading).
+//!
+//! Invariants: no panic, in the loader or in building an accepted ACP agent's backend (an
+//! error naming the agent is fine: `max_live = 3000000000000000000` panicked a tokio
+//! semaphore before the backends checked it); an
+//! accepted agent has the fields its kind needs (`command` for ACP, `base_url` and `model`
+//! for OpenAI) and `max_live >= 1`; `default_agent_name` and `resolve_model` never panic,
+//! and a default agent it names is configured.
+#![no_main]
+
+use booflow_agents::acp::{AcpBackend, PoolGroup};
+use booflow_agents::config::{AgentKind, Config};
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut config = Config::default();
+    if config.merge_text(Path::new("booflow.toml"), text).is_err() {
+        return;
+    }
+    let group = PoolGroup::new(8);
+    for (name, agent) in &config.agents {
+        assert!(agent.max_live >= 1, "[agents.{name}] max_live");
+        match agent.kind {
+            AgentKind::Acp => {
+                assert!(!agent.command.is_empty(), "[agents.{name}] command");
+                // An error (e.g. a `max_live` no semaphore can hold) is fine; a panic is not.
+                if let Err(e) = AcpBackend::in_group(name, agent, group.clone()) {
+                    assert!(e.to_string().contains(&format!("[agents.{name}]")), "{e}");
+                }
+            }
+            AgentKind::Openai => {
+                assert!(!agent.base_url.as_deref().unwrap_or("").is_empty());
+                assert!(!agent.model.as_deref().unwrap_or("").is_empty());
+            }
+        }
+    }
+    if let Ok(name) = config.default_agent_name() {
+        assert!(config.agents.contains_key(name), "{name}");
+    }
+    for alias in config.models.keys() {
+        let _ = config.resolve_model(alias);
+    }
+});

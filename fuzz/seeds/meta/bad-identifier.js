@@ -1,0 +1,4 @@
+export const meta = {
+  name: 'x',
+  description: foo,
+}

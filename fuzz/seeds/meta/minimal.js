@@ -1,0 +1,2 @@
+export const meta = { name: 'a', description: 'b' }
+return 1
