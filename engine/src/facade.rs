@@ -53,7 +53,7 @@ pub enum AnnotateError {
 impl Engine {
     /// Up to `limit` runs, newest first, after the run id `cursor`.
     pub async fn runs(&self, cursor: Option<&str>, limit: u32) -> anyhow::Result<Vec<RunRecord>> {
-        let mut runs = self.journal.runs_page(cursor, limit).await?;
+        let mut runs = self.journal.runs_page(cursor, limit, &self.now()).await?;
         for run in &mut runs {
             self.overlay(run);
         }
@@ -62,11 +62,19 @@ impl Engine {
 
     /// One run, if the journal has it.
     pub async fn run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
-        let mut run = self.journal.run(run_id).await?;
+        let mut run = self.journal.run(run_id, &self.now()).await?;
         if let Some(run) = &mut run {
             self.overlay(run);
         }
         Ok(run)
+    }
+
+    /// The time and host a read judges leases by.
+    pub(crate) fn now(&self) -> crate::journal::Now {
+        crate::journal::Now {
+            ms: crate::owner::now_ms(),
+            host: self.ownership.row().host,
+        }
     }
 
     /// A run whose end the journal could not take reads as it ended.
@@ -157,18 +165,23 @@ impl Engine {
         let Some(run) = self.run(run_id).await? else {
             return Ok(CancelOutcome::Unknown);
         };
+        // Queued and no owner yet: it ends here (unless a server claimed it a moment ago;
+        // then the flag reaches that server).
+        if run.status == RunStatus::Queued {
+            let why = "the run was cancelled while it waited in the queue";
+            if self
+                .journal
+                .cancel_queued(run_id, why, &now_rfc3339())
+                .await?
+            {
+                return Ok(CancelOutcome::Cancelling);
+            }
+        }
         // A dead process's run reads back `interrupted`: nobody would hear the flag.
         if !run.status.is_finished() && self.journal.request_cancel(run_id).await? {
             return Ok(CancelOutcome::Cancelling);
         }
         Ok(CancelOutcome::NotRunning(run.status))
-    }
-
-    /// Cancels every run this process executes (shutdown).
-    pub fn cancel_all(&self) {
-        for run in self.active.lock().unwrap().values() {
-            run.cancel.cancel();
-        }
     }
 
     /// How many runs this process executes now (queued ones included).
@@ -202,6 +215,17 @@ impl Engine {
             return Ok(Steer::UnknownCall);
         };
         Ok(match control {
+            // Another process executes it: the command goes through the journal.
+            None if run.status == RunStatus::Running && !call.status.is_finished() => {
+                let word = match command {
+                    CallCommand::Skip => "skip",
+                    CallCommand::Retry => "retry",
+                };
+                self.journal
+                    .send_command(run_id, call_id, word, &now_rfc3339())
+                    .await?;
+                Steer::Sent
+            }
             None => Steer::NotHere(run.status),
             Some(_) => Steer::Finished(call.status),
         })

@@ -15,7 +15,9 @@ pub mod call;
 mod control;
 mod events;
 mod facade;
+mod follow;
 mod journal;
+mod owner;
 mod run;
 pub mod sandbox;
 pub mod schema;
@@ -39,6 +41,7 @@ pub use control::{CallCommand, RunControl};
 pub use events::{RunEvent, RunEvents};
 pub use facade::{AnnotateError, CancelOutcome, Steer};
 pub use journal::JournalStats;
+pub use owner::{LeaseCounters, OwnerKind};
 pub use run::{InputError, RunHandle, RunRequest, check_args};
 pub use settings::Settings;
 
@@ -52,10 +55,14 @@ pub trait ScriptLoader: Send + Sync {
 /// Events buffered per receiver before a slow one starts missing them.
 const EVENT_BUFFER: usize = 16384;
 
-/// A run this process executes, for cancel and skip/retry.
+/// A run this process executes, for cancel, skip/retry and its lease.
 struct ActiveRun {
     cancel: CancellationToken,
     control: RunControl,
+    /// The epoch the run is held at (renewed by the heartbeat).
+    fence: Option<journal::Fence>,
+    /// Another owner took it: stopped, writes nothing more.
+    lost: std::sync::atomic::AtomicBool,
 }
 
 /// One project's engine: configuration, journal and agent backends, shared by its runs.
@@ -73,13 +80,24 @@ pub struct Engine {
     /// Outcomes of runs whose end the journal could not take: reads show them as they
     /// ended, not as still running.
     unjournaled: Mutex<HashMap<String, RunOutcome>>,
+    /// This process as an owner of runs: its id, heartbeat and queue loop.
+    ownership: owner::Ownership,
+    /// Wakes the follower of other processes' runs, once it runs.
+    followers: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
+    /// PostgreSQL: run ids to `NOTIFY` other servers about.
+    notifier: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// PostgreSQL: the `LISTEN` task runs.
+    listening: std::sync::OnceLock<()>,
 }
 
 impl Engine {
-    /// Opens the engine of `project_dir`: its journal at `<project>/.boocode/booflow.db`.
+    /// Opens the engine of `project_dir`: its journal in PostgreSQL when
+    /// `settings.database_url` (`DATABASE_URL`) is a `postgres://` URL, else in SQLite at
+    /// `<project>/.boocode/booflow.db`.
     ///
     /// # Errors
-    /// The journal cannot be opened or migrated (the message names the file).
+    /// The journal cannot be opened or migrated (the message names the database), or
+    /// `DATABASE_URL` names a database booflow does not support.
     pub async fn open(
         project_dir: &Path,
         config: Config,
@@ -87,8 +105,24 @@ impl Engine {
         loader: Arc<dyn ScriptLoader>,
     ) -> anyhow::Result<Arc<Self>> {
         sandbox::wasm::set_cache_dir(settings.cache_dir.clone());
-        let db = project_dir.join(".boocode/booflow.db");
-        let journal = journal::Journal::open_sqlite(&db, settings.cache_size).await?;
+        let journal = match settings.database_url.as_deref() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                journal::Journal::open_postgres(url, settings.cache_size).await?
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                journal::Journal::open_sqlite(Path::new(path), settings.cache_size).await?
+            }
+            Some(other) => anyhow::bail!(
+                "DATABASE_URL={other}: booflow's journal is PostgreSQL (postgres://user@host/db) or SQLite (sqlite://path, the default .boocode/booflow.db)"
+            ),
+            None => {
+                let db = project_dir.join(".boocode/booflow.db");
+                journal::Journal::open_sqlite(&db, settings.cache_size).await?
+            }
+        };
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Ok(Arc::new(Self {
             project_dir: project_dir.to_path_buf(),
@@ -101,6 +135,10 @@ impl Engine {
             events,
             active: Mutex::new(HashMap::new()),
             unjournaled: Mutex::new(HashMap::new()),
+            ownership: owner::Ownership::new(),
+            followers: std::sync::OnceLock::new(),
+            notifier: std::sync::OnceLock::new(),
+            listening: std::sync::OnceLock::new(),
         }))
     }
 
@@ -130,6 +168,11 @@ impl Engine {
     }
 
     pub(crate) fn emit(&self, event: RunEvent) {
+        if let Some(notifier) = self.notifier.get()
+            && self.active.lock().unwrap().contains_key(event.run_id())
+        {
+            let _ = notifier.send(event.run_id().to_string());
+        }
         // No receiver is fine: nobody is watching.
         let _ = self.events.send(event);
     }
@@ -159,8 +202,14 @@ impl Engine {
         Ok(backend)
     }
 
-    /// Stops every agent process the engine started.
+    /// Stops every agent process the engine started, and leaves the owners list.
     pub async fn shutdown(&self) {
+        if self.ownership.heartbeat.get().is_some() {
+            let owner = self.ownership.row().owner_id;
+            if let Err(e) = self.journal.remove_owner(&owner).await {
+                tracing::debug!("cannot leave the owners list: {e:#}");
+            }
+        }
         let backends: Vec<_> = self.backends.lock().unwrap().values().cloned().collect();
         for backend in backends {
             backend.shutdown().await;
@@ -176,16 +225,22 @@ impl Engine {
         )
     }
 
-    pub(crate) fn register_active(&self, run_id: &str, cancel: &CancellationToken) -> RunControl {
+    pub(crate) fn register_active(
+        &self,
+        fence: &journal::Fence,
+        cancel: &CancellationToken,
+    ) -> RunControl {
         let control = RunControl::default();
         let active = ActiveRun {
             cancel: cancel.clone(),
             control: control.clone(),
+            fence: Some(fence.clone()),
+            lost: Default::default(),
         };
         self.active
             .lock()
             .unwrap()
-            .insert(run_id.to_string(), active);
+            .insert(fence.run_id.clone(), active);
         control
     }
 

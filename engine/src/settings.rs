@@ -48,6 +48,9 @@ pub struct Settings {
     /// `DATABASE_URL`: the journal's database; unset is `.boocode/booflow.db` in the
     /// project.
     pub database_url: Option<String>,
+    /// `BOOFLOW_LEASE_MS` (10000): how long a run's lease lasts without a heartbeat (renewed
+    /// every second); past it, another server may adopt the run.
+    pub lease_ms: u64,
 }
 
 impl Default for Settings {
@@ -73,6 +76,7 @@ impl Default for Settings {
             http_timeout_ms: 30_000,
             cache_dir: None,
             database_url: None,
+            lease_ms: 10_000,
         }
     }
 }
@@ -209,6 +213,7 @@ impl Settings {
             )?,
             cache_dir: text("BOOFLOW_CACHE_DIR", lookup).map(std::path::PathBuf::from),
             database_url: text("DATABASE_URL", lookup),
+            lease_ms: read("BOOFLOW_LEASE_MS", d.lease_ms, 100..=MAX_MS, lookup)?,
         })
     }
 }

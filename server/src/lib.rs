@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::routing::{get, post};
 use booflow_engine::Engine;
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use state::AppState;
@@ -111,7 +111,6 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result
     let (frames, _) = broadcast::channel(4096);
     let shutdown = CancellationToken::new();
     let state = Arc::new(AppState {
-        gate: Arc::new(Semaphore::new(engine.settings().max_concurrent_runs)),
         engine: engine.clone(),
         cwd: options.cwd,
         home: options.home,
@@ -122,6 +121,14 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result
         shutdown: shutdown.clone(),
     });
     state.follow_runs();
+    // The run queue is the journal's: this server claims queued runs (its own and other
+    // servers') and adopts abandoned ones, at most WORKFLOW_MAX_CONCURRENT at once, and
+    // follows the runs other processes execute (docs/DESIGN.md §7).
+    let max = engine.settings().max_concurrent_runs;
+    engine
+        .serve_queue(booflow_engine::OwnerKind::Serve, max)
+        .await?;
+    engine.follow_others();
     println!("booflow serve: listening on http://{address}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
@@ -136,7 +143,34 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result
 
     // Cancel what is still going on and give it time to journal its end (a script that
     // ignores the cancel gets CANCEL_GRACE, its calls 15 s to unwind).
-    engine.cancel_all();
+    // Runs in progress are handed over, not cancelled: another server (or this one,
+    // restarted) resumes each under its own id.
+    engine.hand_over_all().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    while engine.active_runs() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.shutdown().await;
+    Ok(())
+}
+
+/// `booflow worker`: executes queued runs (at most `WORKFLOW_MAX_CONCURRENT` at once)
+/// until Ctrl-C or SIGTERM, then hands the runs in progress over to the other servers.
+///
+/// # Errors
+/// The journal cannot be written (registering this owner).
+pub async fn work(engine: Arc<Engine>) -> anyhow::Result<()> {
+    let max = engine.settings().max_concurrent_runs;
+    engine
+        .serve_queue(booflow_engine::OwnerKind::Worker, max)
+        .await?;
+    eprintln!(
+        "booflow worker {}: executing queued runs of {} (at most {max} at once)",
+        engine.owner_id(),
+        engine.database()
+    );
+    wait_for_signal().await;
+    engine.hand_over_all().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
     while engine.active_runs() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use booflow_engine::{Engine, RunEvent};
 use booflow_types::{ActiveRuns, Frame, RunStatus};
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::live::RunView;
@@ -23,8 +23,6 @@ pub struct AppState {
     pub token: Option<String>,
     /// Bound to a loopback address: only loopback `Host` names are answered.
     pub loopback: bool,
-    /// `WORKFLOW_MAX_CONCURRENT` permits: a run holds one while it executes.
-    pub gate: Arc<Semaphore>,
     /// The live view of each run in progress, by run id.
     pub views: Mutex<HashMap<String, RunView>>,
     /// Every WebSocket frame, as JSON text, to every connected client.

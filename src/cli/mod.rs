@@ -64,6 +64,9 @@ enum Command {
         /// cached, reasoning), tool calls, stop reason, retries.
         #[arg(long)]
         traces: bool,
+        /// Stream the run live until it ends, whichever process executes it.
+        #[arg(long)]
+        follow: bool,
     },
     /// Cancel a run that is going on in another booflow process.
     Cancel { run_id: String },
@@ -94,6 +97,10 @@ enum Command {
         #[arg(long, env = "BOOFLOW_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Execute queued runs without serving HTTP: capacity for the servers sharing this
+    /// journal (at most WORKFLOW_MAX_CONCURRENT at once). Runs in progress are handed over
+    /// on Ctrl-C/SIGTERM.
+    Worker,
     /// Manage the git worktrees kept by `isolation: 'worktree'` calls.
     Worktrees {
         #[command(subcommand)]
@@ -132,12 +139,6 @@ impl Place {
         } else {
             Config::default()
         };
-        if std::env::var("DATABASE_URL").is_ok_and(|url| url.starts_with("postgres")) {
-            eprintln!(
-                "warning: DATABASE_URL points at PostgreSQL, which booflow's journal does not use yet; using {}",
-                self.project.join(".boocode/booflow.db").display()
-            );
-        }
         let settings = Settings::from_env().map_err(anyhow::Error::msg)?;
         let loader = Arc::new(DiscoveryLoader {
             cwd: self.cwd.clone(),
@@ -161,6 +162,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             export: Some(dir),
             ..
         } => show::export(&*place.engine(false).await?, &run_id, &dir).await,
+        Command::Show {
+            run_id,
+            json,
+            follow: true,
+            ..
+        } => show::follow(&place.engine(false).await?, &run_id, json).await,
         Command::Show {
             run_id,
             json,
@@ -188,6 +195,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 home: place.home.clone(),
             };
             booflow_server::serve(place.engine(true).await?, options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker => {
+            booflow_server::work(place.engine(true).await?).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Worktrees {

@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// Print one JSON object with the outcome on stdout.
     #[arg(long)]
     json: bool,
+    /// Queue the run for the servers sharing this journal (`booflow serve`, `booflow
+    /// worker`) and print its id at once; `booflow show ID --follow` watches it.
+    #[arg(long)]
+    detach: bool,
 }
 
 fn resolve(place: &Place, name: &str) -> anyhow::Result<WorkflowEntry> {
@@ -112,6 +116,22 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let engine = place.engine(true).await?;
     let request = request(&engine, &entry, &opts).await?;
+    if opts.detach {
+        let run_id = engine.enqueue(request).await?;
+        if opts.json {
+            println!(
+                "{}",
+                serde_json::json!({"run_id": run_id, "status": "queued"})
+            );
+        } else {
+            say!("{run_id}");
+            esay!(
+                "queued {run_id} for the servers of {}; watch it with `booflow show {run_id} --follow`",
+                engine.database()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let handle = engine.start_run(request).await?;
     let outcome = watch(handle, &entry.name).await?;
     engine.shutdown().await;
@@ -156,7 +176,7 @@ async fn request(
 
 /// Shows the run live until it ends; Ctrl-C cancels it (its finished calls stay
 /// journaled for `--resume`).
-async fn watch(mut handle: RunHandle, name: &str) -> anyhow::Result<RunOutcome> {
+pub(super) async fn watch(mut handle: RunHandle, name: &str) -> anyhow::Result<RunOutcome> {
     let mut view = Progress::new(std::io::stderr().is_terminal(), &handle.run_id, name);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -179,7 +199,7 @@ async fn watch(mut handle: RunHandle, name: &str) -> anyhow::Result<RunOutcome> 
 }
 
 /// `--json`: the outcome object (docs/docs/DESIGN.md §6); otherwise the result itself.
-fn print_outcome(outcome: &RunOutcome, json: bool) -> anyhow::Result<()> {
+pub(super) fn print_outcome(outcome: &RunOutcome, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(outcome)?);
         return Ok(());

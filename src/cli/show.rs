@@ -60,6 +60,24 @@ fn header(shown: &RunShow) {
     say!("run       {}", run.run_id);
     say!("workflow  {} ({}, {})", run.workflow, run.source, run.path);
     say!("status    {}", run.status);
+    if run.status == booflow_types::RunStatus::Interrupted {
+        say!(
+            "          its process stopped before it ended: `booflow run {} --resume {}` replays its finished calls and runs the rest (a run queued for servers is resumed by the next one)",
+            run.workflow,
+            run.run_id
+        );
+    }
+    if let Some(owner) = &run.owner
+        && !run.status.is_finished()
+    {
+        say!("owner     {owner}");
+    }
+    if run.resume_count > 0 {
+        say!(
+            "resumed   {} time(s) after its owner stopped",
+            run.resume_count
+        );
+    }
     say!("sandbox   {}", run.sandbox);
     say!("started   {}", run.started_at);
     if let Some(finished) = &run.finished_at {
@@ -124,6 +142,47 @@ fn calls(shown: &RunShow) {
             }
         }
     }
+}
+
+/// `booflow show <run> --follow`: the run live, whichever process executes it (read from
+/// the journal), until it ends; then its outcome as `booflow run` prints it. Ctrl-C stops
+/// following, not the run.
+pub async fn follow(
+    engine: &std::sync::Arc<Engine>,
+    run_id: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let run = find(engine, run_id).await?;
+    if !run.status.is_finished() {
+        let mut events = engine.watch(run_id);
+        let mut view = super::progress::Progress::new(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            run_id,
+            &run.workflow,
+        );
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(booflow_engine::RunEvent::RunFinished { .. }) | None => break,
+                    Some(event) => view.show(&event),
+                },
+                _ = &mut ctrl_c => return Ok(ExitCode::SUCCESS),
+            }
+        }
+        let run = find(engine, run_id).await?;
+        let outcome = engine.outcome_of(&run).await?;
+        view.finish(&outcome);
+    }
+    let run = find(engine, run_id).await?;
+    let outcome = engine.outcome_of(&run).await?;
+    super::run::print_outcome(&outcome, json)?;
+    Ok(if outcome.status == booflow_types::RunStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `booflow show <run> --traces`: one row per agent call with its timings and usage.

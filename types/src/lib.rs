@@ -17,8 +17,8 @@ pub use records::{CallRecord, CallTotals, LogRecord, RunRecord, Usage};
 pub use status::{CallStatus, LogLevel, RunStatus, SandboxKind, Source};
 pub use wire::{
     ActiveRuns, AgentCounts, AgentRow, ApiErrorBody, CallSummary, CliTraceRow, Health, LogsPage,
-    Phase, PoolStatus, RunAccepted, RunDetail, RunOutcome, RunShow, RunSummary, RunsPage, StartRun,
-    TraceRow, TracesPage, UsageTotals, WorkflowInfo,
+    OwnerInfo, Phase, PoolStatus, RunAccepted, RunDetail, RunOutcome, RunShow, RunSummary,
+    RunsPage, StartRun, TraceRow, TracesPage, UsageTotals, WorkflowInfo,
 };
 
 use ts_rs::TS;

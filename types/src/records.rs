@@ -74,6 +74,14 @@ pub struct RunRecord {
     /// docs/DESIGN.md §1).
     #[serde(default)]
     pub annotation_rules: BTreeMap<String, String>,
+    /// The process executing the run now (an owner id: a server, worker or CLI), while it
+    /// runs.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// How many times an owner took the run over after its previous owner died or lost
+    /// its lease (docs/DESIGN.md §7).
+    #[serde(default)]
+    pub resume_count: u32,
 }
 
 /// One `agent()` call's row: at its start (status `pending`), and as it ended.

@@ -158,6 +158,10 @@ pub struct RunDetail {
     pub annotations: BTreeMap<String, String>,
     /// `meta.annotations` of the workflow: key → the result path its values come from.
     pub annotation_rules: BTreeMap<String, String>,
+    /// The process executing the run (see [`Health`]'s owners), while it runs.
+    pub owner: Option<String>,
+    /// Takeovers after its owner died or lost its lease.
+    pub resume_count: u32,
     pub calls: Vec<CallSummary>,
 }
 
@@ -336,14 +340,33 @@ pub struct ActiveRuns {
     pub running: u32,
 }
 
+/// A process that executes runs (a server, a worker, a foreground CLI run), as
+/// `GET /api/health` lists the live ones (docs/DESIGN.md §7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct OwnerInfo {
+    pub owner_id: String,
+    /// `serve`, `worker` or `cli`.
+    pub kind: String,
+    pub host: String,
+    pub pid: u32,
+    /// Milliseconds since its last heartbeat.
+    #[ts(type = "number")]
+    pub heartbeat_age_ms: u64,
+    pub runs_held: u32,
+}
+
 /// `GET /api/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct Health {
     /// `ok`.
     pub status: String,
     pub version: String,
+    /// This server's owner id.
+    pub owner: String,
     pub runs: ActiveRuns,
     pub max_concurrent: u32,
+    /// Every live owner sharing the journal (heartbeat within the lease), this one too.
+    pub owners: Vec<OwnerInfo>,
 }
 
 /// Every error body of the API: `4xx/5xx {"error": "…"}`.

@@ -199,6 +199,8 @@ fn drive(init: &Init, ctx: &mut Context) -> GuestRequest {
 
 /// Evaluates the prelude, compiles the body and starts it: the hooks and the body's
 /// promise, or the failure to report.
+// The error is the failure to report, sent once; its size does not matter.
+#[allow(clippy::result_large_err)]
 fn start(init: &Init, ctx: &mut Context) -> Result<(Hooks, JsPromise), GuestRequest> {
     let setup = (|| -> JsResult<(Hooks, JsValue)> {
         let prelude_fn =

@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::cache::CachedResult;
+use super::leases::{Fence, fence_sql};
 use super::{Journal, big, from_json_text, opt_uint, parsed, to_json_text, uint, usage};
 
 /// The columns set when a call starts.
@@ -98,19 +99,22 @@ fn call_from_row(r: &AnyRow) -> anyhow::Result<CallRecord> {
     })
 }
 
-/// Inserts the whole row of `call` (start and, when set, end columns).
+/// Inserts the whole row of `call` (start and, when set, end columns), if `fence` still
+/// holds the run.
 async fn insert(
     db: impl sqlx::Executor<'_, Database = Any>,
-    run_id: &str,
+    fence: &Fence,
     call: &CallRecord,
 ) -> anyhow::Result<()> {
+    let n = 11 + END_COLUMNS.len();
     let sql = format!(
-        "INSERT INTO calls (run_id, {START_COLUMNS}, {}) VALUES ({})",
+        "INSERT INTO calls (run_id, {START_COLUMNS}, {}) SELECT {} WHERE {}",
         END_COLUMNS.join(", "),
-        params(1, 11 + END_COLUMNS.len())
+        params(1, n),
+        fence_sql(1, n + 1)
     );
     let query = sqlx::query(&sql)
-        .bind(run_id)
+        .bind(&fence.run_id)
         .bind(&call.call_id)
         .bind(call.seq as i64)
         .bind(&call.content_key)
@@ -121,26 +125,29 @@ async fn insert(
         .bind(&call.model)
         .bind(&call.prompt)
         .bind(&call.started_at);
-    bind_end(query, call).execute(db).await?;
+    let done = bind_end(query, call).bind(fence.epoch).execute(db).await?;
+    if done.rows_affected() == 0 {
+        return Err(fence.refused());
+    }
     Ok(())
 }
 
 impl Journal {
     /// Journals a live call at its start, before it waits for a slot (`pending`).
-    pub(crate) async fn insert_call(&self, run_id: &str, call: &CallRecord) -> anyhow::Result<()> {
-        insert(&self.pool, run_id, call).await
+    pub(crate) async fn insert_call(&self, fence: &Fence, call: &CallRecord) -> anyhow::Result<()> {
+        insert(&self.pool, fence, call).await
     }
 
     /// Records replayed calls, each whole, in one transaction: a killed process leaves all
     /// of them or none, and a burst of replays costs one commit (group commit).
     pub(crate) async fn insert_replayed_calls(
         &self,
-        run_id: &str,
+        fence: &Fence,
         calls: &[CallRecord],
     ) -> anyhow::Result<()> {
         let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
         for call in calls {
-            insert(&mut *tx, run_id, call).await?;
+            insert(&mut *tx, fence, call).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -149,37 +156,75 @@ impl Journal {
     /// A pending call got its slot and budget reservation and goes to its agent.
     pub(crate) async fn mark_call_running(
         &self,
-        run_id: &str,
+        fence: &Fence,
         call_id: &str,
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE calls SET status = $1 WHERE run_id = $2 AND call_id = $3")
+        let sql = format!(
+            "UPDATE calls SET status = $1 WHERE run_id = $2 AND call_id = $3 AND {}",
+            fence_sql(2, 4)
+        );
+        let done = sqlx::query(&sql)
             .bind(CallStatus::Running.as_str())
-            .bind(run_id)
+            .bind(&fence.run_id)
             .bind(call_id)
+            .bind(fence.epoch)
             .execute(&self.pool)
             .await?;
+        if done.rows_affected() == 0 {
+            return Err(fence.refused());
+        }
         Ok(())
     }
 
     /// Journals how a call ended (its end columns); runs before the script sees the result.
-    pub(crate) async fn finish_call(&self, run_id: &str, call: &CallRecord) -> anyhow::Result<()> {
-        let sets: Vec<String> = END_COLUMNS
+    pub(crate) async fn finish_call(&self, fence: &Fence, call: &CallRecord) -> anyhow::Result<()> {
+        self.update_call(fence, call, false).await
+    }
+
+    /// A call of a resumed run that an earlier owner had started but not finished goes
+    /// again: its row (same call id) starts over as `pending`.
+    pub(crate) async fn restart_call(
+        &self,
+        fence: &Fence,
+        call: &CallRecord,
+    ) -> anyhow::Result<()> {
+        self.update_call(fence, call, true).await
+    }
+
+    /// Writes the end columns of `call` (and its start time when `restart`), fenced.
+    async fn update_call(
+        &self,
+        fence: &Fence,
+        call: &CallRecord,
+        restart: bool,
+    ) -> anyhow::Result<()> {
+        let mut sets: Vec<String> = END_COLUMNS
             .iter()
             .enumerate()
             .map(|(i, column)| format!("{column} = ${}", i + 1))
             .collect();
         let n = END_COLUMNS.len();
+        if restart {
+            sets.push(format!("started_at = ${}", n + 4));
+        }
         let sql = format!(
-            "UPDATE calls SET {} WHERE run_id = ${} AND call_id = ${}",
+            "UPDATE calls SET {} WHERE run_id = ${} AND call_id = ${} AND {}",
             sets.join(", "),
             n + 1,
-            n + 2
+            n + 2,
+            fence_sql(n + 1, n + 3)
         );
-        bind_end(sqlx::query(&sql), call)
-            .bind(run_id)
+        let mut query = bind_end(sqlx::query(&sql), call)
+            .bind(&fence.run_id)
             .bind(&call.call_id)
-            .execute(&self.pool)
-            .await?;
+            .bind(fence.epoch);
+        if restart {
+            query = query.bind(&call.started_at);
+        }
+        let done = query.execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(fence.refused());
+        }
         Ok(())
     }
 

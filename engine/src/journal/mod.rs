@@ -13,6 +13,7 @@
 mod cache;
 mod calls;
 mod extras;
+mod leases;
 mod runs;
 
 use std::num::NonZeroUsize;
@@ -28,20 +29,23 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub(crate) use cache::CachedResult;
+pub(crate) use leases::{Claimed, Fence, OwnerRow, QUEUE_CHANNEL, RUNS_CHANNEL};
 pub use runs::JournalStats;
+pub(crate) use runs::{NewRun, Now, pid_alive};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
 /// Which database holds the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backend {
     Sqlite,
+    Postgres,
 }
 
 /// The journal and cache of one project (or of every server sharing one database).
 pub(crate) struct Journal {
     pool: AnyPool,
-    #[allow(dead_code)] // which SQL dialect, once a second backend needs to tell
     backend: Backend,
     /// The database, as errors name it: the SQLite file, or the URL without its password.
     name: String,
@@ -89,6 +93,28 @@ impl Journal {
         Ok(Self::new(pool, Backend::Sqlite, name, cache_size))
     }
 
+    /// Opens the PostgreSQL journal at `url` (`postgres://…`) and applies migrations; the
+    /// database must exist. Several booflow processes may share it: that is how servers
+    /// share the queue, the cache and the journal (docs/DESIGN.md §7).
+    ///
+    /// # Errors
+    /// The server cannot be reached, refuses the login, or a migration fails; the message
+    /// names the URL (without its password).
+    pub(crate) async fn open_postgres(url: &str, cache_size: usize) -> anyhow::Result<Self> {
+        let name = redact(url);
+        sqlx::any::install_default_drivers();
+        let options = AnyConnectOptions::from_str(url)
+            .with_context(|| format!("DATABASE_URL {name} is not a valid PostgreSQL URL"))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the journal {name}"))?;
+        migrate(&pool, &POSTGRES_MIGRATIONS, &name).await?;
+        Ok(Self::new(pool, Backend::Postgres, name, cache_size))
+    }
+
     fn new(pool: AnyPool, backend: Backend, name: String, cache_size: usize) -> Self {
         let size = NonZeroUsize::new(cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
@@ -102,6 +128,25 @@ impl Journal {
     /// The database as errors name it.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Which database this is.
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_string(),
     }
 }
 

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use booflow_types::{RunRecord, RunStatus, Usage};
+use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::leases::{Fence, OwnerRow};
 use super::{Journal, big, from_json_text, opt_uint, parsed, to_json_text, uint};
 
 /// Journal-wide totals (see [`Journal::stats`]). Run statuses are as stored (`running`
@@ -21,21 +23,49 @@ pub struct JournalStats {
     pub tokens: Usage,
 }
 
-const RUN_COLUMNS: &str =
-    "run_id, workflow, source, path, args, status, result, error, resumed_from, no_cache,
-    budget_total, sandbox, started_at, finished_at, pid, phases, annotation_rules";
+const RUN_COLUMNS: &str = "run_id, workflow, source, path, args, status, result, error, resumed_from, no_cache,
+    budget_total, sandbox, started_at, finished_at, pid, phases, annotation_rules, owner, owner_host,
+    lease_until, resume_count";
 
-fn pid_alive(pid: i64) -> bool {
+/// Whether process `pid` of this machine is alive.
+pub(crate) fn pid_alive(pid: i64) -> bool {
     pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
-fn run_from_row(r: &AnyRow) -> anyhow::Result<RunRecord> {
+/// What a read needs to tell a live run from an abandoned one: the time and this host.
+pub(crate) struct Now {
+    /// Unix ms.
+    pub ms: i64,
+    pub host: String,
+}
+
+/// A new run's row and who holds it.
+pub(crate) struct NewRun<'a> {
+    pub record: &'a RunRecord,
+    /// The owner executing it now (a foreground run), or `None` (queued for servers).
+    pub owner: Option<&'a OwnerRow>,
+    /// Unix ms.
+    pub lease_until: i64,
+    /// Servers may adopt it (queued for them, or resumed after its owner died).
+    pub detached: bool,
+    /// The stored `RunRequest`, for an owner that starts it again.
+    pub request: &'a Value,
+}
+
+fn run_from_row(r: &AnyRow, now: &Now) -> anyhow::Result<RunRecord> {
     let mut status: RunStatus = parsed(r, "status")?;
-    // A run whose process is gone without finishing it was killed: say so instead of
-    // showing it running forever. Its finished calls are in the journal for --resume.
-    let pid: Option<i64> = r.try_get("pid")?;
-    if !status.is_finished() && !pid.is_some_and(pid_alive) {
-        status = RunStatus::Interrupted;
+    // A running run whose owner stopped renewing its lease, or whose process on this
+    // machine is gone, was abandoned: say so instead of showing it running forever. A
+    // detached one is resumed by the next server to sweep; a foreground one waits for
+    // `booflow run … --resume`.
+    if status == RunStatus::Running {
+        let lease_until: i64 = r.try_get("lease_until")?;
+        let pid: Option<i64> = r.try_get("pid")?;
+        let host: Option<String> = r.try_get("owner_host")?;
+        let dead_here = host.as_deref() == Some(now.host.as_str()) && !pid.is_some_and(pid_alive);
+        if lease_until < now.ms || dead_here {
+            status = RunStatus::Interrupted;
+        }
     }
     let json_text = |column: &str| -> anyhow::Result<Option<String>> { Ok(r.try_get(column)?) };
     Ok(RunRecord {
@@ -59,17 +89,30 @@ fn run_from_row(r: &AnyRow) -> anyhow::Result<RunRecord> {
         annotation_rules: json_text("annotation_rules")?
             .and_then(|text| serde_json::from_str::<BTreeMap<String, String>>(&text).ok())
             .unwrap_or_default(),
+        owner: r.try_get("owner")?,
+        resume_count: uint(r, "resume_count").min(u32::MAX as u64) as u32,
     })
 }
 
 impl Journal {
-    /// Journals a new run (`queued` or `running`), with this process's pid (to spot killed
-    /// runs).
-    pub(crate) async fn insert_run(&self, run: &RunRecord) -> anyhow::Result<()> {
+    /// Journals a new run: `running` at epoch 1 under its owner (a foreground run), or
+    /// `queued` with no owner for the servers to claim.
+    pub(crate) async fn insert_run(&self, new: &NewRun<'_>) -> anyhow::Result<()> {
+        let run = new.record;
+        let (owner, host, pid, epoch) = match new.owner {
+            Some(o) => (
+                Some(o.owner_id.as_str()),
+                Some(o.host.as_str()),
+                Some(o.pid),
+                1,
+            ),
+            None => (None, None, None, 0),
+        };
         sqlx::query(
             "INSERT INTO runs (run_id, workflow, source, path, args, status, resumed_from, no_cache,
-                budget_total, sandbox, started_at, pid, phases, annotation_rules)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                budget_total, sandbox, started_at, pid, phases, annotation_rules, owner, owner_host,
+                epoch, lease_until, detached, request)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         )
         .bind(&run.run_id)
         .bind(&run.workflow)
@@ -82,54 +125,75 @@ impl Journal {
         .bind(run.budget_total.map(big))
         .bind(run.sandbox.as_str())
         .bind(&run.started_at)
-        .bind(std::process::id() as i64)
+        .bind(pid)
         .bind(serde_json::to_string(&run.phases)?)
         .bind(serde_json::to_string(&run.annotation_rules)?)
+        .bind(owner)
+        .bind(host)
+        .bind(epoch as i64)
+        .bind(new.lease_until)
+        .bind(new.detached as i64)
+        .bind(new.request.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Marks a queued run as `running` (it got its slot).
-    pub(crate) async fn mark_running(&self, run_id: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE runs SET status = $1 WHERE run_id = $2 AND status = $3")
-            .bind(RunStatus::Running.as_str())
-            .bind(run_id)
-            .bind(RunStatus::Queued.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Journals a run's end: status, result or error, when.
+    /// Journals a run's end: status, result or error, when; refused once the run's epoch
+    /// moved on.
     pub(crate) async fn finish_run(
         &self,
-        run_id: &str,
+        fence: &Fence,
         status: RunStatus,
-        result: &Option<serde_json::Value>,
+        result: &Option<Value>,
         error: &Option<String>,
         finished_at: &str,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE runs SET status = $1, result = $2, error = $3, finished_at = $4 WHERE run_id = $5",
+        let done = sqlx::query(
+            "UPDATE runs SET status = $1, result = $2, error = $3, finished_at = $4, lease_until = 0
+             WHERE run_id = $5 AND epoch = $6",
         )
         .bind(status.as_str())
         .bind(to_json_text(result))
         .bind(error)
         .bind(finished_at)
-        .bind(run_id)
+        .bind(&fence.run_id)
+        .bind(fence.epoch)
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(fence.refused());
+        }
         Ok(())
     }
 
+    /// Ends a queued run that was cancelled before any owner took it.
+    pub(crate) async fn cancel_queued(
+        &self,
+        run_id: &str,
+        error: &str,
+        at: &str,
+    ) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = $1, error = $2, finished_at = $3 WHERE run_id = $4 AND status = $5",
+        )
+        .bind(RunStatus::Cancelled.as_str())
+        .bind(error)
+        .bind(at)
+        .bind(run_id)
+        .bind(RunStatus::Queued.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// One run, if it exists.
-    pub(crate) async fn run(&self, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
+    pub(crate) async fn run(&self, run_id: &str, now: &Now) -> anyhow::Result<Option<RunRecord>> {
         let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"))
             .bind(run_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(run_from_row).transpose()
+        row.as_ref().map(|r| run_from_row(r, now)).transpose()
     }
 
     /// Up to `limit` runs, newest first, after the run id `cursor` (keyset pagination: run
@@ -138,6 +202,7 @@ impl Journal {
         &self,
         cursor: Option<&str>,
         limit: u32,
+        now: &Now,
     ) -> anyhow::Result<Vec<RunRecord>> {
         let rows =
             match cursor {
@@ -157,7 +222,20 @@ impl Journal {
                     .await?
                 }
             };
-        rows.iter().map(run_from_row).collect()
+        rows.iter().map(|r| run_from_row(r, now)).collect()
+    }
+
+    /// The runs not finished yet (queued, running, and running ones read back
+    /// `interrupted`), oldest first.
+    pub(crate) async fn unfinished_runs(&self, now: &Now) -> anyhow::Result<Vec<RunRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ($1, $2) ORDER BY run_id"
+        ))
+        .bind(RunStatus::Queued.as_str())
+        .bind(RunStatus::Running.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| run_from_row(r, now)).collect()
     }
 
     /// Asks the process running `run_id` to cancel it (`booflow cancel`). Returns false when

@@ -1,12 +1,14 @@
-//! The journal against a real SQLite file: runs, calls through their states, replays,
-//! cache, logs, artifacts, annotations.
+//! The journal against a real SQLite file and a real PostgreSQL database (each test its
+//! own): runs, calls through their states, replays, cache, logs, artifacts, annotations,
+//! and the lease rules — claims, epochs, fenced writes.
 
+use booflow_testkit::postgres::TestDatabase;
 use booflow_types::{
     CallRecord, CallStatus, LogLevel, LogRecord, RunRecord, RunStatus, SandboxKind, Source, Usage,
 };
 use serde_json::json;
 
-use super::{CachedResult, Journal};
+use super::{CachedResult, Fence, Journal, NewRun, Now, OwnerRow};
 
 pub(crate) fn run_record(run_id: &str) -> RunRecord {
     RunRecord {
@@ -26,6 +28,8 @@ pub(crate) fn run_record(run_id: &str) -> RunRecord {
         started_at: "2026-01-01T00:00:00Z".into(),
         finished_at: None,
         annotation_rules: [("winner".to_string(), "/c/*/id".to_string())].into(),
+        owner: None,
+        resume_count: 0,
     }
 }
 
@@ -59,130 +63,338 @@ pub(crate) fn call_record(seq: u32) -> CallRecord {
     }
 }
 
-async fn sqlite() -> (tempfile::TempDir, Journal) {
+fn owner(id: &str) -> OwnerRow {
+    OwnerRow {
+        owner_id: id.into(),
+        kind: "serve".into(),
+        host: "test-host".into(),
+        pid: std::process::id() as i64,
+        started_at: "t".into(),
+        heartbeat_at: 0,
+        runs_held: 0,
+    }
+}
+
+fn now(ms: i64) -> Now {
+    Now {
+        ms,
+        host: "another-host".into(),
+    }
+}
+
+/// A journal of each backend; the temp dir and database live as long as the guard.
+enum Guard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres(#[allow(dead_code)] TestDatabase),
+}
+
+async fn both() -> Vec<(Guard, Journal)> {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open_sqlite(&dir.path().join("j.db"), 10)
+    let sqlite = Journal::open_sqlite(&dir.path().join("j.db"), 10)
         .await
         .unwrap();
-    (dir, journal)
+    let db = TestDatabase::create();
+    let postgres = Journal::open_postgres(&db.url, 10).await.unwrap();
+    vec![
+        (Guard::Sqlite(dir), sqlite),
+        (Guard::Postgres(db), postgres),
+    ]
+}
+
+/// Journals a foreground run `id` owned by `me` at epoch 1, leased until `until`.
+async fn foreground(j: &Journal, id: &str, me: &OwnerRow, until: i64) -> Fence {
+    let record = run_record(id);
+    let request = json!({});
+    let new = NewRun {
+        record: &record,
+        owner: Some(me),
+        lease_until: until,
+        detached: false,
+        request: &request,
+    };
+    j.insert_run(&new).await.unwrap();
+    Fence {
+        run_id: id.into(),
+        epoch: 1,
+    }
 }
 
 #[tokio::test]
 async fn runs_and_calls_go_through_their_states() {
-    let (_dir, j) = sqlite().await;
-    j.insert_run(&run_record("r1")).await.unwrap();
-    let mut call = call_record(1);
-    j.insert_call("r1", &call).await.unwrap();
-    assert_eq!(
-        j.calls_page("r1", 0, 10).await.unwrap()[0].status,
-        CallStatus::Pending
-    );
-    j.mark_call_running("r1", "c0001").await.unwrap();
-    assert_eq!(
-        j.calls_page("r1", 0, 10).await.unwrap()[0].status,
-        CallStatus::Running
-    );
-    call.status = CallStatus::Completed;
-    call.duration_ms = Some(12);
-    call.usage.output_tokens = 7;
-    call.result = Some(json!({"x": [1, 2]}));
-    call.finished_at = Some("2026-01-01T00:00:02Z".into());
-    j.finish_call("r1", &call).await.unwrap();
-    let mut replayed = call_record(2);
-    replayed.status = CallStatus::Completed;
-    replayed.cached = true;
-    replayed.duration_ms = Some(0);
-    replayed.result = Some(json!("text"));
-    j.insert_replayed_calls("r1", &[replayed]).await.unwrap();
-    let calls = j.calls_page("r1", 0, 10).await.unwrap();
-    assert_eq!(calls.len(), 2);
-    assert_eq!(calls[0].result, Some(json!({"x": [1, 2]})));
-    assert_eq!(calls[0].prompt, "p");
-    let totals = j.call_totals("r1").await.unwrap();
-    assert_eq!(
-        (
+    for (_guard, j) in both().await {
+        let me = owner("me");
+        let fence = foreground(&j, "r1", &me, i64::MAX).await;
+        let mut call = call_record(1);
+        j.insert_call(&fence, &call).await.unwrap();
+        let status = |calls: Vec<CallRecord>| calls[0].status;
+        assert_eq!(
+            status(j.calls_page("r1", 0, 10).await.unwrap()),
+            CallStatus::Pending
+        );
+        j.mark_call_running(&fence, "c0001").await.unwrap();
+        assert_eq!(
+            status(j.calls_page("r1", 0, 10).await.unwrap()),
+            CallStatus::Running
+        );
+        call.status = CallStatus::Completed;
+        call.duration_ms = Some(12);
+        call.usage.output_tokens = 7;
+        call.result = Some(json!({"x": [1, 2.5]}));
+        call.finished_at = Some("2026-01-01T00:00:02Z".into());
+        j.finish_call(&fence, &call).await.unwrap();
+        let mut replayed = call_record(2);
+        replayed.status = CallStatus::Completed;
+        replayed.cached = true;
+        replayed.duration_ms = Some(0);
+        replayed.result = Some(json!("text"));
+        j.insert_replayed_calls(&fence, &[replayed]).await.unwrap();
+        let calls = j.calls_page("r1", 0, 10).await.unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].result, Some(json!({"x": [1, 2.5]})));
+        assert_eq!(calls[0].prompt, "p");
+        let totals = j.call_totals("r1").await.unwrap();
+        let counts = (
             totals.total,
             totals.live,
             totals.cached,
-            totals.output_tokens
-        ),
-        (2, 1, 1, 7)
-    );
-    assert_eq!(j.completed_calls("r1").await.unwrap().len(), 2);
+            totals.output_tokens,
+        );
+        assert_eq!(counts, (2, 1, 1, 7));
+        assert_eq!(j.completed_calls("r1").await.unwrap().len(), 2);
 
-    j.finish_run(
-        "r1",
-        RunStatus::Completed,
-        &Some(json!(5)),
-        &None,
-        "2026-01-01T00:00:03Z",
-    )
-    .await
-    .unwrap();
-    let run = j.run("r1").await.unwrap().unwrap();
-    assert_eq!(run.status, RunStatus::Completed);
-    assert_eq!(run.result, Some(json!(5)));
-    assert_eq!(run.annotation_rules["winner"], "/c/*/id");
-    assert_eq!(run.phases, ["P"]);
-    assert!(
-        !j.request_cancel("r1").await.unwrap(),
-        "a finished run cannot be cancelled"
-    );
-}
-
-#[tokio::test]
-async fn a_run_of_a_dead_process_reads_back_interrupted_and_pages_go_newest_first() {
-    let (_dir, j) = sqlite().await;
-    for id in ["r1", "r2", "r3"] {
-        j.insert_run(&run_record(id)).await.unwrap();
+        let end = "2026-01-01T00:00:03Z";
+        j.finish_run(&fence, RunStatus::Completed, &Some(json!(5)), &None, end)
+            .await
+            .unwrap();
+        let run = j.run("r1", &now(0)).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Completed);
+        assert_eq!(run.result, Some(json!(5)));
+        assert_eq!(run.annotation_rules["winner"], "/c/*/id");
+        assert_eq!(run.phases, ["P"]);
+        assert_eq!(run.owner.as_deref(), Some("me"));
+        assert!(
+            !j.request_cancel("r1").await.unwrap(),
+            "a finished run cannot be cancelled"
+        );
     }
-    // This process is alive: its running runs stay running.
-    assert_eq!(
-        j.run("r1").await.unwrap().unwrap().status,
-        RunStatus::Running
-    );
-    let page = j.runs_page(None, 2).await.unwrap();
-    assert_eq!(
-        page.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
-        ["r3", "r2"]
-    );
-    let next = j.runs_page(Some("r2"), 2).await.unwrap();
-    assert_eq!(next.len(), 1);
-    assert!(j.request_cancel("r1").await.unwrap());
-    assert!(j.cancel_requested("r1").await.unwrap());
 }
 
 #[tokio::test]
-async fn cache_logs_artifacts_and_annotations_round_trip() {
-    let (_dir, j) = sqlite().await;
-    let hit = CachedResult {
-        value: json!({"answer": 42}),
-        agent: "a".into(),
-        model: Some("m".into()),
-        usage: Usage {
-            output_tokens: 3,
-            ..Usage::default()
-        },
-    };
-    assert_eq!(j.cache_get("k").await.unwrap(), None);
-    j.cache_put("k", &hit, "now").await.unwrap();
-    assert_eq!(j.cache_get("k").await.unwrap(), Some(hit));
-    let line = LogRecord {
-        seq: 1,
-        at: "t".into(),
-        level: LogLevel::Warn,
-        message: "m".into(),
-    };
-    j.append_log("r", &line).await.unwrap();
-    assert_eq!(j.logs("r").await.unwrap(), [line]);
-    j.put_artifact("r", "a.txt", &json!("x")).await.unwrap();
-    j.put_artifact("r", "a.txt", &json!("y")).await.unwrap();
+async fn an_expired_lease_reads_back_interrupted_and_pages_go_newest_first() {
+    for (_guard, j) in both().await {
+        let me = owner("me");
+        for id in ["r1", "r2", "r3"] {
+            foreground(&j, id, &me, 1_000).await;
+        }
+        assert_eq!(
+            j.run("r1", &now(500)).await.unwrap().unwrap().status,
+            RunStatus::Running
+        );
+        assert_eq!(
+            j.run("r1", &now(2_000)).await.unwrap().unwrap().status,
+            RunStatus::Interrupted
+        );
+        let page = j.runs_page(None, 2, &now(0)).await.unwrap();
+        let ids: Vec<&str> = page.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(ids, ["r3", "r2"]);
+        assert_eq!(j.runs_page(Some("r2"), 2, &now(0)).await.unwrap().len(), 1);
+        assert!(j.request_cancel("r1").await.unwrap());
+        assert!(j.cancel_requested("r1").await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn claims_take_queued_and_abandoned_runs_once_and_fence_the_old_owner() {
+    for (_guard, j) in both().await {
+        let (a, b) = (owner("a"), owner("b"));
+        // A run queued for servers, and a foreground run (never adopted).
+        let queued = run_record("q1");
+        let request = json!({"workflow": "w"});
+        let new = NewRun {
+            record: &RunRecord {
+                status: RunStatus::Queued,
+                ..queued
+            },
+            owner: None,
+            lease_until: 0,
+            detached: true,
+            request: &request,
+        };
+        j.insert_run(&new).await.unwrap();
+        foreground(&j, "f1", &a, 1_000).await;
+
+        let claimed = j
+            .claim(&a, 100, 1_000)
+            .await
+            .unwrap()
+            .expect("the queued run");
+        assert_eq!(
+            claimed.fence,
+            Fence {
+                run_id: "q1".into(),
+                epoch: 1
+            }
+        );
+        assert!(!claimed.resumed);
+        assert_eq!(claimed.request, request);
+        assert!(
+            j.claim(&b, 100, 1_000).await.unwrap().is_none(),
+            "taken once"
+        );
+
+        // a's lease runs out: b adopts the run at the next epoch, a's writes are refused.
+        assert!(j.renew(&claimed.fence, 1_000).await.unwrap());
+        let adopted = j
+            .claim(&b, 5_000, 20_000)
+            .await
+            .unwrap()
+            .expect("abandoned");
+        assert_eq!(adopted.fence.epoch, 2);
+        assert!(adopted.resumed);
+        assert!(!j.renew(&claimed.fence, 30_000).await.unwrap());
+        let late = j
+            .insert_call(&claimed.fence, &call_record(1))
+            .await
+            .unwrap_err();
+        assert!(late.to_string().contains("taken over"), "{late}");
+        let line = LogRecord {
+            seq: 1,
+            at: "t".into(),
+            level: LogLevel::Info,
+            message: "late".into(),
+        };
+        assert!(j.append_log(&claimed.fence, &line).await.is_err());
+        assert!(
+            j.finish_run(&claimed.fence, RunStatus::Failed, &None, &None, "t")
+                .await
+                .is_err()
+        );
+        j.insert_call(&adopted.fence, &call_record(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            j.calls_page("q1", 0, 10).await.unwrap().len(),
+            1,
+            "no duplicate row"
+        );
+        let run = j.run("q1", &now(6_000)).await.unwrap().unwrap();
+        assert_eq!((run.owner.as_deref(), run.resume_count), (Some("b"), 1));
+
+        // Handed over: the epoch moves on at once and anyone may take it.
+        j.hand_over(&adopted.fence).await.unwrap();
+        assert!(
+            j.insert_call(&adopted.fence, &call_record(2))
+                .await
+                .is_err()
+        );
+        let again = j
+            .claim(&a, 6_000, 30_000)
+            .await
+            .unwrap()
+            .expect("handed over");
+        assert_eq!(again.fence.epoch, 4);
+        // The foreground run is never adopted, even with its lease gone.
+        while let Some(c) = j.claim(&b, 1_000_000, 2_000_000).await.unwrap() {
+            assert_ne!(c.fence.run_id, "f1");
+        }
+    }
+}
+
+#[tokio::test]
+async fn cache_logs_artifacts_annotations_owners_and_commands_round_trip() {
+    for (_guard, j) in both().await {
+        let me = owner("me");
+        let fence = foreground(&j, "r", &me, i64::MAX).await;
+        let hit = CachedResult {
+            value: json!({"answer": 42}),
+            agent: "a".into(),
+            model: Some("m".into()),
+            usage: Usage {
+                output_tokens: 3,
+                ..Usage::default()
+            },
+        };
+        assert_eq!(j.cache_get("k").await.unwrap(), None);
+        j.cache_put("k", &hit, "now").await.unwrap();
+        assert_eq!(j.cache_get("k").await.unwrap(), Some(hit));
+        let line = LogRecord {
+            seq: 1,
+            at: "t".into(),
+            level: LogLevel::Warn,
+            message: "m".into(),
+        };
+        j.append_log(&fence, &line).await.unwrap();
+        assert_eq!(j.logs("r").await.unwrap(), [line]);
+        assert_eq!(j.last_log_seq("r").await.unwrap(), 1);
+        j.put_artifact(&fence, "a.txt", &json!("x")).await.unwrap();
+        j.put_artifact(&fence, "a.txt", &json!("y")).await.unwrap();
+        assert_eq!(
+            j.artifacts("r").await.unwrap(),
+            [("a.txt".to_string(), json!("y"))]
+        );
+        j.annotate("r", "winner", "c1", "t").await.unwrap();
+        assert_eq!(j.annotations("r").await.unwrap()["winner"], "c1");
+
+        j.register_owner(&me).await.unwrap();
+        j.owner_heartbeat("me", 500, 2).await.unwrap();
+        let live = j.live_owners(100).await.unwrap();
+        assert_eq!((live.len(), live[0].runs_held), (1, 2));
+        assert!(j.live_owners(600).await.unwrap().is_empty());
+        j.send_command("r", "c0001", "skip", "t").await.unwrap();
+        j.send_command("r", "c0002", "retry", "t").await.unwrap();
+        let commands = j.take_commands("r").await.unwrap();
+        assert_eq!(commands[0], ("c0001".to_string(), "skip".to_string()));
+        assert_eq!(commands.len(), 2);
+        assert!(
+            j.take_commands("r").await.unwrap().is_empty(),
+            "each handed out once"
+        );
+        let stats = j.stats().await.unwrap();
+        assert_eq!(stats.runs_by_status, [("running".to_string(), 1)]);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_claims_on_postgres_never_take_a_run_twice() {
+    let db = TestDatabase::create();
+    let j = std::sync::Arc::new(Journal::open_postgres(&db.url, 10).await.unwrap());
+    let request = json!({});
+    for i in 0..20 {
+        let record = RunRecord {
+            status: RunStatus::Queued,
+            ..run_record(&format!("q{i:02}"))
+        };
+        let new = NewRun {
+            record: &record,
+            owner: None,
+            lease_until: 0,
+            detached: true,
+            request: &request,
+        };
+        j.insert_run(&new).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let j = j.clone();
+        tasks.push(tokio::spawn(async move {
+            let me = owner(&format!("w{w}"));
+            let mut mine = Vec::new();
+            while let Some(c) = j.claim(&me, 10, i64::MAX).await.unwrap() {
+                mine.push(c.fence.run_id);
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    let before = all.len();
+    all.dedup();
     assert_eq!(
-        j.artifacts("r").await.unwrap(),
-        [("a.txt".to_string(), json!("y"))]
+        (before, all.len()),
+        (20, 20),
+        "every run claimed exactly once"
     );
-    j.annotate("r", "winner", "c1", "t").await.unwrap();
-    assert_eq!(j.annotations("r").await.unwrap()["winner"], "c1");
-    let stats = j.stats().await.unwrap();
-    assert!(stats.runs_by_status.is_empty());
 }

@@ -116,7 +116,7 @@ impl RunLoop {
         if let Err(e) = self
             .engine
             .journal
-            .put_artifact(&self.run_id, &name, &content)
+            .put_artifact(&self.fence, &name, &content)
             .await
         {
             let what = format!("artifact '{name}'");

@@ -13,7 +13,7 @@ use futures::FutureExt as _;
 
 use super::driver::{CallTally, Internal, RunLoop};
 use super::live::LiveCall;
-use super::replay::{Answer, present};
+use super::replay::{Answer, Known, present};
 use crate::call::CallSpec;
 use crate::events::RunEvent;
 use crate::journal::CachedResult;
@@ -56,8 +56,10 @@ impl RunLoop {
             .lookup(journal, &prepared.record.content_key)
             .await
         {
-            Some(hit) => self.replay_call(call, prepared.record, hit).await,
-            None => self.start_live(call, prepared).await,
+            Known::Own(row) => self.answer_from_own(call, *row),
+            Known::Unfinished => self.start_live(call, prepared, true).await,
+            Known::Hit(hit) => self.replay_call(call, prepared.record, hit).await,
+            Known::Nothing => self.start_live(call, prepared, false).await,
         }
     }
 
@@ -107,7 +109,6 @@ impl RunLoop {
         agent: String,
         backend: &dyn AgentBackend,
     ) -> CallRecord {
-        let seq = self.counts.total;
         let model = call
             .opts
             .model
@@ -121,10 +122,20 @@ impl RunLoop {
         let hash = keys::content_hash(&call.prompt, &keyed, &backend.fingerprint());
         let occurrence = self.occurrences.entry(hash.clone()).or_insert(0);
         *occurrence += 1;
+        let content_key = keys::content_key(&hash, *occurrence);
+        // A call an earlier owner of this run already made keeps its row and id.
+        let (call_id, seq) = match self.replay.own_row(&content_key) {
+            Some(row) => (row.call_id.clone(), row.seq),
+            None => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                (format!("c{seq:04}"), seq)
+            }
+        };
         CallRecord {
-            call_id: format!("c{seq:04}"),
+            call_id,
             seq,
-            content_key: keys::content_key(&hash, *occurrence),
+            content_key,
             label: call.opts.label.clone(),
             phase: call.opts.phase.clone().or_else(|| call.phase.clone()),
             line: call.line,
@@ -161,7 +172,7 @@ impl RunLoop {
         record.result = Some(hit.value.clone());
         let journal = &self.engine.journal;
         if let Err(e) = journal
-            .insert_replayed_calls(&self.run_id, std::slice::from_ref(&record))
+            .insert_replayed_calls(&self.fence, std::slice::from_ref(&record))
             .await
         {
             // The script is never told: the run ends failed before it could go on.
@@ -198,10 +209,51 @@ impl RunLoop {
         });
     }
 
-    /// Journals the call as `pending` and starts it on its own task.
-    async fn start_live(&mut self, call: AgentStart, prepared: Prepared) {
+    /// Answers the call from this run's own journal (an earlier owner finished it): the
+    /// row stays as it is.
+    fn answer_from_own(&mut self, call: AgentStart, row: CallRecord) {
+        let value = row.result.clone().unwrap_or_default();
+        self.budget.charge(row.usage.output_tokens);
+        self.count(&CallTally {
+            live: false,
+            replayed: true,
+            failed: false,
+            usage: row.usage,
+        });
+        self.engine.emit(RunEvent::CallFinished {
+            run_id: self.run_id.clone(),
+            call_id: row.call_id.clone(),
+            status: CallStatus::Completed,
+            cached: true,
+            usage: row.usage,
+            duration_ms: 0,
+            error: None,
+        });
+        let answer = Answer {
+            value,
+            usage: &row.usage,
+            duration_ms: 0,
+            cached: true,
+            worktree: None,
+        };
+        let value = present(&call.opts, answer);
+        self.reply(HostEvent::Resolve {
+            id: call.id,
+            value,
+            budget_spent: self.budget.spent(),
+        });
+    }
+
+    /// Journals the call as `pending` (a new row, or this run's own unfinished row when
+    /// `again`) and starts it on its own task.
+    async fn start_live(&mut self, call: AgentStart, prepared: Prepared, again: bool) {
         let record = prepared.record;
-        if let Err(e) = self.engine.journal.insert_call(&self.run_id, &record).await {
+        let journal = &self.engine.journal;
+        let journaled = match again {
+            true => journal.restart_call(&self.fence, &record).await,
+            false => journal.insert_call(&self.fence, &record).await,
+        };
+        if let Err(e) = journaled {
             return self.journal_failed(self.engine.journal_failure("a call's start", &e));
         }
         let settings = &self.engine.settings;
@@ -223,6 +275,7 @@ impl RunLoop {
         let task = LiveCall {
             engine: self.engine.clone(),
             run_id: self.run_id.clone(),
+            fence: self.fence.clone(),
             record,
             opts: call.opts,
             id: call.id,

@@ -18,23 +18,30 @@ use super::replay::Replay;
 use crate::budget::Budget;
 use crate::control::RunControl;
 use crate::events::RunEvent;
-use crate::journal::CachedResult;
+use crate::journal::Fence;
 use crate::sandbox::{self, SandboxHandle, SandboxLimits};
 use crate::{Engine, now_rfc3339};
 
 /// How long a cancelled script may take to unwind before the run ends without it.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// The words of a write refused by the fence (see `journal::Fenced`): another owner took
+/// the run over.
+pub(super) const FENCED_MARK: &str = "taken over by another owner";
+
 /// How long calls the script left behind may take to journal their cancellation.
 const DRAIN: Duration = Duration::from_secs(15);
 
 /// Everything a run starts with.
 pub(crate) struct RunSetup {
     pub engine: Arc<Engine>,
-    pub run_id: String,
+    /// The run and the epoch this process holds it at.
+    pub fence: Fence,
     pub request: RunRequest,
-    /// The resumed run's completed calls, by content key.
-    pub resume: HashMap<String, CachedResult>,
+    /// What may replay instead of asking an agent.
+    pub replay: Replay,
     pub budget_total: Option<u64>,
+    /// Taken over from an owner that died or lost its lease.
+    pub resumed: bool,
     pub cancel: CancellationToken,
     pub control: RunControl,
 }
@@ -80,12 +87,18 @@ pub(super) struct Faults {
     pub journal_broken: bool,
     /// The sandbox sent a request its runtime never would.
     pub sandbox: Option<String>,
+    /// Another owner took the run over: this copy stops and writes nothing more.
+    pub fenced: bool,
 }
 
 /// One run's state while it goes.
 pub(super) struct RunLoop {
     pub engine: Arc<Engine>,
     pub run_id: String,
+    /// Every journal write of the run carries it (docs/DESIGN.md §7).
+    pub fence: Fence,
+    /// The `seq` of the next new call (after the calls of an earlier owner).
+    pub next_seq: u32,
     pub guest: std::sync::mpsc::Sender<String>,
     pub internal: mpsc::UnboundedSender<Internal>,
     pub cancel: CancellationToken,
@@ -109,7 +122,7 @@ pub(super) struct RunLoop {
 pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
     let engine = setup.engine.clone();
     let init = Init {
-        run_id: setup.run_id.clone(),
+        run_id: setup.fence.run_id.clone(),
         script: setup.request.script.clone(),
         args: setup.request.args.clone(),
         budget_total: setup.budget_total,
@@ -122,26 +135,40 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
     };
     let mut sandbox = sandbox::spawn(setup.request.sandbox, &init, limits);
     let (internal, mut internal_rx) = mpsc::unbounded_channel();
+    let run_id = setup.fence.run_id.clone();
+    let log_seq = match setup.replay.has_own_calls() || setup.resumed {
+        true => engine.journal.last_log_seq(&run_id).await.unwrap_or(0),
+        false => 0,
+    };
     let mut lp = RunLoop {
-        run_id: setup.run_id,
+        next_seq: setup.replay.last_own_seq() + 1,
+        run_id,
+        fence: setup.fence,
         guest: sandbox.events.clone(),
         internal,
         cancel: setup.cancel.clone(),
         control: setup.control,
         budget: Arc::new(Budget::new(setup.budget_total)),
         slots: Arc::new(Semaphore::new(engine.settings.concurrency)),
-        replay: Replay::new(setup.resume, setup.request.no_cache),
+        replay: setup.replay,
         occurrences: HashMap::new(),
         counts: AgentCounts::default(),
         usage: UsageTotals::default(),
         quotas: Quotas::default(),
         faults: Faults::default(),
-        log_seq: 0,
+        log_seq,
         phase: None,
         timers: HashMap::new(),
         calls: JoinSet::new(),
         engine,
     };
+    if setup.resumed {
+        let message = format!(
+            "resumed by {} after its previous owner stopped; finished calls replay from the journal, unfinished ones run again",
+            lp.engine.owner_id()
+        );
+        lp.log(LogLevel::Info, message).await;
+    }
     let end = lp.until_the_end(&mut sandbox, &mut internal_rx).await;
     // Decided before `finish` cancels the leftover calls itself: a cancel that raced the
     // script's own ending still counts as a cancelled run.
@@ -161,6 +188,9 @@ impl RunLoop {
         let mut poll = tokio::time::interval(Duration::from_millis(500));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if self.faults.fenced {
+                return Err(ScriptError::new(ErrorName::WorkflowAbortError, FENCED_MARK));
+            }
             if let Some(error) = self
                 .faults
                 .journal
@@ -187,12 +217,32 @@ impl RunLoop {
                 _ = tokio::time::sleep(CANCEL_GRACE), if cancel_sent => {
                     return Err(ScriptError::new(ErrorName::WorkflowAbortError, "the run was cancelled (the script did not stop in time)"));
                 }
-                _ = poll.tick(), if !cancel_sent => {
-                    if self.engine.journal.cancel_requested(&self.run_id).await.unwrap_or(false) {
-                        cancel.cancel();
-                    }
-                }
+                _ = poll.tick(), if !cancel_sent => self.poll_requests().await,
             }
+        }
+    }
+
+    /// What other processes asked through the journal: a cancel, skips and retries.
+    async fn poll_requests(&mut self) {
+        let journal = &self.engine.journal;
+        if journal
+            .cancel_requested(&self.run_id)
+            .await
+            .unwrap_or(false)
+        {
+            self.cancel.cancel();
+        }
+        for (call_id, command) in journal
+            .take_commands(&self.run_id)
+            .await
+            .unwrap_or_default()
+        {
+            let command = match command.as_str() {
+                "skip" => crate::CallCommand::Skip,
+                "retry" => crate::CallCommand::Retry,
+                _ => continue,
+            };
+            self.control.send(&call_id, command);
         }
     }
 
@@ -230,8 +280,15 @@ impl RunLoop {
         }
     }
 
-    /// Records the first journal failure; the loop ends the run with it.
+    /// Records the first journal failure; the loop ends the run with it. A write refused
+    /// by the fence means another owner took the run: this copy just stops.
     pub(super) fn journal_failed(&mut self, error: String) {
+        if error.contains(FENCED_MARK) {
+            self.faults.fenced = true;
+            self.faults.journal_broken = true;
+            self.engine.lost_lease(&self.run_id);
+            return;
+        }
         tracing::error!("run {}: {error}", self.run_id);
         if self.faults.journal.is_none() && !self.faults.journal_broken {
             self.faults.journal = Some(error);
@@ -262,7 +319,7 @@ impl RunLoop {
             message,
         };
         if !self.faults.journal_broken
-            && let Err(e) = self.engine.journal.append_log(&self.run_id, &line).await
+            && let Err(e) = self.engine.journal.append_log(&self.fence, &line).await
         {
             self.journal_failed(self.engine.journal_failure("a log line", &e));
         }
@@ -308,10 +365,28 @@ impl RunLoop {
             }
             Err(error) => (RunStatus::Failed, Value::Null, Some(error.to_string())),
         };
+        if self.faults.fenced {
+            return self.taken_over();
+        }
         if let Some(message) = &error {
             self.log(LogLevel::Error, message.clone()).await;
         }
         self.journal_end(status, result, error).await
+    }
+
+    /// The outcome of a copy that lost its run to another owner: `interrupted` here (the
+    /// run goes on elsewhere), nothing journaled.
+    fn taken_over(&self) -> RunOutcome {
+        RunOutcome {
+            run_id: self.run_id.clone(),
+            status: RunStatus::Interrupted,
+            result: Value::Null,
+            error: Some(format!(
+                "{FENCED_MARK}; the run goes on under its new owner"
+            )),
+            agents: self.counts,
+            usage: self.usage,
+        }
     }
 
     /// Journals the run's end; never reports an end the journal does not hold.
@@ -325,13 +400,13 @@ impl RunLoop {
         let journaled = self
             .engine
             .journal
-            .finish_run(&self.run_id, status, &stored_result, &error, &now_rfc3339())
+            .finish_run(&self.fence, status, &stored_result, &error, &now_rfc3339())
             .await;
         let journaled_failed = journaled.is_err();
         let mut outcome = match journaled {
             // The run shows `interrupted` in the journal once this process is gone, and
             // `--resume` picks it up.
-            Err(e) => super::unjournaled_outcome(
+            Err(e) => super::start::unjournaled_outcome(
                 &self.run_id,
                 self.engine.journal_failure("the run's end", &e),
             ),

@@ -17,7 +17,7 @@ use crate::budget::{Budget, Reservation};
 use crate::call::{self, CallFailure, CallReport, CallSpec};
 use crate::control::{CallCommand, RunControl};
 use crate::events::RunEvent;
-use crate::journal::CachedResult;
+use crate::journal::{CachedResult, Fence};
 use crate::worktree::{Kept, Worktree};
 use crate::{Engine, now_rfc3339};
 
@@ -34,6 +34,8 @@ const UNFINISHED: &[&str] = &[
 pub(super) struct LiveCall {
     pub engine: Arc<Engine>,
     pub run_id: String,
+    /// The run's write fence (docs/DESIGN.md §7).
+    pub fence: Fence,
     /// Its journal row; the end fields are filled in as it ends.
     pub record: CallRecord,
     pub opts: AgentOptions,
@@ -96,7 +98,7 @@ impl LiveCall {
         if let Err(e) = self
             .engine
             .journal
-            .mark_call_running(&self.run_id, &self.record.call_id)
+            .mark_call_running(&self.fence, &self.record.call_id)
             .await
         {
             let error = self.engine.journal_failure("a call's start", &e);
@@ -265,7 +267,7 @@ impl LiveCall {
         if let Err(e) = self
             .engine
             .journal
-            .finish_call(&self.run_id, &self.record)
+            .finish_call(&self.fence, &self.record)
             .await
         {
             // The result is not journaled, so the script must not see it.

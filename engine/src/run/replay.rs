@@ -1,42 +1,92 @@
-//! Where a call's answer may already be (docs/DESIGN.md §3): the resumed run's journal
-//! first, then the cross-run cache; and how an answer is shown to the script (the bare
-//! value, or the `detail: true` extension).
+//! Where a call's answer may already be (docs/DESIGN.md §3, §7): the run's own journal
+//! (a run resumed under its id after its owner died), the resumed run's journal
+//! (`--resume`), then the cross-run cache; and how an answer is shown to the script (the
+//! bare value, or the `detail: true` extension).
 
 use std::collections::HashMap;
 
 use booflow_host_api::AgentOptions;
-use booflow_types::Usage;
+use booflow_types::{CallRecord, CallStatus, Usage};
 use serde_json::{Value, json};
 
 use crate::journal::{CachedResult, Journal};
 use crate::worktree::Kept;
 
 /// The answers a run may replay instead of asking an agent.
-pub(super) struct Replay {
+pub(crate) struct Replay {
+    /// This run's own calls from an earlier owner, by content key.
+    own: HashMap<String, CallRecord>,
     /// The resumed run's completed calls, by content key.
     resume: HashMap<String, CachedResult>,
-    /// `--no-cache`: only the resumed journal replays.
+    /// `--no-cache`: only journals replay.
     no_cache: bool,
 }
 
+/// What is known about a call before it runs.
+pub(super) enum Known {
+    /// This run's journal has it finished: it is answered from its row, which stays.
+    Own(Box<CallRecord>),
+    /// This run's journal has it started but not finished: it runs again on its row.
+    Unfinished,
+    /// The resumed run's journal or the cache has the answer: a new row, replayed.
+    Hit(CachedResult),
+    /// Nothing: a new row, live.
+    Nothing,
+}
+
 impl Replay {
-    pub(super) fn new(resume: HashMap<String, CachedResult>, no_cache: bool) -> Self {
-        Self { resume, no_cache }
+    /// `resume`: a resumed run's completed calls; `own`: this run's rows written by an
+    /// earlier owner.
+    pub(crate) fn new(
+        resume: HashMap<String, CachedResult>,
+        own: Vec<CallRecord>,
+        no_cache: bool,
+    ) -> Self {
+        Self {
+            own: super::start::by_key(own),
+            resume,
+            no_cache,
+        }
     }
 
-    /// The answer already known for `key`, if any. A cache that cannot be read is treated
-    /// as a miss (the call runs live), with a warning.
-    pub(super) async fn lookup(&self, journal: &Journal, key: &str) -> Option<CachedResult> {
+    /// Whether an earlier owner wrote calls of this run.
+    pub(super) fn has_own_calls(&self) -> bool {
+        !self.own.is_empty()
+    }
+
+    /// The highest `seq` of this run's own calls (0 without any).
+    pub(super) fn last_own_seq(&self) -> u32 {
+        self.own.values().map(|c| c.seq).max().unwrap_or(0)
+    }
+
+    /// This run's own row for `key`, if an earlier owner wrote one.
+    pub(super) fn own_row(&self, key: &str) -> Option<&CallRecord> {
+        self.own.get(key)
+    }
+
+    /// What is known for `key`. A cache that cannot be read is treated as a miss (the call
+    /// runs live), with a warning.
+    pub(super) async fn lookup(&self, journal: &Journal, key: &str) -> Known {
+        if let Some(row) = self.own.get(key) {
+            return match row.status {
+                CallStatus::Completed if row.result.is_some() => Known::Own(Box::new(row.clone())),
+                _ => Known::Unfinished,
+            };
+        }
         if let Some(hit) = self.resume.get(key) {
-            return Some(hit.clone());
+            return Known::Hit(hit.clone());
         }
         if self.no_cache {
-            return None;
+            return Known::Nothing;
         }
-        journal.cache_get(key).await.unwrap_or_else(|e| {
-            tracing::warn!("cache lookup failed, running live: {e:#}");
-            None
-        })
+        match journal.cache_get(key).await {
+            Ok(Some(hit)) => Known::Hit(hit),
+            Ok(None) => Known::Nothing,
+            Err(e) => {
+                tracing::warn!("cache lookup failed, running live: {e:#}");
+                Known::Nothing
+            }
+        }
     }
 }
 

@@ -111,6 +111,33 @@ fn server_metrics(registry: &mut Registry, state: &AppState) {
         "Runs of this server now, queued or running",
         &counts,
     );
+    let leases = state.engine.lease_counters();
+    for (name, help, counter) in [
+        (
+            "lease_claims",
+            "Queued runs this server claimed",
+            &leases.claimed,
+        ),
+        (
+            "lease_takeovers",
+            "Runs this server adopted after their owner died or lost its lease",
+            &leases.takeovers,
+        ),
+        (
+            "lease_renewals",
+            "Lease renewals of the runs this server holds",
+            &leases.renewals,
+        ),
+        (
+            "lease_lost",
+            "Runs this server lost to another owner",
+            &leases.lost,
+        ),
+    ] {
+        let metric = Counter::<u64>::default();
+        registry.register(name, help, metric.clone());
+        metric.inc_by(counter.load(std::sync::atomic::Ordering::Relaxed));
+    }
 }
 
 fn pool_metrics(registry: &mut Registry, state: &AppState) {

@@ -32,12 +32,17 @@ pub async fn discover_workflows(state: &AppState) -> booflow_workflows::Discover
         .unwrap_or_default()
 }
 
-/// `GET /api/health` → `{status: "ok", version, runs: {queued, running}, max_concurrent}`.
-pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
-    Json(Health {
+/// `GET /api/health` → `{status: "ok", version, owner, runs: {queued, running},
+/// max_concurrent, owners: [{owner_id, kind, host, pid, heartbeat_age_ms, runs_held}]}`.
+pub async fn health(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<Health>, crate::error::ApiError> {
+    Ok(Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        owner: state.engine.owner_id(),
         runs: state.active_counts(),
         max_concurrent: state.engine.settings().max_concurrent_runs as u32,
-    })
+        owners: state.engine.owners().await?,
+    }))
 }

@@ -59,12 +59,9 @@ pub async fn start(State(state): State<Arc<AppState>>, body: Bytes) -> Reply<Run
         budget: body.budget,
         ..RunRequest::for_workflow(entry, args)
     };
-    let handle = state
-        .engine
-        .queue_run(request, Some(state.gate.clone()))
-        .await?;
+    let run_id = state.engine.enqueue(request).await?;
     let accepted = RunAccepted {
-        run_id: handle.run_id,
+        run_id,
         status: RunStatus::Queued,
     };
     Ok((StatusCode::ACCEPTED, Json(accepted)))
@@ -197,6 +194,8 @@ pub async fn get(
         phases: run.phases,
         annotations,
         annotation_rules: run.annotation_rules,
+        owner: run.owner,
+        resume_count: run.resume_count,
         calls,
     })
 }

@@ -1,7 +1,9 @@
 //! Test support for booflow: the only stand-in in booflow's tests is the *model* behind the
-//! agents (DESIGN.md §9).
+//! agents (docs/DESIGN.md §9).
 //!
 //! - [`model_server`]: a scripted OpenAI-compatible chat completions server.
+//! - [`postgres`]: a PostgreSQL database of its own for one test (the journal's second
+//!   backend is real, not stood in for).
 //! - [`test_agent`]: locating the v1 ACP test agent binary (`booflow-test-agent`), built with
 //!   the `agent-client-protocol` crate, for fault tests (crash, hang, permission, fs).
 //!
@@ -10,4 +12,5 @@
 //! `[[reply:TEXT]]`, `[[delay:MS]]`, … (see each module).
 
 pub mod model_server;
+pub mod postgres;
 pub mod test_agent;
