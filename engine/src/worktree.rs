@@ -80,8 +80,11 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
 }
 
 impl Worktree {
-    /// Creates the worktree from the project's `HEAD` now (not a stale base).
-    /// Errors: the project is not a git repository with a commit, or git refuses.
+    /// Creates the worktree from the project's `HEAD` now (not a stale base); one left by
+    /// an earlier owner of the same run and call is replaced.
+    ///
+    /// # Errors
+    /// The project is not a git repository with a commit, or git refuses.
     pub async fn create(project: &Path, run_id: &str, call_id: &str) -> Result<Self, String> {
         git(project, &["rev-parse", "--verify", "HEAD"])
             .await
@@ -97,6 +100,12 @@ impl Worktree {
             .join(call_id);
         let branch = format!("booflow/{run_id}/{call_id}");
         let path_text = path.to_string_lossy().into_owned();
+        // A call of a resumed run that an earlier owner had started left its worktree:
+        // the call starts over from HEAD, so the old tree and branch go first.
+        if path.exists() {
+            let _ = git(project, &["worktree", "remove", "--force", &path_text]).await;
+            let _ = git(project, &["branch", "-D", &branch]).await;
+        }
         git(
             project,
             &[

@@ -84,6 +84,10 @@ pub struct RunSummary {
     pub run_id: String,
     pub workflow: String,
     pub status: RunStatus,
+    /// The process executing it, while it runs.
+    pub owner: Option<String>,
+    /// Takeovers after its owner died or lost its lease.
+    pub resume_count: u32,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub error: Option<String>,

@@ -109,6 +109,8 @@ async fn summary(state: &AppState, run: RunRecord) -> Result<RunSummary, ApiErro
         run_id: run.run_id,
         workflow: run.workflow,
         status: run.status,
+        owner: run.owner,
+        resume_count: run.resume_count,
         started_at: run.started_at,
         finished_at: run.finished_at,
         error: run.error,
