@@ -1,4 +1,4 @@
-//! Resolves `workflow(nameOrRef)` for the engine through discovery (DESIGN.md §1, §5).
+//! Resolves `workflow(nameOrRef)` for the engine through discovery (docs/DESIGN.md §1, §5).
 
 use std::path::{Path, PathBuf};
 

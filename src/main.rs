@@ -1,5 +1,5 @@
 //! `booflow`: run Claude Code–format workflow scripts in a sandbox against a pool of coding
-//! agents (DESIGN.md §6).
+//! agents (docs/DESIGN.md §6).
 
 mod cli;
 mod loader;

@@ -1,4 +1,4 @@
-//! Journal, cache and resume (DESIGN.md §3): same input → zero live calls; one changed input
+//! Journal, cache and resume (docs/DESIGN.md §3): same input → zero live calls; one changed input
 //! → only the calls that depend on it; `--resume` after a failed call → only that call and
 //! what depends on it.
 

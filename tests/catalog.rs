@@ -1,4 +1,4 @@
-//! The built-in catalog (DESIGN.md §5): each workflow's first `meta.args` example runs as is,
+//! The built-in catalog (docs/DESIGN.md §5): each workflow's first `meta.args` example runs as is,
 //! and each one's call graph and result shape, against the scripted model server.
 
 mod common;

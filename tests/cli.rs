@@ -1,4 +1,4 @@
-//! The CLI contract (DESIGN.md §6): `list`, `validate`, the `--json` outcome shape, exit
+//! The CLI contract (docs/DESIGN.md §6): `list`, `validate`, the `--json` outcome shape, exit
 //! codes, `runs`/`show`.
 
 mod common;

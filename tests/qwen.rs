@@ -1,6 +1,6 @@
 //! End-to-end with the real ACP agent qwen-code (`@qwen-code/qwen-code` from the npm
 //! registry, `qwen --acp`, `auth_method = "openai"`) over the scripted model server, through
-//! the `booflow` binary (DESIGN.md §9).
+//! the `booflow` binary (docs/DESIGN.md §9).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Hostile scripts (DESIGN.md §1, §2): each ends with a clear error within the time bound,
+//! Hostile scripts (docs/DESIGN.md §1, §2): each ends with a clear error within the time bound,
 //! and a normal run works right after.
 
 mod common;

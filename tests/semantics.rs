@@ -1,4 +1,4 @@
-//! The globals of DESIGN.md §1 with their exact semantics, through the real binary and the
+//! The globals of docs/DESIGN.md §1 with their exact semantics, through the real binary and the
 //! scripted model server.
 
 mod common;

@@ -1,5 +1,5 @@
 //! `booflow serve` through HTTP and WebSocket against the real binary, with the scripted
-//! model server behind the agents (issue 4): start/list/get runs, cancel, skip, retry,
+//! model server behind the agents: start/list/get runs, cancel, skip, retry,
 //! pagination, 4xx errors, token auth, queueing at WORKFLOW_MAX_CONCURRENT, the frame
 //! stream and its replay on reconnect, /metrics and the embedded pane; `guards` has the
 //! hostile clients.

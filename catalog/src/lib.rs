@@ -1,4 +1,4 @@
-//! The built-in workflow catalog (DESIGN.md §5), embedded in the binary so a fresh install
+//! The built-in workflow catalog (docs/DESIGN.md §5), embedded in the binary so a fresh install
 //! has workflows to run. Each script lives in `catalog/workflows/<name>.js` in the Claude
 //! Code Workflow format; `booflow list` shows them with `source = "catalog"`. A project or
 //! global workflow of the same name shadows a catalog one.

@@ -1,4 +1,4 @@
-//! The run's token budget with reservations (DESIGN.md §1).
+//! The run's token budget with reservations (docs/DESIGN.md §1).
 //!
 //! `spent` counts output tokens (reasoning included) of the run's calls, live or replayed.
 //! A live call *reserves* tokens when it takes a concurrency slot and reconciles when it

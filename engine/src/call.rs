@@ -29,7 +29,7 @@ pub struct CallSpec {
 /// Why a call produced no value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallFailure {
-    /// Stalled on every attempt: the call resolves `null`, with a logged error (DESIGN.md §1).
+    /// Stalled on every attempt: the call resolves `null`, with a logged error (docs/DESIGN.md §1).
     Exhausted(String),
     /// The agent failed, or the answer never matched the schema: the call rejects.
     Failed(String),

@@ -1,4 +1,4 @@
-//! `isolation: 'worktree'` (DESIGN.md §4): a call runs in a fresh git worktree based on the
+//! `isolation: 'worktree'` (docs/DESIGN.md §4): a call runs in a fresh git worktree based on the
 //! project's current `HEAD`, under `.boocode/worktrees/<run>/<call>` on branch
 //! `booflow/<run>/<call>`. Afterwards an unchanged worktree is removed; a changed one is
 //! kept and reported with its branch and diff.

@@ -1,10 +1,10 @@
-//! Stable error names thrown by the workflow runtime (DESIGN.md §1).
+//! Stable error names thrown by the workflow runtime (docs/DESIGN.md §1).
 
 use serde::{Deserialize, Serialize};
 
 /// The stable names of runtime errors a script can catch and test with `e.name`.
 ///
-/// The names are part of the public contract (DESIGN.md §1) and must never change.
+/// The names are part of the public contract (docs/DESIGN.md §1) and must never change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorName {
     /// More than the per-run agent cap (default 1000, as in Claude Code) of `agent()` calls.

@@ -1,4 +1,4 @@
-//! Content keys (DESIGN.md §3).
+//! Content keys (docs/DESIGN.md §3).
 //!
 //! A key is SHA-256 over canonical JSON (object keys sorted, no whitespace) of the prompt,
 //! the dispatch-affecting options and a fingerprint of the resolved agent backend, then

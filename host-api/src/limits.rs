@@ -1,4 +1,4 @@
-//! Default limits (DESIGN.md §1). Each is configurable through the environment variable
+//! Default limits (docs/DESIGN.md §1). Each is configurable through the environment variable
 //! named on it; defaults follow Claude Code's Workflow tool where it has one.
 
 /// Agent calls per run, nested workflows included (`WORKFLOW_MAX_AGENTS`). Claude Code caps

@@ -1,4 +1,4 @@
-//! The `agent(prompt, opts)` options allowlist (DESIGN.md §1).
+//! The `agent(prompt, opts)` options allowlist (docs/DESIGN.md §1).
 //!
 //! Claude Code's Workflow tool accepts exactly `label`, `phase`, `schema`, `model`,
 //! `isolation`, `agentType`, `stallMs`, `effort` and `tools`; booflow adds `detail`. Any
@@ -214,7 +214,7 @@ impl AgentOptions {
         Ok(opts)
     }
 
-    /// The options that change what the agent is asked, in the content key (DESIGN.md §3):
+    /// The options that change what the agent is asked, in the content key (docs/DESIGN.md §3):
     /// `schema`, `model`, `isolation`, `agentType`, `effort`, `tools`. `label`, `phase`,
     /// `stallMs` and `detail` are cosmetic and left out.
     pub fn dispatch_affecting(&self) -> Value {

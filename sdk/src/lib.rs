@@ -1,4 +1,4 @@
-//! The Rust guest SDK for booflow `.wasm` workflows (DESIGN.md §2).
+//! The Rust guest SDK for booflow `.wasm` workflows (docs/DESIGN.md §2).
 //!
 //! A `.wasm` workflow is a `wasm32-wasip1` command that talks to the host through three
 //! imports in the `booflow` module — the same ones the built-in JavaScript runtime uses:

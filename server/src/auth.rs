@@ -138,7 +138,7 @@ fn same(a: &str, b: &str) -> bool {
 
 /// Requires the server's token (when it has one) on every route of the API router: 401
 /// `{"error": "…"}` when it is missing or wrong. A non-loopback bind needs a token of at
-/// least [`crate::MIN_TOKEN_LEN`] bytes (DESIGN.md §6: binding a non-loopback address
+/// least [`crate::MIN_TOKEN_LEN`] bytes (docs/DESIGN.md §6: binding a non-loopback address
 /// requires a token).
 pub async fn require_token(
     State(state): State<Arc<AppState>>,
@@ -165,7 +165,7 @@ pub async fn require_token(
 ///
 /// Errors, each naming `--token`/`BOOFLOW_TOKEN`: a token that is all whitespace (anywhere);
 /// on a non-loopback `bind`, no token or one shorter than [`crate::MIN_TOKEN_LEN`] bytes
-/// (DESIGN.md §6: a non-loopback address requires a token; a short one can be guessed over
+/// (docs/DESIGN.md §6: a non-loopback address requires a token; a short one can be guessed over
 /// the network).
 pub(crate) fn check_token(bind: SocketAddr, token: Option<&str>) -> anyhow::Result<Option<String>> {
     let min = crate::MIN_TOKEN_LEN;

@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md §6). Flags and the `--json` shape are a contract that
+//! The command line (docs/DESIGN.md §6). Flags and the `--json` shape are a contract that
 //! scripts and outside checks rely on.
 
 mod inspect;

@@ -198,7 +198,7 @@ pub(super) async fn watch(mut handle: RunHandle, name: &str) -> anyhow::Result<R
     Ok(outcome)
 }
 
-/// `--json`: the outcome object (docs/docs/DESIGN.md §6); otherwise the result itself.
+/// `--json`: the outcome object (docs/DESIGN.md §6); otherwise the result itself.
 pub(super) fn print_outcome(outcome: &RunOutcome, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(outcome)?);

@@ -1,4 +1,4 @@
-//! Finding workflows (DESIGN.md §5): project `.boocode/workflows/*.js` walking up from the
+//! Finding workflows (docs/DESIGN.md §5): project `.boocode/workflows/*.js` walking up from the
 //! current directory, global `~/.boocode/workflows/*.js`, and the embedded catalog.
 //!
 //! Rules chosen where the brief is open:
@@ -186,7 +186,7 @@ pub fn default_home() -> Option<PathBuf> {
     dirs::home_dir()
 }
 
-/// Lists the workflows visible from `cwd` (DESIGN.md §5): project ones (see the module
+/// Lists the workflows visible from `cwd` (docs/DESIGN.md §5): project ones (see the module
 /// docs for the walk), then global ones under `home` (skipped when `None`), then the
 /// catalog, each scope shadowing the later ones by name. Never fails: unreadable or invalid
 /// files are returned as [`Discovery::problems`].

@@ -1,5 +1,5 @@
 //! Workflow scripts: parsing and validating `export const meta = {…}` without running any
-//! JavaScript (DESIGN.md §1), and finding workflows on disk and in the catalog (§5).
+//! JavaScript (docs/DESIGN.md §1), and finding workflows on disk and in the catalog (§5).
 //!
 //! - [`parse_script`] splits a script into its validated [`Meta`] and its body.
 //! - [`discover`] lists the workflows visible from a directory, with shadowing, and reports
@@ -78,7 +78,7 @@ pub struct ParsedScript {
     pub meta_span: Range<usize>,
 }
 
-/// Parses a workflow script (DESIGN.md §1): checks the size cap
+/// Parses a workflow script (docs/DESIGN.md §1): checks the size cap
 /// ([`MAX_SCRIPT_BYTES`], 512 KiB, before any parsing), parses the first statement
 /// `export const meta = <pure literal>` without evaluating it, validates the meta, and
 /// blanks the statement out of the body. `file` is only used in error messages.

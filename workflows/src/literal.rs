@@ -1,5 +1,5 @@
 //! The `export const meta = <literal>` statement, parsed without evaluating any JavaScript
-//! (DESIGN.md §1: meta is a *pure literal*).
+//! (docs/DESIGN.md §1: meta is a *pure literal*).
 //!
 //! Grammar accepted for the literal: objects (identifier, string and numeric keys), arrays,
 //! quoted strings, templates without `${}`, numbers with an optional sign, `true`, `false`,
@@ -19,7 +19,7 @@ use crate::tokens;
 /// Deeper nesting is rejected so a hostile file cannot overflow the parser's stack.
 const MAX_DEPTH: usize = 64;
 
-/// Keys rejected at any depth (DESIGN.md §1): they reach the object prototype in JS.
+/// Keys rejected at any depth (docs/DESIGN.md §1): they reach the object prototype in JS.
 const FORBIDDEN_KEYS: [&str; 3] = ["__proto__", "constructor", "prototype"];
 
 /// The parsed meta statement.

@@ -1,11 +1,11 @@
-//! Validation of the parsed `meta` value into [`Meta`] (DESIGN.md §1).
+//! Validation of the parsed `meta` value into [`Meta`] (docs/DESIGN.md §1).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// A workflow's validated `meta` (DESIGN.md §1).
+/// A workflow's validated `meta` (docs/DESIGN.md §1).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
@@ -62,7 +62,7 @@ const KNOWN_KEYS: [&str; 6] = [
 const PHASE_KEYS: [&str; 3] = ["title", "detail", "model"];
 
 impl Meta {
-    /// Checks a parsed meta literal against DESIGN.md §1: `name` and `description` are
+    /// Checks a parsed meta literal against docs/DESIGN.md §1: `name` and `description` are
     /// required non-empty strings, `whenToUse` a string, `phases` an array of objects with a
     /// string `title` (and optional string `detail`/`model`), `args` an object (a JSON
     /// Schema). Unknown keys are accepted and ignored; each one yields a warning

@@ -28,7 +28,7 @@ pub(crate) fn string(cur: &mut Cursor) -> Result<String, LitError> {
 }
 
 /// Reads a `` `…` `` template. Interpolation is rejected: meta must be a pure literal
-/// (DESIGN.md §1). Raw line breaks are normalised to `\n`, as JS does for cooked strings.
+/// (docs/DESIGN.md §1). Raw line breaks are normalised to `\n`, as JS does for cooked strings.
 pub(crate) fn template(cur: &mut Cursor) -> Result<String, LitError> {
     let start = cur.pos;
     cur.bump();

@@ -1,5 +1,5 @@
 //! ACP backend: coding agents spoken to over the Agent Client Protocol v1 on stdio
-//! (DESIGN.md §4), with the `agent-client-protocol` crate's client side.
+//! (docs/DESIGN.md §4), with the `agent-client-protocol` crate's client side.
 //!
 //! Processes are kept warm for the backend's lifetime ([`AcpBackend`] owns a small pool):
 //! `initialize` (and `authenticate`) once per process, then every [`AgentBackend::open_session`]
@@ -63,11 +63,11 @@ use crate::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions, Tu
 const SESSION_NEW_TIMEOUT: Duration = Duration::from_secs(60);
 /// Environment variable with the idle time (ms) after which a warm process is stopped.
 pub const IDLE_TTL_ENV: &str = "AGENT_POOL_IDLE_TTL_MS";
-/// Default idle time before a warm process is stopped: 10 minutes (issue 3).
+/// Default idle time before a warm process is stopped: 10 minutes.
 pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(600);
 /// Environment variable with the cap on live processes across all ACP agents of an engine.
 pub const MAX_LIVE_ENV: &str = "AGENT_POOL_MAX_LIVE";
-/// Default cap on live processes across all ACP agents (issue 3).
+/// Default cap on live processes across all ACP agents.
 pub const DEFAULT_MAX_LIVE: usize = 8;
 
 /// The warm processes of every ACP agent of one engine, capped together

@@ -1,4 +1,4 @@
-//! `booflow.toml`: agents, the default agent and model aliases (DESIGN.md §4).
+//! `booflow.toml`: agents, the default agent and model aliases (docs/DESIGN.md §4).
 //!
 //! The project file `.boocode/booflow.toml` is merged over the global
 //! `~/.boocode/booflow.toml`: an agent defined in both is taken whole from the project,

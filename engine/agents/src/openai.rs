@@ -1,4 +1,4 @@
-//! The OpenAI-compatible chat completions backend (`kind = "openai"`, DESIGN.md §4).
+//! The OpenAI-compatible chat completions backend (`kind = "openai"`, docs/DESIGN.md §4).
 //!
 //! A session is a message list (fresh per session). Each [`AgentSession::prompt`] appends the
 //! user message and POSTs `{base_url}/chat/completions` with the whole history, streaming
@@ -6,7 +6,7 @@
 //! history only when the turn succeeds, so a following prompt (a schema repair turn)
 //! continues the conversation. With a schema the request carries
 //! `response_format: {type: "json_schema", json_schema: {name: "result", schema, strict:
-//! false}}` (DESIGN.md §1); an endpoint that refuses it with 400/422 is asked again without
+//! false}}` (docs/DESIGN.md §1); an endpoint that refuses it with 400/422 is asked again without
 //! it, and the backend stops sending it.
 //!
 //! Failures: 429 and 5xx answers, connection errors and broken streams are retried here with

@@ -1,4 +1,4 @@
-//! The ACP backend against the real v1 ACP test agent (`booflow-test-agent`, DESIGN.md §9):
+//! The ACP backend against the real v1 ACP test agent (`booflow-test-agent`, docs/DESIGN.md §9):
 //! warm processes, crash replacement, cancel, late updates, permissions, fs confinement and
 //! lanes. Each test gets its own state dir (`BOOFLOW_TEST_AGENT_STATE`) where the agent logs
 //! process starts, sessions and finished turns.

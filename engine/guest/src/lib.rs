@@ -1,9 +1,9 @@
-//! The workflow JavaScript runtime that runs inside both sandboxes (DESIGN.md §2).
+//! The workflow JavaScript runtime that runs inside both sandboxes (docs/DESIGN.md §2).
 //!
 //! The same code is compiled twice: to `wasm32-wasip1` (the `booflow-guest` binary that the
 //! wasm sandbox runs under wasmtime) and natively (the in-process boa sandbox). It talks to
 //! the host only through [`Host`]: it sends [`GuestRequest`]s and blocks in [`Host::wait`]
-//! for the next [`HostEvent`]. The globals of DESIGN.md §1 are written in JavaScript
+//! for the next [`HostEvent`]. The globals of docs/DESIGN.md §1 are written in JavaScript
 //! (`prelude.js`) over the native primitives of `natives.rs`.
 //!
 //! The event loop: evaluate the prelude, compile the body as

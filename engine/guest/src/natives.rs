@@ -24,7 +24,7 @@ use booflow_host_api::{AgentOptions, messages::PreparedScript};
 /// crash.
 const RECURSION_LIMIT: usize = 400;
 
-/// Bans code generation from strings (`eval`, `Function`, DESIGN.md §1).
+/// Bans code generation from strings (`eval`, `Function`, docs/DESIGN.md §1).
 struct Hooks;
 
 impl HostHooks for Hooks {

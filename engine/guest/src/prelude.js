@@ -15,7 +15,7 @@
   const init = jsonParse(initJson);
   const send = (msg) => native.send(jsonStringify(msg));
 
-  // ---- errors with stable names (DESIGN.md §1) ----------------------------------------
+  // ---- errors with stable names (docs/DESIGN.md §1) ----------------------------------------
   const ERROR_NAMES = [
     'WorkflowAgentCapError',
     'WorkflowBudgetExceededError',
@@ -45,7 +45,7 @@
     return e;
   }
 
-  // ---- determinism bans (DESIGN.md §1) ------------------------------------------------
+  // ---- determinism bans (docs/DESIGN.md §1) ------------------------------------------------
   const banned = (what, why) => () => {
     throw makeError('WorkflowSandboxError', `${what} is not allowed in workflows: ${why}`);
   };

@@ -1,5 +1,5 @@
 //! The wasm sandbox: the guest runtime compiled to `wasm32-wasip1`, run by wasmtime with no
-//! preopened directories, environment or sockets (DESIGN.md §2).
+//! preopened directories, environment or sockets (docs/DESIGN.md §2).
 //!
 //! - CPU: epoch interruption. A ticker thread advances the engine epoch every
 //!   [`TICK_MS`]; a store's deadline is the sync timeout in ticks, refreshed each time the

@@ -1,5 +1,5 @@
 //! A scripted OpenAI-compatible chat completions server: the only stand-in in booflow's
-//! tests (DESIGN.md §9). Agents under test (the OpenAI backend, or qwen-code over ACP) talk
+//! tests (docs/DESIGN.md §9). Agents under test (the OpenAI backend, or qwen-code over ACP) talk
 //! to it exactly as they would to a real endpoint.
 //!
 //! Endpoints (under [`ModelServer::base_url`], which ends in `/v1`):

@@ -1,5 +1,5 @@
 //! `booflow-test-agent`: a small ACP v1 agent over stdio for booflow's fault tests
-//! (DESIGN.md §9), built with the `agent-client-protocol` crate (agent side).
+//! (docs/DESIGN.md §9), built with the `agent-client-protocol` crate (agent side).
 //!
 //! It answers `initialize` (advertising the auth method `test`), `authenticate`,
 //! `session/new`, `session/prompt` and the `session/cancel` notification. What a prompt
