@@ -5,9 +5,11 @@
 //!   [`TICK_MS`]; a store's deadline is the sync timeout in ticks, refreshed each time the
 //!   guest returns from waiting on the host, so only *synchronous* work is bounded.
 //! - Memory: `StoreLimits` with `trap_on_grow_failure`.
-//! - Start-up: the module is compiled once per booflow version and guest hash and the
-//!   precompiled artifact cached on disk (`~/.cache/booflow/`), so a run loads it in
-//!   milliseconds instead of compiling for ~1.6 s.
+//! - Start-up: the guest is compiled ahead of time at build time (`booflow-aot`, with the
+//!   same [`booflow_aot::config`]) and the artifact embedded, so even the first run on a
+//!   fresh machine only deserializes it. Should wasmtime find the artifact incompatible
+//!   with this machine (another CPU, say), the guest is compiled once, with one log line,
+//!   and cached on disk (`~/.cache/booflow/`) for the next runs.
 
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
@@ -17,8 +19,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use wasmtime::error::Context as _;
 use wasmtime::{
-    AsContextMut, Caller, Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder,
-    Trap,
+    AsContextMut, Caller, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, Trap,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -27,10 +28,11 @@ use super::{RequestSink, SandboxLimits, hung_up};
 
 /// The guest module, built by `build.rs`.
 static GUEST_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/booflow-guest.wasm"));
+/// [`GUEST_WASM`] compiled ahead of time by `booflow-aot` for the build machine.
+static GUEST_PRECOMPILED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/booflow-guest.cwasm"));
 /// Epoch tick length.
 const TICK_MS: u64 = 10;
-/// Native stack wasm code may use: deep enough for boa's recursion limit.
-const MAX_WASM_STACK: usize = 16 * 1024 * 1024;
+use booflow_aot::MAX_WASM_STACK;
 /// Stack of the thread that runs the guest. wasmtime runs wasm on the calling thread's
 /// stack and traps (`Trap::StackOverflow`) once wasm frames use [`MAX_WASM_STACK`]; the
 /// thread must hold that much *plus* the host frames around and below it, or a deep guest
@@ -41,6 +43,7 @@ const THREAD_STACK: usize = MAX_WASM_STACK + 16 * 1024 * 1024;
 struct Runtime {
     engine: Engine,
     module: Module,
+    load: GuestLoad,
 }
 
 static RUNTIME: OnceLock<Result<Arc<Runtime>, String>> = OnceLock::new();
@@ -53,16 +56,7 @@ pub fn set_cache_dir(dir: Option<PathBuf>) {
     let _ = CACHE_DIR.set(dir);
 }
 
-fn engine_config() -> Config {
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    // wasmtime-wasi turns on async support, whose fiber stacks must fit the wasm stack.
-    config.async_stack_size(MAX_WASM_STACK + (2 << 20));
-    config.max_wasm_stack(MAX_WASM_STACK);
-    config
-}
-
-/// Where the precompiled guest is cached: keyed by booflow's version and the guest's hash,
+/// Where a guest compiled at run time is cached: keyed by booflow's version and the guest's hash,
 /// so a rebuilt guest or a new release never loads a stale artifact.
 pub fn module_cache_path() -> PathBuf {
     let hash = hex::encode(&Sha256::digest(GUEST_WASM)[..8]);
@@ -75,7 +69,31 @@ pub fn module_cache_path() -> PathBuf {
     dir.join(format!("guest-{}-{hash}.cwasm", env!("CARGO_PKG_VERSION")))
 }
 
-fn load_module(engine: &Engine) -> wasmtime::Result<Module> {
+/// How the guest module was obtained, for [`warm_up`] and the bench.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestLoad {
+    /// The artifact embedded at build time was deserialized.
+    Embedded,
+    /// The embedded artifact did not fit this machine; the guest was compiled at run time
+    /// (or loaded from the on-disk cache of an earlier such compile).
+    Compiled,
+}
+
+fn load_module(engine: &Engine) -> wasmtime::Result<(Module, GuestLoad)> {
+    // SAFETY: the bytes are the artifact `booflow-aot` wrote with `precompile_module` for
+    // this very guest at build time (embedded, so nobody can swap it); wasmtime checks its
+    // version, settings and CPU features against this engine before using it.
+    match unsafe { Module::deserialize(engine, GUEST_PRECOMPILED) } {
+        Ok(module) => return Ok((module, GuestLoad::Embedded)),
+        Err(e) => tracing::warn!(
+            "the precompiled wasm guest does not fit this machine ({e}); compiling it once into {}",
+            module_cache_path().display()
+        ),
+    }
+    Ok((compiled_module(engine)?, GuestLoad::Compiled))
+}
+
+fn compiled_module(engine: &Engine) -> wasmtime::Result<Module> {
     let path = module_cache_path();
     if path.exists() {
         // SAFETY: the file is one we wrote with `Module::serialize` for this exact guest and
@@ -112,9 +130,9 @@ fn write_cache(module: &Module, path: &PathBuf) -> wasmtime::Result<()> {
 fn runtime() -> Result<Arc<Runtime>, String> {
     RUNTIME
         .get_or_init(|| {
-            let engine =
-                Engine::new(&engine_config()).map_err(|e| format!("cannot start wasmtime: {e}"))?;
-            let module = load_module(&engine).map_err(|e| format!("{e:#}"))?;
+            let engine = Engine::new(&booflow_aot::config())
+                .map_err(|e| format!("cannot start wasmtime: {e}"))?;
+            let (module, load) = load_module(&engine).map_err(|e| format!("{e:#}"))?;
             let ticker = engine.weak();
             std::thread::Builder::new()
                 .name("booflow-epoch".into())
@@ -126,15 +144,35 @@ fn runtime() -> Result<Arc<Runtime>, String> {
                     }
                 })
                 .map_err(|e| format!("cannot start the epoch ticker: {e}"))?;
-            Ok(Arc::new(Runtime { engine, module }))
+            Ok(Arc::new(Runtime {
+                engine,
+                module,
+                load,
+            }))
         })
         .clone()
 }
 
-/// Loads (or compiles and caches) the guest module now; returns how it went. Lets a caller
-/// pay the one-time cost up front, and the bench measure it.
-pub fn warm_up() -> Result<(), String> {
-    runtime().map(|_| ())
+/// Loads the guest module now (see [`GuestLoad`]); returns how, or why it could not. Lets a
+/// caller pay the one-time cost up front, and the bench and tests see which path was taken.
+pub fn warm_up() -> Result<GuestLoad, String> {
+    runtime().map(|rt| rt.load)
+}
+
+/// Measures both ways of obtaining the guest, side by side, on fresh wasmtime engines:
+/// deserializing the embedded precompiled artifact, and compiling the guest from wasm
+/// (what a run without the artifact pays). For the `first_run` bench; returns
+/// `(deserialize, compile)` wall times, or panics if either fails.
+pub fn load_costs() -> (Duration, Duration) {
+    let engine = Engine::new(&booflow_aot::config()).expect("wasmtime starts");
+    let started = std::time::Instant::now();
+    // SAFETY: as in `load_module`: our own build-time artifact, checked by wasmtime.
+    unsafe { Module::deserialize(&engine, GUEST_PRECOMPILED) }.expect("the artifact loads");
+    let deserialize = started.elapsed();
+    let engine = Engine::new(&booflow_aot::config()).expect("wasmtime starts");
+    let started = std::time::Instant::now();
+    Module::new(&engine, GUEST_WASM).expect("the guest compiles");
+    (deserialize, started.elapsed())
 }
 
 struct State {
@@ -277,5 +315,18 @@ pub(super) fn spawn(sink: RequestSink, events: Receiver<String>, limits: Sandbox
         });
     if let Err(e) = spawned {
         tracing::error!("cannot start the wasm sandbox thread: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The artifact `build.rs` embeds was compiled with the runtime's settings on this
+    /// machine, so it must load without the compile fallback: a mismatch (say, different
+    /// wasmtime features in `booflow-aot`) would silently cost every first run seconds.
+    #[test]
+    fn the_embedded_guest_loads_without_compiling() {
+        assert_eq!(warm_up(), Ok(GuestLoad::Embedded));
     }
 }
