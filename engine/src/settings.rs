@@ -22,7 +22,7 @@ pub struct Settings {
     pub memory_mb: u64,
     /// `WORKFLOW_DEFAULT_BUDGET` (100000; 0 = no budget).
     pub default_budget: u64,
-    /// `WORKFLOW_CACHE_SIZE` (100): LRU entries in front of the cache table.
+    /// `WORKFLOW_CACHE_SIZE` (2000): LRU entries in front of the cache table.
     pub cache_size: usize,
     /// `WORKFLOW_STALL_MS` (180000): default stall timeout when `stallMs` is not given.
     pub stall_ms: u64,

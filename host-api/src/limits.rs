@@ -20,8 +20,10 @@ pub const STALL_RETRIES: u32 = 5;
 pub const DEFAULT_BUDGET: u64 = 100_000;
 /// Concurrent runs per server (`WORKFLOW_MAX_CONCURRENT`).
 pub const MAX_CONCURRENT_RUNS: usize = 3;
-/// Entries of the in-memory LRU in front of the cache table (`WORKFLOW_CACHE_SIZE`).
-pub const CACHE_SIZE: usize = 100;
+/// Entries of the in-memory LRU in front of the cache table (`WORKFLOW_CACHE_SIZE`): twice
+/// the per-run agent cap (1000, Claude Code's), so a server re-running its largest run
+/// finds every answer in memory, while a bystander run does not push it out at once.
+pub const CACHE_SIZE: usize = 2000;
 /// Repair turns after a structured output fails its schema.
 pub const SCHEMA_REPAIRS: u32 = 2;
 /// Nesting depth of `workflow()`: one level only.

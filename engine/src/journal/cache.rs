@@ -1,12 +1,18 @@
 //! The cross-run cache (docs/DESIGN.md §3): successful results by content key, in the
 //! `cache` table with an in-memory LRU (`WORKFLOW_CACHE_SIZE` entries) in front of it.
 
+use std::collections::HashMap;
+
 use booflow_types::Usage;
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Journal, big, usage};
+
+/// Keys per `IN (…)` query of [`Journal::cache_get_many`]: far below the bound-parameter
+/// limits of SQLite (32766) and PostgreSQL (65535).
+const GET_MANY_CHUNK: usize = 500;
 
 /// A finished call's result, as cached and as replayed.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,22 +38,48 @@ impl CachedResult {
 }
 
 impl Journal {
-    /// The cached result under `key`: the LRU first, then the table.
-    pub(crate) async fn cache_get(&self, key: &str) -> anyhow::Result<Option<CachedResult>> {
-        if let Some(hit) = self.lru.lock().unwrap().get(key) {
-            return Ok(Some(hit.clone()));
+    /// The cached results of many keys at once: the LRU first, then one query per
+    /// [`GET_MANY_CHUNK`] keys for the rest. Keys without a result are absent from the map.
+    /// A burst of replayed calls (a re-run `parallel` fan-out) costs a few queries this
+    /// way instead of one per call (docs/DESIGN.md §3).
+    pub(crate) async fn cache_get_many(
+        &self,
+        keys: &[&str],
+    ) -> anyhow::Result<HashMap<String, CachedResult>> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let mut lru = self.lru.lock().unwrap();
+            for key in keys {
+                match lru.get(*key) {
+                    Some(hit) => {
+                        found.insert(key.to_string(), hit.clone());
+                    }
+                    None => missing.push(*key),
+                }
+            }
         }
-        let row = sqlx::query(
-            "SELECT result, agent, model, input_tokens, output_tokens, cached_tokens, reasoning_tokens
-             FROM cache WHERE content_key = $1",
-        )
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let hit = CachedResult::from_row(&row)?;
-        self.lru.lock().unwrap().put(key.to_string(), hit.clone());
-        Ok(Some(hit))
+        for chunk in missing.chunks(GET_MANY_CHUNK) {
+            let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT content_key, result, agent, model, input_tokens, output_tokens, cached_tokens, reasoning_tokens
+                 FROM cache WHERE content_key IN ({})",
+                params.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for key in chunk {
+                query = query.bind(*key);
+            }
+            let rows = query.fetch_all(&self.pool).await?;
+            let mut lru = self.lru.lock().unwrap();
+            for row in rows {
+                let key: String = row.try_get("content_key")?;
+                let hit = CachedResult::from_row(&row)?;
+                lru.put(key.clone(), hit.clone());
+                found.insert(key, hit);
+            }
+        }
+        Ok(found)
     }
 
     /// Stores a successful result. Failed, schema-invalid and unfinished results never

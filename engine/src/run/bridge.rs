@@ -8,6 +8,10 @@ use booflow_host_api::{ErrorName, GuestRequest, HostEvent, WorkflowTarget};
 use booflow_types::LogLevel;
 use serde_json::Value;
 
+use booflow_host_api::ScriptError;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::dispatch::AgentStart;
 use super::driver::{Internal, RunLoop};
 use crate::events::RunEvent;
 
@@ -21,25 +25,78 @@ fn level(level: booflow_host_api::LogLevel) -> LogLevel {
     }
 }
 
+/// Most `agent()` calls handled as one burst: bounds the journal transaction and the
+/// replies held back until it commits.
+const MAX_BURST: usize = 1024;
+
+/// A request of the sandbox, sorted for a burst.
+enum Incoming {
+    Agent(AgentStart),
+    Other(GuestRequest),
+}
+
+/// The request as an `agent()` call, or itself when it is something else.
+fn agent_start(request: GuestRequest) -> Incoming {
+    match request {
+        GuestRequest::AgentStart {
+            id,
+            prompt,
+            opts,
+            phase,
+            line,
+        } => Incoming::Agent(AgentStart {
+            id,
+            prompt,
+            opts,
+            phase,
+            line,
+        }),
+        other => Incoming::Other(other),
+    }
+}
+
 impl RunLoop {
-    /// One request of the sandbox (`done`/`failed` end the loop before they get here).
-    pub(super) async fn handle(&mut self, request: GuestRequest) {
+    /// Handles `first` and every request the sandbox had already sent after it, without
+    /// waiting for more: consecutive `agent()` calls go to [`RunLoop::agents`] together, so
+    /// a re-run fan-out is looked up and journaled in batches; anything else is handled in
+    /// its turn. Returns the script's end (`done`/`failed`) when it came in the burst.
+    pub(super) async fn handle_burst(
+        &mut self,
+        first: GuestRequest,
+        requests: &mut UnboundedReceiver<GuestRequest>,
+    ) -> Option<Result<Value, ScriptError>> {
+        let mut calls = Vec::new();
+        let mut next = Some(first);
+        let mut end = None;
+        while let Some(request) = next.take() {
+            match agent_start(request) {
+                Incoming::Agent(call) => calls.push(call),
+                Incoming::Other(GuestRequest::Done { result }) => end = Some(Ok(result)),
+                Incoming::Other(GuestRequest::Failed { error }) => end = Some(Err(error)),
+                Incoming::Other(other) => {
+                    self.agents(std::mem::take(&mut calls)).await;
+                    self.handle(other).await;
+                }
+            }
+            if calls.len() >= MAX_BURST {
+                self.agents(std::mem::take(&mut calls)).await;
+            }
+            let broken = self.faults.journal_broken || self.faults.sandbox.is_some();
+            if end.is_none() && !broken {
+                next = requests.try_recv().ok();
+            }
+        }
+        self.agents(calls).await;
+        end
+    }
+
+    /// One request of the sandbox other than `agent()` (a burst) and `done`/`failed`.
+    async fn handle(&mut self, request: GuestRequest) {
         match request {
-            GuestRequest::AgentStart {
-                id,
-                prompt,
-                opts,
-                phase,
-                line,
-            } => {
-                let call = super::dispatch::AgentStart {
-                    id,
-                    prompt,
-                    opts,
-                    phase,
-                    line,
-                };
-                self.agent(call).await
+            GuestRequest::AgentStart { .. }
+            | GuestRequest::Done { .. }
+            | GuestRequest::Failed { .. } => {
+                unreachable!("handled by handle_burst")
             }
             GuestRequest::Log {
                 level: script_level,
@@ -64,7 +121,6 @@ impl RunLoop {
                 from_file,
             } => self.load_workflow(id, &target, &from_file),
             GuestRequest::Artifact { name, content } => self.artifact(name, content).await,
-            GuestRequest::Done { .. } | GuestRequest::Failed { .. } => {}
         }
     }
 

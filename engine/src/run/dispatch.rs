@@ -37,29 +37,46 @@ struct Prepared {
 }
 
 impl RunLoop {
-    /// Handles one `agent()` call; the script hears back through a reply.
-    pub(super) async fn agent(&mut self, call: AgentStart) {
-        let prepared = match self.prepare(&call) {
-            Ok(prepared) => prepared,
-            Err(reply) => return self.reply(reply),
-        };
-        self.engine.emit(RunEvent::CallStarted {
-            run_id: self.run_id.clone(),
-            call_id: prepared.record.call_id.clone(),
-            label: prepared.record.label.clone(),
-            phase: prepared.record.phase.clone(),
-            agent: prepared.record.agent.clone(),
-        });
-        let journal = &self.engine.journal;
-        match self
-            .replay
-            .lookup(journal, &prepared.record.content_key)
-            .await
-        {
-            Known::Own(row) => self.answer_from_own(call, *row),
-            Known::Unfinished => self.start_live(call, prepared, true).await,
-            Known::Hit(hit) => self.replay_call(call, prepared.record, hit).await,
-            Known::Nothing => self.start_live(call, prepared, false).await,
+    /// Handles a burst of `agent()` calls (those the sandbox sent back to back, a
+    /// `parallel` fan-out say) in order; the script hears back through replies. Their
+    /// content keys are looked up together, and the replayed ones are journaled in one
+    /// transaction before any of them is answered (docs/DESIGN.md §3).
+    pub(super) async fn agents(&mut self, calls: Vec<AgentStart>) {
+        if calls.is_empty() {
+            return;
+        }
+        let mut ready = Vec::with_capacity(calls.len());
+        for call in calls {
+            match self.prepare(&call) {
+                Ok(prepared) => {
+                    self.engine.emit(RunEvent::CallStarted {
+                        run_id: self.run_id.clone(),
+                        call_id: prepared.record.call_id.clone(),
+                        label: prepared.record.label.clone(),
+                        phase: prepared.record.phase.clone(),
+                        agent: prepared.record.agent.clone(),
+                    });
+                    ready.push((call, prepared));
+                }
+                Err(reply) => self.reply(reply),
+            }
+        }
+        let keys: Vec<&str> = ready
+            .iter()
+            .map(|(_, p)| p.record.content_key.as_str())
+            .collect();
+        let known = self.replay.lookup_many(&self.engine.journal, &keys).await;
+        let mut replays = Vec::new();
+        for ((call, prepared), known) in ready.into_iter().zip(known) {
+            match known {
+                Known::Own(row) => self.answer_from_own(call, *row),
+                Known::Unfinished => self.start_live(call, prepared, true).await,
+                Known::Hit(hit) => replays.push((call, replayed(prepared.record, &hit), hit)),
+                Known::Nothing => self.start_live(call, prepared, false).await,
+            }
+        }
+        if !replays.is_empty() {
+            self.answer_replays(replays).await;
         }
     }
 
@@ -161,52 +178,51 @@ impl RunLoop {
         }
     }
 
-    /// Answers the call from a known result: journaled (whole, in one transaction) before
-    /// the script sees it, and charged to the budget as if it ran.
-    async fn replay_call(&mut self, call: AgentStart, mut record: CallRecord, hit: CachedResult) {
-        record.status = CallStatus::Completed;
-        record.cached = true;
-        record.finished_at = Some(now_rfc3339());
-        record.duration_ms = Some(0);
-        record.usage = hit.usage;
-        record.result = Some(hit.value.clone());
-        let journal = &self.engine.journal;
-        if let Err(e) = journal
-            .insert_replayed_calls(&self.fence, std::slice::from_ref(&record))
+    /// Answers calls from known results: journaled (all of them, in one transaction)
+    /// before the script sees any, and charged to the budget as if they ran.
+    async fn answer_replays(&mut self, replays: Vec<(AgentStart, CallRecord, CachedResult)>) {
+        let records: Vec<CallRecord> = replays.iter().map(|(_, r, _)| r.clone()).collect();
+        if let Err(e) = self
+            .engine
+            .journal
+            .insert_replayed_calls(&self.fence, &records)
             .await
         {
             // The script is never told: the run ends failed before it could go on.
-            return self.journal_failed(self.engine.journal_failure("a replayed call", &e));
+            let what = format!("{} replayed calls", records.len());
+            return self.journal_failed(self.engine.journal_failure(&what, &e));
         }
-        self.budget.charge(hit.usage.output_tokens);
-        self.count(&CallTally {
-            live: false,
-            replayed: true,
-            failed: false,
-            usage: hit.usage,
-        });
-        self.engine.emit(RunEvent::CallFinished {
-            run_id: self.run_id.clone(),
-            call_id: record.call_id,
-            status: CallStatus::Completed,
-            cached: true,
-            usage: hit.usage,
-            duration_ms: 0,
-            error: None,
-        });
-        let answer = Answer {
-            value: hit.value,
-            usage: &hit.usage,
-            duration_ms: 0,
-            cached: true,
-            worktree: None,
-        };
-        let value = present(&call.opts, answer);
-        self.reply(HostEvent::Resolve {
-            id: call.id,
-            value,
-            budget_spent: self.budget.spent(),
-        });
+        for (call, record, hit) in replays {
+            self.budget.charge(hit.usage.output_tokens);
+            self.count(&CallTally {
+                live: false,
+                replayed: true,
+                failed: false,
+                usage: hit.usage,
+            });
+            self.engine.emit(RunEvent::CallFinished {
+                run_id: self.run_id.clone(),
+                call_id: record.call_id,
+                status: CallStatus::Completed,
+                cached: true,
+                usage: hit.usage,
+                duration_ms: 0,
+                error: None,
+            });
+            let answer = Answer {
+                value: hit.value,
+                usage: &hit.usage,
+                duration_ms: 0,
+                cached: true,
+                worktree: None,
+            };
+            let value = present(&call.opts, answer);
+            self.reply(HostEvent::Resolve {
+                id: call.id,
+                value,
+                budget_spent: self.budget.spent(),
+            });
+        }
     }
 
     /// Answers the call from this run's own journal (an earlier owner finished it): the
@@ -313,4 +329,15 @@ impl RunLoop {
             }
         });
     }
+}
+
+/// The journal row of a call answered from `hit`: completed, cached, at once.
+fn replayed(mut record: CallRecord, hit: &CachedResult) -> CallRecord {
+    record.status = CallStatus::Completed;
+    record.cached = true;
+    record.finished_at = Some(now_rfc3339());
+    record.duration_ms = Some(0);
+    record.usage = hit.usage;
+    record.result = Some(hit.value.clone());
+    record
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use booflow_host_api::{ErrorName, GuestRequest, HostEvent, Init, ScriptError};
+use booflow_host_api::{ErrorName, HostEvent, Init, ScriptError};
 use booflow_types::{AgentCounts, LogLevel, LogRecord, RunOutcome, RunStatus, Usage, UsageTotals};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
@@ -202,9 +202,11 @@ impl RunLoop {
             tokio::select! {
                 request = sandbox.requests.recv() => match request {
                     None => return Err(ScriptError::new(ErrorName::WorkflowSandboxError, "the sandbox ended without a result")),
-                    Some(GuestRequest::Done { result }) => return Ok(result),
-                    Some(GuestRequest::Failed { error }) => return Err(error),
-                    Some(other) => self.handle(other).await,
+                    Some(first) => {
+                        if let Some(end) = self.handle_burst(first, &mut sandbox.requests).await {
+                            return end;
+                        }
+                    }
                 },
                 Some(message) = internal_rx.recv() => self.internal(message).await,
                 _ = cancel.cancelled(), if !cancel_sent => {

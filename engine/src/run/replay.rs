@@ -64,29 +64,44 @@ impl Replay {
         self.own.get(key)
     }
 
-    /// What is known for `key`. A cache that cannot be read is treated as a miss (the call
-    /// runs live), with a warning.
-    pub(super) async fn lookup(&self, journal: &Journal, key: &str) -> Known {
+    /// What is known for each of `keys`, in order: this run's own journal and the resumed
+    /// run's journal from memory, the rest from the cache in one batch. A cache that cannot
+    /// be read is treated as a miss (the calls run live), with a warning.
+    pub(super) async fn lookup_many(&self, journal: &Journal, keys: &[&str]) -> Vec<Known> {
+        let mut known: Vec<Option<Known>> = keys.iter().map(|key| self.in_memory(key)).collect();
+        let ask: Vec<&str> = keys
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|(key, _)| *key)
+            .collect();
+        let mut cached = match ask.is_empty() || self.no_cache {
+            true => HashMap::new(),
+            false => journal.cache_get_many(&ask).await.unwrap_or_else(|e| {
+                tracing::warn!("cache lookup failed, running live: {e:#}");
+                HashMap::new()
+            }),
+        };
+        keys.iter()
+            .zip(known.iter_mut())
+            .map(|(key, k)| {
+                k.take().unwrap_or_else(|| match cached.remove(*key) {
+                    Some(hit) => Known::Hit(hit),
+                    None => Known::Nothing,
+                })
+            })
+            .collect()
+    }
+
+    /// What the run's own journal or the resumed run's journal say of `key`, if anything.
+    fn in_memory(&self, key: &str) -> Option<Known> {
         if let Some(row) = self.own.get(key) {
-            return match row.status {
+            return Some(match row.status {
                 CallStatus::Completed if row.result.is_some() => Known::Own(Box::new(row.clone())),
                 _ => Known::Unfinished,
-            };
+            });
         }
-        if let Some(hit) = self.resume.get(key) {
-            return Known::Hit(hit.clone());
-        }
-        if self.no_cache {
-            return Known::Nothing;
-        }
-        match journal.cache_get(key).await {
-            Ok(Some(hit)) => Known::Hit(hit),
-            Ok(None) => Known::Nothing,
-            Err(e) => {
-                tracing::warn!("cache lookup failed, running live: {e:#}");
-                Known::Nothing
-            }
-        }
+        self.resume.get(key).map(|hit| Known::Hit(hit.clone()))
     }
 }
 
