@@ -78,7 +78,7 @@ impl Project {
         cmd.current_dir(self.path())
             .env("HOME", self.path().join("home"))
             .env("BOOFLOW_CACHE_DIR", module_cache_dir())
-            .env("BOOFLOW_OPENAI_BACKOFF_MS", "5")
+            .env("BOOFLOW_RETRY_BACKOFF_MS", "5")
             .env_remove("WORKFLOW_DEFAULT_BUDGET")
             .env_remove("DATABASE_URL");
         for (k, v) in &self.env {

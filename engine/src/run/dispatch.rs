@@ -114,7 +114,11 @@ impl RunLoop {
             .model
             .as_deref()
             .map(|m| self.engine.config.resolve_model(m))
-            .or_else(|| self.engine.config.agents[&agent].model.clone());
+            .or_else(|| {
+                self.engine.config.agents[&agent]
+                    .model()
+                    .map(str::to_string)
+            });
         let keyed = AgentOptions {
             model: call.opts.model.as_ref().and(model.clone()),
             ..call.opts.clone()
