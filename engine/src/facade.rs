@@ -242,8 +242,13 @@ impl Engine {
             } else {
                 "not checked (use --check)".to_string()
             };
+            let origin = match self.config.is_detected(name) {
+                true => booflow_types::AgentOrigin::Detected,
+                false => booflow_types::AgentOrigin::Configured,
+            };
             rows.push(AgentRow {
                 name: name.clone(),
+                origin,
                 default: default.as_deref() == Some(name.as_str()),
                 kind: config.kind_name().to_string(),
                 lane: config.lane_name().to_string(),

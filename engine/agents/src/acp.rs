@@ -237,3 +237,36 @@ fn canonical_cwd(cwd: &Path) -> Result<PathBuf, AgentError> {
         AgentError::Other(format!("session cwd {} does not exist: {e}", cwd.display()))
     })
 }
+
+/// Starts `command` in `cwd`, runs ACP `initialize` and stops the process: how detection
+/// checks that a program found on `PATH` speaks ACP (docs/DESIGN.md §4). Nothing is
+/// authenticated and no session is opened.
+///
+/// Errors: [`AgentError::Unavailable`] when the process cannot start, exits, answers
+/// `initialize` with an error, or does not answer within `within`.
+pub(crate) async fn verify(
+    name: &str,
+    command: &[String],
+    cwd: &Path,
+    within: Duration,
+) -> Result<(), AgentError> {
+    let spec = Spec {
+        name: name.to_string(),
+        command: command.to_vec(),
+        env: Vec::new(),
+        auth_method: None,
+        permissions: crate::config::Permissions::Allow,
+    };
+    match tokio::time::timeout(within, AgentProcess::start(&spec, 0, cwd)).await {
+        Ok(Ok(process)) => {
+            process.kill();
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e),
+        // Dropping the start kills the process (`kill_on_drop`).
+        Err(_) => Err(AgentError::Unavailable(format!(
+            "no answer to initialize within {} ms",
+            within.as_millis()
+        ))),
+    }
+}

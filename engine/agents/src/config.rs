@@ -186,6 +186,51 @@ impl AgentConfig {
     }
 }
 
+impl AgentConfig {
+    /// The keys that read back as this agent, in the order a person writes them: `kind`,
+    /// then the keys of its kind that differ from their defaults.
+    fn written_keys(&self) -> Vec<(&'static str, toml::Value)> {
+        let mut keys = vec![("kind", self.kind_name().into())];
+        match self {
+            Self::Acp(a) => {
+                keys.push(("command", a.command.clone().into()));
+                if let Some(method) = &a.auth_method {
+                    keys.push(("auth_method", method.clone().into()));
+                }
+            }
+            Self::Openai(o) => {
+                keys.push(("base_url", o.base_url.clone().into()));
+                if let Some(var) = &o.api_key_env {
+                    keys.push(("api_key_env", var.clone().into()));
+                }
+                keys.push(("model", o.model.clone().into()));
+            }
+        }
+        if self.lane() != Lane::Cloud {
+            keys.push(("lane", self.lane_name().into()));
+        }
+        keys
+    }
+}
+
+/// `[agents.NAME]` and its keys as TOML text (what `booflow init` writes); values are
+/// written by the `toml` crate, so they read back as they are.
+pub fn table_text(name: &str, agent: &AgentConfig) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let key = match bare {
+        true => name.to_string(),
+        false => toml::Value::from(name).to_string(),
+    };
+    let mut text = format!("[agents.{key}]\n");
+    for (key, value) in agent.written_keys() {
+        text.push_str(&format!("{key} = {value}\n"));
+    }
+    text
+}
+
 /// The largest `max_live` accepted: far more processes than a machine can run, and far
 /// from where a semaphore of that many permits would panic.
 pub const MAX_LIVE_LIMIT: usize = 1024;
@@ -207,6 +252,10 @@ pub struct Config {
     pub models: BTreeMap<String, String>,
     /// Files that were read, global first.
     pub sources: Vec<PathBuf>,
+    /// The agent detection chose because none is configured (docs/DESIGN.md §4), by name.
+    pub detected: Option<String>,
+    /// What detection looked for when it found nothing, for the no-agents message.
+    pub looked_for: Option<String>,
 }
 
 /// One file as written; each agent table is checked on its own (see [`parse_agent`]), so
@@ -226,8 +275,8 @@ struct FileConfig {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// The smallest configuration that works, shown when none is found.
-pub const EXAMPLE: &str = "example:\n\n  default_agent = \"qwen\"\n\n  [agents.qwen]\n  kind = \"acp\"\n  command = [\"qwen\", \"--acp\"]\n  auth_method = \"openai\"\n  env = { OPENAI_BASE_URL = \"http://127.0.0.1:8080/v1\", OPENAI_API_KEY = \"sk-local\", OPENAI_MODEL = \"qwen3-coder\" }";
+/// The smallest configuration that works, shown when no agent is configured or detected.
+pub const SMALLEST: &str = "  [agents.local]\n  kind = \"openai\"\n  base_url = \"http://127.0.0.1:11434/v1\"\n  model = \"qwen2.5-coder\"\n\n(or an ACP agent: kind = \"acp\" with command = [\"qwen\", \"--acp\"])";
 
 impl Config {
     /// Reads `global` (if it exists) then `project` (if it exists) and merges them.
@@ -304,15 +353,39 @@ impl Config {
                 .next()
                 .map(String::as_str)
                 .unwrap_or_default()),
-            0 => Err(ConfigError(format!(
-                "no agents configured: add an [agents.NAME] table to .boocode/booflow.toml (project) or ~/.boocode/booflow.toml (global); {EXAMPLE}"
-            ))),
+            0 => Err(self.no_agents()),
             _ => Err(ConfigError(format!(
                 "several agents are configured ({}) but no default_agent is set in {}",
                 self.agent_names().join(", "),
                 self.sources_display()
             ))),
         }
+    }
+
+    /// The one message of a run that needs an agent and has none (docs/DESIGN.md §4): what
+    /// was looked for and how to fix it.
+    fn no_agents(&self) -> ConfigError {
+        let detected = match &self.looked_for {
+            Some(looked_for) => format!(", and none was detected (looked for {looked_for})"),
+            None => String::new(),
+        };
+        ConfigError(format!(
+            "no agents configured in .boocode/booflow.toml (project) or ~/.boocode/booflow.toml (global){detected}. Run `booflow init` to write .boocode/booflow.toml from what it finds, or add the smallest config that works:\n\n{SMALLEST}"
+        ))
+    }
+
+    /// Takes `agent`, found by detection, as the only agent when none is configured (a
+    /// configured agent always wins: with one, this does nothing). Nothing is written.
+    pub fn adopt_detected(&mut self, name: &str, agent: AgentConfig) {
+        if self.agents.is_empty() {
+            self.agents.insert(name.to_string(), agent);
+            self.detected = Some(name.to_string());
+        }
+    }
+
+    /// Whether agent `name` came from detection rather than a file.
+    pub fn is_detected(&self, name: &str) -> bool {
+        self.detected.as_deref() == Some(name)
     }
 
     /// Configured agent names, sorted.

@@ -5,10 +5,12 @@
 //! The engine (not the backend) owns retries on stalls and crashes, structured-output
 //! validation and repair turns, the budget and the journal; a backend only speaks its
 //! protocol: ACP over stdio ([`acp`]) or OpenAI-compatible chat completions ([`openai`]),
-//! reading what the peer sends through bounded readers ([`framing`]).
+//! reading what the peer sends through bounded readers ([`framing`]). When nothing is
+//! configured, [`detect`] looks for an agent.
 
 pub mod acp;
 pub mod config;
+pub mod detect;
 pub mod framing;
 pub mod openai;
 

@@ -39,6 +39,13 @@ struct Prepared {
 impl RunLoop {
     /// Handles one `agent()` call; the script hears back through a reply.
     pub(super) async fn agent(&mut self, call: AgentStart) {
+        if self.engine.config.agents.is_empty() {
+            // docs/DESIGN.md §4 preflight: the first call of a run without agents ends the
+            // run with the one message; no call is made, none is rejected one by one.
+            let error = self.engine.config.default_agent_name().err();
+            self.faults.no_agents = Some(error.map(|e| e.0).unwrap_or_default());
+            return;
+        }
         let prepared = match self.prepare(&call) {
             Ok(prepared) => prepared,
             Err(reply) => return self.reply(reply),

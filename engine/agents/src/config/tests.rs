@@ -97,5 +97,43 @@ fn errors_name_the_file_and_key() {
 #[test]
 fn missing_agents_explain_how_to_configure_one() {
     let err = Config::default().default_agent_name().unwrap_err();
-    assert!(err.0.contains("[agents.qwen]"), "{err}");
+    assert!(
+        err.0.contains("[agents.local]") && err.0.contains("booflow init"),
+        "{err}"
+    );
+    let searched = Config {
+        looked_for: Some("ACP agents on PATH (qwen)".into()),
+        ..Config::default()
+    };
+    let err = searched.default_agent_name().unwrap_err();
+    assert!(
+        err.0.contains("looked for ACP agents on PATH (qwen)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_detected_agent_is_taken_only_when_none_is_configured() {
+    let mut config = Config::default();
+    let agent = AgentConfig::Openai(OpenAiAgent::new("http://127.0.0.1:1/v1", "m"));
+    config.adopt_detected("found", agent.clone());
+    assert_eq!(config.default_agent_name().unwrap(), "found");
+    assert!(config.is_detected("found"));
+    config.adopt_detected("second", agent);
+    assert_eq!(config.agent_names(), vec!["found"]);
+}
+
+#[test]
+fn a_written_table_reads_back_as_the_same_agent() {
+    let mut acp = AcpAgent::new(vec!["goose".into(), "acp".into()]);
+    acp.auth_method = Some("x".into());
+    let mut openai = OpenAiAgent::new("http://127.0.0.1:8080/v1", "m");
+    openai.api_key_env = Some("KEY".into());
+    openai.lane = Lane::Local;
+    for agent in [AgentConfig::Acp(acp), AgentConfig::Openai(openai)] {
+        let text = table_text("a", &agent);
+        let mut config = Config::default();
+        config.merge_text(Path::new("init.toml"), &text).unwrap();
+        assert_eq!(config.agents["a"], agent, "{text}");
+    }
 }
