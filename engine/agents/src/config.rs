@@ -67,11 +67,13 @@ pub struct AcpAgent {
     /// The `authenticate` methodId to use when the agent offers auth methods.
     #[serde(default)]
     pub auth_method: Option<String>,
+    /// How calls overlap (default `cloud`).
     #[serde(default)]
     pub lane: Lane,
     /// Warm processes kept for this agent, 1–[`MAX_LIVE_LIMIT`] (default 4).
     #[serde(default = "default_max_live")]
     pub max_live: usize,
+    /// The answer to `session/request_permission` (default `allow`).
     #[serde(default)]
     pub permissions: Permissions,
     /// Not passed to the agent (ACP v1 has no stable way to); part of the cache
@@ -110,6 +112,7 @@ pub struct OpenAiAgent {
     pub api_key_env: Option<String>,
     /// Model name; required, not empty.
     pub model: String,
+    /// How calls overlap (default `cloud`).
     #[serde(default)]
     pub lane: Lane,
     /// Parallel requests, 1–[`MAX_LIVE_LIMIT`] (default 4).
@@ -246,7 +249,9 @@ fn default_warm() -> bool {
 /// The merged configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
+    /// `default_agent`: the agent of a call without `agentType`.
     pub default_agent: Option<String>,
+    /// The `[agents.NAME]` tables (and a detected agent), by name.
     pub agents: BTreeMap<String, AgentConfig>,
     /// `agent({model})` aliases: alias → model name.
     pub models: BTreeMap<String, String>,

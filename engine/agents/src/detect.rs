@@ -122,7 +122,9 @@ pub enum Found {
 pub struct Candidate {
     /// Its name as an `[agents.NAME]` table.
     pub name: String,
+    /// The agent as its table would configure it.
     pub agent: AgentConfig,
+    /// Where it was found.
     pub found: Found,
 }
 

@@ -60,12 +60,14 @@ pub enum Overlong {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a line longer than the limit of {limit} bytes")]
 pub struct LineTooLong {
+    /// The limit, in bytes.
     pub limit: usize,
 }
 
 /// One line: its bytes without the line end (`\n` or `\r\n`), not necessarily UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
+    /// The line's bytes, without its line end.
     pub bytes: Vec<u8>,
     /// The line was longer than the limit and these are its first `limit` bytes
     /// ([`Overlong::Truncate`]).
@@ -230,6 +232,7 @@ impl<R: AsyncBufRead + Unpin> BoundedLines<R> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a Server-Sent Event longer than the limit of {limit} bytes")]
 pub struct SseTooLong {
+    /// The limit, in bytes.
     pub limit: usize,
 }
 
@@ -462,7 +465,10 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 pub enum BodyError<E> {
     /// The body (or its declared `Content-Length`) is larger than the limit, in bytes.
     #[error("a body larger than the limit of {limit} bytes")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The underlying stream failed.
     #[error("{0}")]
     Transport(E),

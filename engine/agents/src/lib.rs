@@ -33,6 +33,7 @@ pub struct Turn {
     /// The agent's final text: all `agent_message_chunk` text (ACP) or the assistant
     /// message content (OpenAI), concatenated in order.
     pub text: String,
+    /// Tokens of the turn, as the agent reported them.
     pub usage: Usage,
     /// Why the turn ended: ACP `StopReason` (`end_turn`, `max_tokens`, `refusal`,
     /// `cancelled`, …) or OpenAI `finish_reason` (`stop`, `length`, …).
@@ -57,7 +58,9 @@ pub struct Progress {
 /// What the stall detector sees.
 #[derive(Debug, Clone, Copy)]
 pub struct ProgressState {
+    /// The last update (a chunk, a tool call update, an SSE event).
     pub last_update: Instant,
+    /// Tool calls reported in progress; while above 0 the stall clock is paused.
     pub tools_running: u32,
     /// Updates seen so far.
     pub updates: u64,
@@ -66,6 +69,7 @@ pub struct ProgressState {
 }
 
 impl Progress {
+    /// A signal for one turn and the receiver the stall detector watches.
     pub fn new() -> (Self, watch::Receiver<ProgressState>) {
         let (tx, rx) = watch::channel(ProgressState {
             last_update: Instant::now(),
@@ -130,7 +134,9 @@ pub enum AgentError {
     /// An HTTP endpoint answered with an error status.
     #[error("HTTP {status} from {url}: {body}")]
     Http {
+        /// The HTTP status code.
         status: u16,
+        /// The URL that answered.
         url: String,
         /// The first characters of the error body.
         body: String,
@@ -214,8 +220,11 @@ pub trait AgentBackend: Send + Sync {
 /// Live processes of one agent: `live = idle + busy`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PoolStatus {
+    /// Processes running.
     pub live: usize,
+    /// Live processes waiting for a session.
     pub idle: usize,
+    /// Live processes serving a session.
     pub busy: usize,
 }
 
