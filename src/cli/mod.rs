@@ -80,7 +80,8 @@ enum Command {
         #[arg(required = true, value_name = "KEY=VALUE")]
         pairs: Vec<String>,
     },
-    /// List the configured agents: kind, lane, processes (live/idle/busy) and health.
+    /// List the agents (configured, or detected when none is): kind, lane, processes
+    /// (live/idle/busy) and health.
     Agents {
         #[arg(long)]
         json: bool,
