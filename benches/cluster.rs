@@ -3,8 +3,10 @@
 //!
 //! - **enqueue → start**: a run queued through the engine until a worker's first journal
 //!   write of it (the claim), median and p99 over sequential empty runs;
-//! - **throughput**: empty runs per second with 1 and with 3 workers on one database,
-//!   side by side (each worker runs `WORKFLOW_MAX_CONCURRENT=3` at once);
+//! - **throughput**: runs per second with 1 and with 3 workers on one database, side by
+//!   side (each worker runs `WORKFLOW_MAX_CONCURRENT=3` at once): empty runs (CPU-bound:
+//!   on a 2-core machine one worker already keeps both cores busy) and runs of one 300 ms
+//!   agent call (the capacity servers add);
 //! - **takeover**: `kill -9` of the worker executing a run → the first journal write of
 //!   the worker that adopts it (same machine: the dead pid is seen at the next sweep), and
 //!   `SIGSTOP` (a machine gone silent: the lease must run out, `BOOFLOW_LEASE_MS`).
@@ -180,9 +182,16 @@ fn enqueue_to_start(bench: &Bench) {
     stop(&mut workers);
 }
 
+const ONE_CALL: &str = "export const meta = { name: 'one-call', description: 'bench' }\nreturn await agent(`[[delay:300]] ${args.n}`)\n";
+
 fn throughput(bench: &Bench, workers: usize, runs: usize) -> f64 {
+    throughput_of(bench, EMPTY, workers, runs)
+}
+
+/// Runs per second of `source` (each run gets its own `args.n`) through `workers` workers.
+fn throughput_of(bench: &Bench, source: &str, workers: usize, runs: usize) -> f64 {
     let ids: Vec<String> = (0..runs)
-        .map(|_| bench.enqueue(EMPTY, serde_json::json!({})))
+        .map(|i| bench.enqueue(source, serde_json::json!({ "n": i })))
         .collect();
     let started = Instant::now();
     let mut children = bench.workers(workers, 10_000);
@@ -230,6 +239,11 @@ fn takeover(bench: &Bench, signal: &str, lease_ms: u64) -> Duration {
     let _ = Command::new("kill")
         .args(["-CONT", &pid.to_string()])
         .status();
+    // End the run, so the next measurement's workers do not adopt it first.
+    bench.rt.block_on(bench.engine.cancel(&id)).unwrap();
+    bench.until(Duration::from_millis(20), || {
+        bench.status(&id).0 != RunStatus::Running
+    });
     stop(&mut workers);
     took
 }
@@ -244,6 +258,14 @@ fn main() {
     let three = throughput(&bench, 3, runs);
     println!(
         "throughput, empty runs ({runs} each): 1 worker {one:.0} runs/s, 3 workers {three:.0} runs/s ({:.2}×)",
+        three / one
+    );
+
+    let runs = 60;
+    let one = throughput_of(&bench, ONE_CALL, 1, runs);
+    let three = throughput_of(&bench, ONE_CALL, 3, runs);
+    println!(
+        "throughput, runs of one 300 ms agent call ({runs} each): 1 worker {one:.1} runs/s, 3 workers {three:.1} runs/s ({:.2}×)",
         three / one
     );
 

@@ -3,27 +3,20 @@
 //! side with `warm = false`, which starts and initialises a process for every call. Uses the
 //! ACP test agent (`booflow-test-agent`), so it measures booflow and the protocol, not a model.
 
-use std::collections::BTreeMap;
+use std::time::Duration;
 
 use booflow_agents::acp::{AcpBackend, PoolGroup};
-use booflow_agents::config::{AgentConfig, AgentKind, Lane, Permissions};
+use booflow_agents::config::AcpAgent;
 use booflow_agents::{AgentBackend, Progress, SessionOptions};
 use booflow_testkit::test_agent::test_agent_bin;
 use criterion::{Criterion, criterion_group, criterion_main};
 
-fn config(warm: bool) -> AgentConfig {
-    AgentConfig {
-        kind: AgentKind::Acp,
-        command: vec![test_agent_bin().display().to_string()],
-        env: BTreeMap::new(),
+fn config(warm: bool) -> AcpAgent {
+    AcpAgent {
         auth_method: Some("test".into()),
-        lane: Lane::Cloud,
         max_live: 1,
-        permissions: Permissions::Allow,
-        base_url: None,
-        api_key_env: None,
-        model: None,
         warm,
+        ..AcpAgent::new(vec![test_agent_bin().display().to_string()])
     }
 }
 
@@ -41,7 +34,12 @@ fn benches(c: &mut Criterion) {
     group.sample_size(20);
     for (name, warm) in [("warm", true), ("one_process_per_call", false)] {
         let backend = rt.block_on(async {
-            AcpBackend::in_group("bench", &config(warm), PoolGroup::new(4)).unwrap()
+            AcpBackend::new(
+                "bench",
+                &config(warm),
+                PoolGroup::new(4, Duration::from_secs(600)),
+            )
+            .unwrap()
         });
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -174,6 +174,10 @@ fn unknown_workflows_and_bad_config_say_what_to_fix() {
     );
 
     project.write_config("");
+    let mut project = project;
+    let bin = project.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    project.set_env("PATH", &bin.display().to_string());
     let output = project.booflow().args(["run", "hello"]).output().unwrap();
     let err = stderr(&output);
     assert!(

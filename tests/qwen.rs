@@ -167,3 +167,39 @@ fn settled_requests(project: &Project) -> usize {
         last = now;
     }
 }
+
+/// The first five minutes with the real agent (docs/DESIGN.md §4 detection): no
+/// `booflow.toml`, `qwen` and `node` alone on `PATH`, the model in the environment. qwen is
+/// found, checked with ACP `initialize` and runs `hello`, reading `OPENAI_*` itself.
+#[cfg(unix)]
+#[test]
+fn qwen_on_path_is_detected_and_runs_hello_without_a_config() {
+    let mut project = Project::new();
+    std::fs::remove_file(project.path().join(".boocode/booflow.toml")).unwrap();
+    let bin = project.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(qwen_bin(), bin.join("qwen")).unwrap();
+    let node = Command::new("sh")
+        .args(["-c", "command -v node"])
+        .output()
+        .expect("find node");
+    let node = String::from_utf8_lossy(&node.stdout).trim().to_string();
+    std::os::unix::fs::symlink(&node, bin.join("node")).unwrap();
+    let base_url = project.server.base_url.clone();
+    project.set_env("PATH", &bin.display().to_string());
+    project.set_env("OPENAI_BASE_URL", &base_url);
+    project.set_env("OPENAI_API_KEY", "sk-test");
+    project.set_env("OPENAI_MODEL", "test-model");
+    let (outcome, output) = project.run_json(&["hello"]);
+    let stderr = common::stderr(&output);
+    assert_eq!(outcome["status"], "completed", "{outcome}\n{stderr}");
+    assert_eq!(
+        stderr
+            .matches("using qwen (qwen --acp, found on PATH)")
+            .count(),
+        1,
+        "the ACP agent wins over the endpoint of the same variables: {stderr}"
+    );
+    assert_eq!(outcome["agents"]["live"], 3);
+    assert!(project.server.request_count() >= 3, "qwen asked the model");
+}

@@ -155,7 +155,8 @@ async fn run_turn(
 
 /// Runs a call to its end. Retries (on a new session) after a stall or a retryable agent
 /// error, up to `spec.max_retries`, waiting out an exponential backoff with jitter after
-/// an error (`backon`; a stall retries at once: the agent was silent, not overloaded);
+/// an error (`backon`), or the `Retry-After` the agent sent with it (a stall retries at
+/// once: the agent was silent, not overloaded);
 /// repairs a schema-invalid answer up to 2 times on the same session. This is the one
 /// retry policy of a call: backends do not retry on their own.
 pub async fn execute(
@@ -192,6 +193,8 @@ struct Attempts<'a> {
     last_problem: String,
     /// A call that only ever stalled resolves `null`; one whose agent kept failing rejects.
     last_was_stall: bool,
+    /// The wait the agent asked for after the last error (HTTP `Retry-After`).
+    last_retry_after: Option<Duration>,
     backoff: backon::ExponentialBackoff,
 }
 
@@ -225,12 +228,14 @@ impl<'a> Attempts<'a> {
             prompt,
             last_problem: String::new(),
             last_was_stall: false,
+            last_retry_after: None,
             backoff,
         }
     }
 
-    /// Announces the retry and, after an error, waits out the backoff; false when the run
-    /// was cancelled meanwhile.
+    /// Announces the retry and, after an error, waits out the backoff, or the agent's
+    /// `Retry-After` when it sent one (at most `booflow_agents::MAX_RETRY_AFTER`); false
+    /// when the run was cancelled meanwhile.
     async fn wait_to_retry(&mut self, attempt: u32, cancel: &CancellationToken) -> bool {
         self.report.retries = attempt;
         (self.warn)(format!(
@@ -242,17 +247,30 @@ impl<'a> Attempts<'a> {
         if self.last_was_stall {
             return true;
         }
-        let delay = self.backoff.next().unwrap_or(self.spec.backoff);
+        let backoff = self.backoff.next().unwrap_or(self.spec.backoff);
+        let delay = self
+            .last_retry_after
+            .map_or(backoff, |asked| asked.min(booflow_agents::MAX_RETRY_AFTER));
         tokio::select! {
             _ = tokio::time::sleep(delay) => true,
             _ = cancel.cancelled() => false,
         }
     }
 
-    /// A retryable problem: remembered for the next attempt's warning.
-    fn retry(&mut self, problem: String, stall: bool) -> ControlFlow<()> {
-        self.last_problem = problem;
-        self.last_was_stall = stall;
+    /// A stall: remembered for the next attempt's warning; the retry starts at once.
+    fn stalled(&mut self) -> ControlFlow<()> {
+        let ms = self.spec.stall.as_millis();
+        self.last_problem = format!("no progress from the agent for {ms} ms (stallMs)");
+        self.last_was_stall = true;
+        self.last_retry_after = None;
+        ControlFlow::Continue(())
+    }
+
+    /// A retryable agent error: remembered for the next attempt's warning and wait.
+    fn retry(&mut self, error: &AgentError) -> ControlFlow<()> {
+        self.last_problem = error.to_string();
+        self.last_was_stall = false;
+        self.last_retry_after = error.retry_after();
         ControlFlow::Continue(())
     }
 
@@ -271,7 +289,7 @@ impl<'a> Attempts<'a> {
         let mut session = tokio::select! {
             opened = backend.open_session(&self.spec.session) => match opened {
                 Ok(session) => session,
-                Err(e) if e.is_retryable() => return self.retry(e.to_string(), false),
+                Err(e) if e.is_retryable() => return self.retry(&e),
                 Err(e) => return self.fail(e.to_string()),
             },
             _ = cancel.cancelled() => return ControlFlow::Break(()),
@@ -290,14 +308,8 @@ impl<'a> Attempts<'a> {
             .await;
             let turn = match end {
                 TurnEnd::Cancelled => return ControlFlow::Break(()),
-                TurnEnd::Stalled => {
-                    let ms = self.spec.stall.as_millis();
-                    return self.retry(
-                        format!("no progress from the agent for {ms} ms (stallMs)"),
-                        true,
-                    );
-                }
-                TurnEnd::Error(e) if e.is_retryable() => return self.retry(e.to_string(), false),
+                TurnEnd::Stalled => return self.stalled(),
+                TurnEnd::Error(e) if e.is_retryable() => return self.retry(&e),
                 TurnEnd::Error(e) => return self.fail(e.to_string()),
                 TurnEnd::Done(turn) => turn,
             };

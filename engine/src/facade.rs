@@ -242,14 +242,19 @@ impl Engine {
             } else {
                 "not checked (use --check)".to_string()
             };
+            let origin = match self.config.is_detected(name) {
+                true => booflow_types::AgentOrigin::Detected,
+                false => booflow_types::AgentOrigin::Configured,
+            };
             rows.push(AgentRow {
                 name: name.clone(),
+                origin,
                 default: default.as_deref() == Some(name.as_str()),
                 kind: config.kind_name().to_string(),
                 lane: config.lane_name().to_string(),
-                max_live: config.max_live.min(u32::MAX as usize) as u32,
-                warm: config.warm,
-                model: config.model.clone(),
+                max_live: config.max_live().min(u32::MAX as usize) as u32,
+                warm: config.warm(),
+                model: config.model().map(str::to_string),
                 target: config.target(),
                 processes: self.pool_status(name),
                 health,

@@ -73,7 +73,8 @@ pub struct Engine {
     journal: journal::Journal,
     loader: Arc<dyn ScriptLoader>,
     backends: Mutex<HashMap<String, Arc<dyn AgentBackend>>>,
-    /// The live-process cap shared by the engine's ACP agents (`AGENT_POOL_MAX_LIVE`).
+    /// The live-process cap shared by the engine's ACP agents (`AGENT_POOL_MAX_LIVE`,
+    /// `AGENT_POOL_IDLE_TTL_MS`, docs/DESIGN.md §4).
     pool_group: Arc<booflow_agents::acp::PoolGroup>,
     events: broadcast::Sender<RunEvent>,
     active: Mutex<HashMap<String, ActiveRun>>,
@@ -124,6 +125,10 @@ impl Engine {
             }
         };
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let pool_group = booflow_agents::acp::PoolGroup::new(
+            settings.pool_max_live,
+            std::time::Duration::from_millis(settings.pool_idle_ttl_ms),
+        );
         Ok(Arc::new(Self {
             project_dir: project_dir.to_path_buf(),
             config,
@@ -131,7 +136,7 @@ impl Engine {
             journal,
             loader,
             backends: Mutex::new(HashMap::new()),
-            pool_group: booflow_agents::acp::PoolGroup::from_env(),
+            pool_group,
             events,
             active: Mutex::new(HashMap::new()),
             unjournaled: Mutex::new(HashMap::new()),

@@ -48,6 +48,10 @@ pub struct Settings {
     /// `DATABASE_URL`: the journal's database; unset is `.boocode/booflow.db` in the
     /// project.
     pub database_url: Option<String>,
+    /// `BOOFLOW_DETECT_PORTS` (11434,8080,1234,8000): the loopback ports probed for
+    /// OpenAI-compatible servers when no agent is configured (docs/DESIGN.md §4); `none`
+    /// probes none.
+    pub detect_ports: Vec<u16>,
     /// `BOOFLOW_LEASE_MS` (10000): how long a run's lease lasts without a heartbeat (renewed
     /// every second); past it, another server may adopt the run.
     pub lease_ms: u64,
@@ -71,12 +75,13 @@ impl Default for Settings {
             max_concurrent_runs: limits::MAX_CONCURRENT_RUNS,
             max_log_bytes: limits::MAX_LOG_BYTES,
             retry_backoff_ms: 250,
-            pool_max_live: 8,
-            pool_idle_ttl_ms: 600_000,
+            pool_max_live: booflow_agents::acp::DEFAULT_MAX_LIVE,
+            pool_idle_ttl_ms: booflow_agents::acp::DEFAULT_IDLE_TTL.as_millis() as u64,
             http_timeout_ms: 30_000,
             cache_dir: None,
             database_url: None,
             lease_ms: 10_000,
+            detect_ports: booflow_agents::detect::DEFAULT_PORTS.to_vec(),
         }
     }
 }
@@ -118,6 +123,28 @@ where
 /// A text setting; unset and blank are `None`.
 fn text(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     lookup(name).filter(|v| !v.trim().is_empty())
+}
+
+/// A comma-separated list of ports (`default` when unset or blank, none for `none`).
+fn ports(
+    name: &str,
+    default: Vec<u16>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<u16>, String> {
+    let Some(text) = text(name, lookup) else {
+        return Ok(default);
+    };
+    if text.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|port| match port.trim().parse::<u16>() {
+            Ok(port) if port > 0 => Ok(port),
+            _ => Err(format!(
+                "environment variable {name}={text:?}: expected ports from 1 to 65535 separated by commas, or none"
+            )),
+        })
+        .collect()
 }
 
 /// Upper bounds of the settings: generous, but far from where arithmetic or allocation
@@ -214,6 +241,7 @@ impl Settings {
             cache_dir: text("BOOFLOW_CACHE_DIR", lookup).map(std::path::PathBuf::from),
             database_url: text("DATABASE_URL", lookup),
             lease_ms: read("BOOFLOW_LEASE_MS", d.lease_ms, 100..=MAX_MS, lookup)?,
+            detect_ports: ports("BOOFLOW_DETECT_PORTS", d.detect_ports, lookup)?,
         })
     }
 }
@@ -248,5 +276,22 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("WORKFLOW_MAX_CONCURRENT=0"), "{err}");
+    }
+
+    #[test]
+    fn detect_ports_are_a_list_or_none() {
+        let with = |value: &'static str| {
+            Settings::from_lookup(&move |name| {
+                (name == "BOOFLOW_DETECT_PORTS").then(|| value.to_string())
+            })
+        };
+        assert_eq!(with("18081, 8080").unwrap().detect_ports, vec![18081, 8080]);
+        assert_eq!(with("none").unwrap().detect_ports, Vec::<u16>::new());
+        assert_eq!(
+            with("").unwrap().detect_ports,
+            vec![11434, 8080, 1234, 8000]
+        );
+        let err = with("8080,x").unwrap_err();
+        assert!(err.contains("BOOFLOW_DETECT_PORTS"), "{err}");
     }
 }

@@ -11,7 +11,7 @@
 #![no_main]
 
 use booflow_agents::acp::{AcpBackend, PoolGroup};
-use booflow_agents::config::{AgentKind, Config};
+use booflow_agents::config::{AgentConfig, Config};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
@@ -23,20 +23,20 @@ fuzz_target!(|data: &[u8]| {
     if config.merge_text(Path::new("booflow.toml"), text).is_err() {
         return;
     }
-    let group = PoolGroup::new(8);
+    let group = PoolGroup::new(8, std::time::Duration::from_secs(600));
     for (name, agent) in &config.agents {
-        assert!(agent.max_live >= 1, "[agents.{name}] max_live");
-        match agent.kind {
-            AgentKind::Acp => {
-                assert!(!agent.command.is_empty(), "[agents.{name}] command");
+        assert!(agent.max_live() >= 1, "[agents.{name}] max_live");
+        match agent {
+            AgentConfig::Acp(acp) => {
+                assert!(!acp.command.is_empty(), "[agents.{name}] command");
                 // An error (e.g. a `max_live` no semaphore can hold) is fine; a panic is not.
-                if let Err(e) = AcpBackend::in_group(name, agent, group.clone()) {
+                if let Err(e) = AcpBackend::new(name, acp, group.clone()) {
                     assert!(e.to_string().contains(&format!("[agents.{name}]")), "{e}");
                 }
             }
-            AgentKind::Openai => {
-                assert!(!agent.base_url.as_deref().unwrap_or("").is_empty());
-                assert!(!agent.model.as_deref().unwrap_or("").is_empty());
+            AgentConfig::Openai(openai) => {
+                assert!(!openai.base_url.is_empty());
+                assert!(!openai.model.is_empty());
             }
         }
     }

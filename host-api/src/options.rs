@@ -96,6 +96,82 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
+/// `isolation`: only `'worktree'`.
+fn isolation(value: &Value) -> Result<Option<String>, OptionsError> {
+    let mode = expect_string("isolation", value)?;
+    match mode.as_deref() {
+        None | Some("worktree") => Ok(mode),
+        Some(other) => Err(OptionsError(format!(
+            "agent() option 'isolation' must be 'worktree', got '{other}'"
+        ))),
+    }
+}
+
+/// `schema`: a JSON Schema object (or a boolean schema).
+fn schema(value: &Value) -> Result<Option<Value>, OptionsError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Object(_) | Value::Bool(_) => Ok(Some(value.clone())),
+        other => Err(OptionsError(format!(
+            "agent() option 'schema' must be a JSON Schema object, got {}",
+            kind_of(other)
+        ))),
+    }
+}
+
+/// `stallMs`: milliseconds from 1 to [`MAX_STALL_MS`], rounded first: 0.3 would otherwise
+/// be accepted as a stall timeout of 0 ms (found by fuzz/agent_options).
+fn stall_ms(value: &Value) -> Result<Option<u64>, OptionsError> {
+    let ms = match value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_f64().map(f64::round),
+        _ => None,
+    };
+    match ms {
+        Some(ms) if (1.0..=MAX_STALL_MS as f64).contains(&ms) => Ok(Some(ms as u64)),
+        _ => Err(OptionsError(format!(
+            "agent() option 'stallMs' must be a number of milliseconds from 1 to {MAX_STALL_MS} (24 h), got {value}"
+        ))),
+    }
+}
+
+/// `tools`: an array of tool names.
+fn tools(value: &Value) -> Result<Option<Vec<String>>, OptionsError> {
+    let items = match value {
+        Value::Null => return Ok(None),
+        Value::Array(items) => items,
+        other => {
+            return Err(OptionsError(format!(
+                "agent() option 'tools' must be an array of tool names, got {}",
+                kind_of(other)
+            )));
+        }
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::String(s) => Ok(s.clone()),
+            other => Err(OptionsError(format!(
+                "agent() option 'tools' must be an array of tool names, found {}",
+                kind_of(other)
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// `detail`: a boolean (`null` is `false`).
+fn detail(value: &Value) -> Result<bool, OptionsError> {
+    match value {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(*b),
+        other => Err(OptionsError(format!(
+            "agent() option 'detail' must be a boolean, got {}",
+            kind_of(other)
+        ))),
+    }
+}
+
 impl AgentOptions {
     /// Checks a JavaScript options object (as JSON) against the allowlist and the type of
     /// each key. `undefined`/`null` values count as absent.
@@ -117,90 +193,7 @@ impl AgentOptions {
         };
         let mut opts = Self::default();
         for (key, value) in map {
-            match key.as_str() {
-                "label" => opts.label = expect_string(key, value)?,
-                "phase" => opts.phase = expect_string(key, value)?,
-                "model" => opts.model = expect_string(key, value)?,
-                "effort" => opts.effort = expect_string(key, value)?,
-                "agentType" => opts.agent_type = expect_string(key, value)?,
-                "isolation" => {
-                    opts.isolation = expect_string(key, value)?;
-                    if let Some(mode) = &opts.isolation
-                        && mode != "worktree"
-                    {
-                        return Err(OptionsError(format!(
-                            "agent() option 'isolation' must be 'worktree', got '{mode}'"
-                        )));
-                    }
-                }
-                "schema" => match value {
-                    Value::Null => {}
-                    Value::Object(_) | Value::Bool(_) => opts.schema = Some(value.clone()),
-                    other => {
-                        return Err(OptionsError(format!(
-                            "agent() option 'schema' must be a JSON Schema object, got {}",
-                            kind_of(other)
-                        )));
-                    }
-                },
-                "stallMs" => match value {
-                    Value::Null => {}
-                    // Rounded first: 0.3 would otherwise be accepted as a stall timeout of
-                    // 0 ms (found by fuzz/agent_options).
-                    Value::Number(n)
-                        if n.as_f64().is_some_and(|ms| {
-                            (1.0..=MAX_STALL_MS as f64).contains(&ms.round())
-                        }) =>
-                    {
-                        opts.stall_ms = Some(n.as_f64().unwrap_or_default().round() as u64)
-                    }
-                    other => {
-                        return Err(OptionsError(format!(
-                            "agent() option 'stallMs' must be a number of milliseconds from 1 to {MAX_STALL_MS} (24 h), got {other}"
-                        )));
-                    }
-                },
-                "tools" => match value {
-                    Value::Null => {}
-                    Value::Array(items) => {
-                        let mut tools = Vec::with_capacity(items.len());
-                        for item in items {
-                            match item {
-                                Value::String(s) => tools.push(s.clone()),
-                                other => {
-                                    return Err(OptionsError(format!(
-                                        "agent() option 'tools' must be an array of tool names, found {}",
-                                        kind_of(other)
-                                    )));
-                                }
-                            }
-                        }
-                        opts.tools = Some(tools);
-                    }
-                    other => {
-                        return Err(OptionsError(format!(
-                            "agent() option 'tools' must be an array of tool names, got {}",
-                            kind_of(other)
-                        )));
-                    }
-                },
-                "detail" => match value {
-                    Value::Null => {}
-                    Value::Bool(b) => opts.detail = *b,
-                    other => {
-                        return Err(OptionsError(format!(
-                            "agent() option 'detail' must be a boolean, got {}",
-                            kind_of(other)
-                        )));
-                    }
-                },
-                unknown => {
-                    return Err(OptionsError(format!(
-                        "unknown agent() option '{unknown}'; allowed: {}",
-                        ALLOWED_KEYS.join(", ")
-                    )));
-                }
-            }
+            opts.set(key, value)?;
         }
         if let Some(name) = &opts.agent_type
             && !agent_types.is_empty()
@@ -212,6 +205,29 @@ impl AgentOptions {
             )));
         }
         Ok(opts)
+    }
+
+    /// Sets one option from its JavaScript value (`null` leaves it absent).
+    fn set(&mut self, key: &str, value: &Value) -> Result<(), OptionsError> {
+        match key {
+            "label" => self.label = expect_string(key, value)?,
+            "phase" => self.phase = expect_string(key, value)?,
+            "model" => self.model = expect_string(key, value)?,
+            "effort" => self.effort = expect_string(key, value)?,
+            "agentType" => self.agent_type = expect_string(key, value)?,
+            "isolation" => self.isolation = isolation(value)?,
+            "schema" => self.schema = schema(value)?,
+            "stallMs" => self.stall_ms = stall_ms(value)?,
+            "tools" => self.tools = tools(value)?,
+            "detail" => self.detail = detail(value)?,
+            unknown => {
+                return Err(OptionsError(format!(
+                    "unknown agent() option '{unknown}'; allowed: {}",
+                    ALLOWED_KEYS.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The options that change what the agent is asked, in the content key (docs/DESIGN.md §3):

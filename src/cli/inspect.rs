@@ -101,11 +101,14 @@ pub async fn agents(engine: &Engine, json_out: bool, check: bool) -> anyhow::Res
     if json_out {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if rows.is_empty() {
-        say!("no agents configured: add an [agents.NAME] table to .boocode/booflow.toml");
+        if let Err(e) = engine.config().default_agent_name() {
+            say!("{e}");
+        }
     } else {
         say!(
-            "{:14}  {:6}  {:5}  {:8}  {:14}  {:30}  HEALTH",
+            "{:14}  {:10}  {:6}  {:5}  {:8}  {:14}  {:30}  HEALTH",
             "AGENT",
+            "ORIGIN",
             "KIND",
             "LANE",
             "MAX_LIVE",
@@ -115,9 +118,14 @@ pub async fn agents(engine: &Engine, json_out: bool, check: bool) -> anyhow::Res
         for row in &rows {
             let name = format!("{}{}", row.name, if row.default { " *" } else { "" });
             let p = &row.processes;
+            let origin = match row.origin {
+                booflow_types::AgentOrigin::Configured => "configured",
+                booflow_types::AgentOrigin::Detected => "detected",
+            };
             say!(
-                "{:14}  {:6}  {:5}  {:8}  {:14}  {:30}  {}",
+                "{:14}  {:10}  {:6}  {:5}  {:8}  {:14}  {:30}  {}",
                 name,
+                origin,
                 row.kind,
                 row.lane,
                 row.max_live,

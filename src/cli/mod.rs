@@ -1,6 +1,7 @@
 //! The command line (docs/DESIGN.md §6). Flags and the `--json` shape are a contract that
 //! scripts and outside checks rely on.
 
+mod init;
 mod inspect;
 mod progress;
 mod run;
@@ -13,10 +14,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use booflow_agents::config::Config;
+use booflow_agents::detect::{DetectOptions, Detection};
 use booflow_engine::{Engine, SandboxKind, Settings};
 use clap::{Parser, Subcommand};
 
 use crate::loader::DiscoveryLoader;
+use term::esay;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -77,7 +80,8 @@ enum Command {
         #[arg(required = true, value_name = "KEY=VALUE")]
         pairs: Vec<String>,
     },
-    /// List the configured agents: kind, lane, processes (live/idle/busy) and health.
+    /// List the agents (configured, or detected when none is): kind, lane, processes
+    /// (live/idle/busy) and health.
     Agents {
         #[arg(long)]
         json: bool,
@@ -101,6 +105,9 @@ enum Command {
     /// journal (at most WORKFLOW_MAX_CONCURRENT at once). Runs in progress are handed over
     /// on Ctrl-C/SIGTERM.
     Worker,
+    /// Write a starting .boocode/booflow.toml from the agents found here, and an example
+    /// workflow; existing files are kept.
+    Init,
     /// Manage the git worktrees kept by `isolation: 'worktree'` calls.
     Worktrees {
         #[command(subcommand)]
@@ -132,14 +139,26 @@ impl Place {
         })
     }
 
-    /// Opens the engine; `with_config` loads `booflow.toml` (only runs need agents).
+    /// Opens the engine; `with_config` loads `booflow.toml` (only runs need agents) and,
+    /// when it configures no agent, detects one (docs/DESIGN.md §4).
     async fn engine(&self, with_config: bool) -> anyhow::Result<Arc<Engine>> {
+        let settings = Settings::from_env().map_err(anyhow::Error::msg)?;
         let config = if with_config {
-            Config::load_for_project(&self.project)?
+            let mut config = Config::load_for_project(&self.project)?;
+            if config.agents.is_empty() {
+                let detection = detect(self, &settings).await;
+                match detection.chosen() {
+                    Some(chosen) => {
+                        esay!("using {}", chosen.describe());
+                        config.adopt_detected(&chosen.name, chosen.agent.clone());
+                    }
+                    None => config.looked_for = Some(detection.looked_for),
+                }
+            }
+            config
         } else {
             Config::default()
         };
-        let settings = Settings::from_env().map_err(anyhow::Error::msg)?;
         let loader = Arc::new(DiscoveryLoader {
             cwd: self.cwd.clone(),
             home: self.home.clone(),
@@ -201,6 +220,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             booflow_server::work(place.engine(true).await?).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Init => init::init(&place).await,
         Command::Worktrees {
             action: WorktreesAction::Clean,
         } => {
@@ -214,6 +234,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Looks for agents in `place` (docs/DESIGN.md §4) and prints a note for each one that
+/// did not work.
+async fn detect(place: &Place, settings: &Settings) -> Detection {
+    let opts = DetectOptions::from_env(settings.detect_ports.clone(), &place.project);
+    let detection = booflow_agents::detect::detect(&opts).await;
+    for note in &detection.notes {
+        esay!("note: {note}");
+    }
+    detection
 }
 
 /// `--sandbox` values.

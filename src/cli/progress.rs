@@ -27,6 +27,9 @@ pub struct Progress {
     /// Phase header lines, finished when the run ends.
     headers: Vec<ProgressBar>,
     calls: HashMap<String, (ProgressBar, String)>,
+    /// An error log line held back one event: the run's own error is logged just before
+    /// it ends, and [`Progress::finish`] prints that error once, not twice.
+    held_error: Option<String>,
 }
 
 fn running_style() -> ProgressStyle {
@@ -61,6 +64,7 @@ impl Progress {
             phase_tail: HashMap::new(),
             headers: Vec::new(),
             calls: HashMap::new(),
+            held_error: None,
         }
     }
 
@@ -84,6 +88,9 @@ impl Progress {
 
     /// Draws one event of the run.
     pub fn show(&mut self, event: &RunEvent) {
+        if let Some(held) = self.held_error.take() {
+            self.log(LogLevel::Error, &held);
+        }
         match event {
             RunEvent::Phase { title, .. } => {
                 if self.tty {
@@ -125,6 +132,11 @@ impl Progress {
                 };
                 self.call_finished(call_id, &end);
             }
+            RunEvent::Log {
+                level: LogLevel::Error,
+                message,
+                ..
+            } => self.held_error = Some(message.clone()),
             RunEvent::Log { level, message, .. } => self.log(*level, message),
             RunEvent::RunStarted { .. }
             | RunEvent::RunRunning { .. }
@@ -195,6 +207,11 @@ impl Progress {
     }
 
     pub fn finish(&mut self, outcome: &RunOutcome) {
+        if let Some(held) = self.held_error.take()
+            && outcome.error.as_ref() != Some(&held)
+        {
+            self.log(LogLevel::Error, &held);
+        }
         for (bar, _) in self.calls.values() {
             if !bar.is_finished() {
                 bar.abandon();

@@ -78,9 +78,21 @@ impl Project {
         cmd.current_dir(self.path())
             .env("HOME", self.path().join("home"))
             .env("BOOFLOW_CACHE_DIR", module_cache_dir())
-            .env("BOOFLOW_OPENAI_BACKOFF_MS", "5")
+            .env("BOOFLOW_RETRY_BACKOFF_MS", "5")
             .env_remove("WORKFLOW_DEFAULT_BUDGET")
-            .env_remove("DATABASE_URL");
+            .env_remove("DATABASE_URL")
+            // Agent detection (docs/DESIGN.md §4) must not find the machine's own servers
+            // or keys; a test that wants it sets these again.
+            .env("BOOFLOW_DETECT_PORTS", "none");
+        for var in [
+            "OPENAI_BASE_URL",
+            "OPENAI_API_KEY",
+            "OPENAI_MODEL",
+            "DEEPSEEK_API_KEY",
+            "OPENROUTER_API_KEY",
+        ] {
+            cmd.env_remove(var);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -16,9 +16,9 @@ pub use frames::{CallReport, Frame, Step, StepKind, StepStatus, StepUpdate};
 pub use records::{CallRecord, CallTotals, LogRecord, RunRecord, Usage};
 pub use status::{CallStatus, LogLevel, RunStatus, SandboxKind, Source};
 pub use wire::{
-    ActiveRuns, AgentCounts, AgentRow, ApiErrorBody, CallSummary, CliTraceRow, Health, LogsPage,
-    OwnerInfo, Phase, PoolStatus, RunAccepted, RunDetail, RunOutcome, RunShow, RunSummary,
-    RunsPage, StartRun, TraceRow, TracesPage, UsageTotals, WorkflowInfo,
+    ActiveRuns, AgentCounts, AgentOrigin, AgentRow, ApiErrorBody, CallSummary, CliTraceRow, Health,
+    LogsPage, OwnerInfo, Phase, PoolStatus, RunAccepted, RunDetail, RunOutcome, RunShow,
+    RunSummary, RunsPage, StartRun, TraceRow, TracesPage, UsageTotals, WorkflowInfo,
 };
 
 use ts_rs::TS;

@@ -291,10 +291,22 @@ pub struct PoolStatus {
     pub busy: u32,
 }
 
+/// Where an agent of `booflow agents` comes from (docs/DESIGN.md §4, §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentOrigin {
+    /// An `[agents.NAME]` table of a `booflow.toml`.
+    Configured,
+    /// Found by detection because no agent is configured; nothing was written.
+    Detected,
+}
+
 /// One row of `booflow agents --json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct AgentRow {
     pub name: String,
+    /// `configured` or `detected`.
+    pub origin: AgentOrigin,
     /// The `default_agent`.
     pub default: bool,
     /// `acp` or `openai`.

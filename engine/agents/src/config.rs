@@ -3,21 +3,15 @@
 //! The project file `.boocode/booflow.toml` is merged over the global
 //! `~/.boocode/booflow.toml`: an agent defined in both is taken whole from the project,
 //! `default_agent` from the project when set there, `[models]` aliases key by key.
+//!
+//! An `[agents.NAME]` table is one [`AgentConfig`]: its `kind` picks the variant and each
+//! variant takes only its own keys, so an ACP agent with a `base_url`, or an
+//! OpenAI-compatible one without `model`, cannot be written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-
-/// How an agent is spoken to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AgentKind {
-    /// An Agent Client Protocol agent over stdio (qwen-code, goose, opencode, …).
-    Acp,
-    /// An OpenAI-compatible chat completions endpoint.
-    Openai,
-}
 
 /// How an agent's calls may overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -30,44 +24,60 @@ pub enum Lane {
     Cloud,
 }
 
+impl Lane {
+    /// `local` or `cloud`, as `booflow.toml` and `booflow agents` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Local => "local",
+            Lane::Cloud => "cloud",
+        }
+    }
+}
+
 /// Answer to ACP `session/request_permission`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Permissions {
+    /// Pick the agent's "allow" option (default).
     #[default]
     Allow,
+    /// Pick the agent's "reject" option.
     Deny,
 }
 
-/// One `[agents.NAME]` table.
-#[derive(Debug, Clone, Deserialize)]
+/// One `[agents.NAME]` table, by its `kind` (docs/DESIGN.md §4).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum AgentConfig {
+    /// `kind = "acp"`: an Agent Client Protocol agent over stdio (qwen-code, goose, …).
+    Acp(AcpAgent),
+    /// `kind = "openai"`: an OpenAI-compatible chat completions endpoint.
+    Openai(OpenAiAgent),
+}
+
+/// `kind = "acp"`: the keys of an ACP agent.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgentConfig {
-    pub kind: AgentKind,
-    /// ACP: the command line that starts the agent (`["qwen", "--acp"]`).
-    #[serde(default)]
+pub struct AcpAgent {
+    /// The command line that starts the agent (`["qwen", "--acp"]`); required, not empty.
     pub command: Vec<String>,
-    /// ACP: extra environment for the agent process.
+    /// Extra environment for the agent process.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// ACP: the `authenticate` methodId to use when the agent offers auth methods.
+    /// The `authenticate` methodId to use when the agent offers auth methods.
     #[serde(default)]
     pub auth_method: Option<String>,
+    /// How calls overlap (default `cloud`).
     #[serde(default)]
     pub lane: Lane,
-    /// Warm processes kept for this agent (ACP), or parallel requests (OpenAI). Default 4.
+    /// Warm processes kept for this agent, 1–[`MAX_LIVE_LIMIT`] (default 4).
     #[serde(default = "default_max_live")]
     pub max_live: usize,
+    /// The answer to `session/request_permission` (default `allow`).
     #[serde(default)]
     pub permissions: Permissions,
-    /// OpenAI: endpoint base, e.g. `https://api.deepseek.com/v1`.
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// OpenAI: name of the environment variable holding the API key.
-    #[serde(default)]
-    pub api_key_env: Option<String>,
-    /// Model name: required for OpenAI; for ACP, passed to the agent when it supports it
-    /// and part of the cache fingerprint.
+    /// Not passed to the agent (ACP v1 has no stable way to); part of the cache
+    /// fingerprint.
     #[serde(default)]
     pub model: Option<String>,
     /// `false`: one process per call instead of reusing warm processes.
@@ -75,30 +85,153 @@ pub struct AgentConfig {
     pub warm: bool,
 }
 
+impl AcpAgent {
+    /// An ACP agent started by `command`, every other key at its default.
+    pub fn new(command: Vec<String>) -> Self {
+        Self {
+            command,
+            env: BTreeMap::new(),
+            auth_method: None,
+            lane: Lane::Cloud,
+            max_live: default_max_live(),
+            permissions: Permissions::Allow,
+            model: None,
+            warm: true,
+        }
+    }
+}
+
+/// `kind = "openai"`: the keys of an OpenAI-compatible endpoint.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiAgent {
+    /// Endpoint base, e.g. `https://api.deepseek.com/v1`; required, not empty.
+    pub base_url: String,
+    /// Name of the environment variable holding the API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Model name; required, not empty.
+    pub model: String,
+    /// How calls overlap (default `cloud`).
+    #[serde(default)]
+    pub lane: Lane,
+    /// Parallel requests, 1–[`MAX_LIVE_LIMIT`] (default 4).
+    #[serde(default = "default_max_live")]
+    pub max_live: usize,
+}
+
+impl OpenAiAgent {
+    /// An endpoint at `base_url` answering with `model`, every other key at its default.
+    pub fn new(base_url: &str, model: &str) -> Self {
+        Self {
+            base_url: base_url.to_string(),
+            api_key_env: None,
+            model: model.to_string(),
+            lane: Lane::Cloud,
+            max_live: default_max_live(),
+        }
+    }
+}
+
 impl AgentConfig {
-    /// `acp` or `openai`, as `booflow agents` shows it.
+    /// `acp` or `openai`, as `booflow.toml` and `booflow agents` write it.
     pub fn kind_name(&self) -> &'static str {
-        match self.kind {
-            AgentKind::Acp => "acp",
-            AgentKind::Openai => "openai",
+        match self {
+            Self::Acp(_) => "acp",
+            Self::Openai(_) => "openai",
+        }
+    }
+
+    /// How the agent's calls may overlap.
+    pub fn lane(&self) -> Lane {
+        match self {
+            Self::Acp(a) => a.lane,
+            Self::Openai(o) => o.lane,
         }
     }
 
     /// `local` or `cloud`.
     pub fn lane_name(&self) -> &'static str {
-        match self.lane {
-            Lane::Local => "local",
-            Lane::Cloud => "cloud",
+        self.lane().as_str()
+    }
+
+    /// Warm processes (ACP) or parallel requests (OpenAI).
+    pub fn max_live(&self) -> usize {
+        match self {
+            Self::Acp(a) => a.max_live,
+            Self::Openai(o) => o.max_live,
+        }
+    }
+
+    /// The configured model: required for OpenAI, optional for ACP.
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            Self::Acp(a) => a.model.as_deref(),
+            Self::Openai(o) => Some(&o.model),
+        }
+    }
+
+    /// Whether processes are reused between calls (always for HTTP endpoints, whose
+    /// connections are kept alive).
+    pub fn warm(&self) -> bool {
+        match self {
+            Self::Acp(a) => a.warm,
+            Self::Openai(_) => true,
         }
     }
 
     /// What the agent is reached at: its command line (ACP) or base URL (OpenAI).
     pub fn target(&self) -> String {
-        match self.kind {
-            AgentKind::Acp => self.command.join(" "),
-            AgentKind::Openai => self.base_url.clone().unwrap_or_default(),
+        match self {
+            Self::Acp(a) => a.command.join(" "),
+            Self::Openai(o) => o.base_url.clone(),
         }
     }
+}
+
+impl AgentConfig {
+    /// The keys that read back as this agent, in the order a person writes them: `kind`,
+    /// then the keys of its kind that differ from their defaults.
+    fn written_keys(&self) -> Vec<(&'static str, toml::Value)> {
+        let mut keys = vec![("kind", self.kind_name().into())];
+        match self {
+            Self::Acp(a) => {
+                keys.push(("command", a.command.clone().into()));
+                if let Some(method) = &a.auth_method {
+                    keys.push(("auth_method", method.clone().into()));
+                }
+            }
+            Self::Openai(o) => {
+                keys.push(("base_url", o.base_url.clone().into()));
+                if let Some(var) = &o.api_key_env {
+                    keys.push(("api_key_env", var.clone().into()));
+                }
+                keys.push(("model", o.model.clone().into()));
+            }
+        }
+        if self.lane() != Lane::Cloud {
+            keys.push(("lane", self.lane_name().into()));
+        }
+        keys
+    }
+}
+
+/// `[agents.NAME]` and its keys as TOML text (what `booflow init` writes); values are
+/// written by the `toml` crate, so they read back as they are.
+pub fn table_text(name: &str, agent: &AgentConfig) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let key = match bare {
+        true => name.to_string(),
+        false => toml::Value::from(name).to_string(),
+    };
+    let mut text = format!("[agents.{key}]\n");
+    for (key, value) in agent.written_keys() {
+        text.push_str(&format!("{key} = {value}\n"));
+    }
+    text
 }
 
 /// The largest `max_live` accepted: far more processes than a machine can run, and far
@@ -116,20 +249,28 @@ fn default_warm() -> bool {
 /// The merged configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
+    /// `default_agent`: the agent of a call without `agentType`.
     pub default_agent: Option<String>,
+    /// The `[agents.NAME]` tables (and a detected agent), by name.
     pub agents: BTreeMap<String, AgentConfig>,
     /// `agent({model})` aliases: alias → model name.
     pub models: BTreeMap<String, String>,
     /// Files that were read, global first.
     pub sources: Vec<PathBuf>,
+    /// The agent detection chose because none is configured (docs/DESIGN.md §4), by name.
+    pub detected: Option<String>,
+    /// What detection looked for when it found nothing, for the no-agents message.
+    pub looked_for: Option<String>,
 }
 
+/// One file as written; each agent table is checked on its own (see [`parse_agent`]), so
+/// that its errors name the table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     default_agent: Option<String>,
     #[serde(default)]
-    agents: BTreeMap<String, AgentConfig>,
+    agents: BTreeMap<String, toml::Table>,
     #[serde(default)]
     models: BTreeMap<String, String>,
 }
@@ -139,12 +280,13 @@ struct FileConfig {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-const EXAMPLE: &str = "example:\n\n  default_agent = \"qwen\"\n\n  [agents.qwen]\n  kind = \"acp\"\n  command = [\"qwen\", \"--acp\"]\n  auth_method = \"openai\"\n  env = { OPENAI_BASE_URL = \"http://127.0.0.1:8080/v1\", OPENAI_API_KEY = \"sk-local\", OPENAI_MODEL = \"qwen3-coder\" }";
+/// The smallest configuration that works, shown when no agent is configured or detected.
+pub const SMALLEST: &str = "  [agents.local]\n  kind = \"openai\"\n  base_url = \"http://127.0.0.1:11434/v1\"\n  model = \"qwen2.5-coder\"\n\n(or an ACP agent: kind = \"acp\" with command = [\"qwen\", \"--acp\"])";
 
 impl Config {
     /// Reads `global` (if it exists) then `project` (if it exists) and merges them.
     /// Errors: unreadable or invalid TOML (with file, line and key), or an agent whose
-    /// fields do not fit its kind.
+    /// keys do not fit its kind.
     pub fn load(global: Option<&Path>, project: &Path) -> Result<Self, ConfigError> {
         let mut config = Config::default();
         for path in global.into_iter().chain(std::iter::once(project)) {
@@ -168,6 +310,9 @@ impl Config {
     }
 
     /// Merges one file's text over this configuration.
+    ///
+    /// Errors: invalid TOML or an unknown top-level key (`invalid config FILE: …` with the
+    /// line), or an agent table that does not fit its kind (`FILE:LINE: [agents.NAME] …`).
     pub fn merge_text(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|e| {
             ConfigError(format!(
@@ -176,13 +321,19 @@ impl Config {
                 e.to_string().trim_end()
             ))
         })?;
-        for (name, agent) in &file.agents {
-            validate_agent(path, name, agent)?;
+        let mut agents = BTreeMap::new();
+        for (name, table) in file.agents {
+            let at = Place {
+                path,
+                line: header_line(text, &name),
+                name: &name,
+            };
+            agents.insert(name.clone(), parse_agent(&at, table)?);
         }
         if file.default_agent.is_some() {
             self.default_agent = file.default_agent;
         }
-        self.agents.extend(file.agents);
+        self.agents.extend(agents);
         self.models.extend(file.models);
         self.sources.push(path.to_path_buf());
         Ok(())
@@ -207,15 +358,39 @@ impl Config {
                 .next()
                 .map(String::as_str)
                 .unwrap_or_default()),
-            0 => Err(ConfigError(format!(
-                "no agents configured: add an [agents.NAME] table to .boocode/booflow.toml (project) or ~/.boocode/booflow.toml (global); {EXAMPLE}"
-            ))),
+            0 => Err(self.no_agents()),
             _ => Err(ConfigError(format!(
                 "several agents are configured ({}) but no default_agent is set in {}",
                 self.agent_names().join(", "),
                 self.sources_display()
             ))),
         }
+    }
+
+    /// The one message of a run that needs an agent and has none (docs/DESIGN.md §4): what
+    /// was looked for and how to fix it.
+    fn no_agents(&self) -> ConfigError {
+        let detected = match &self.looked_for {
+            Some(looked_for) => format!(", and none was detected (looked for {looked_for})"),
+            None => String::new(),
+        };
+        ConfigError(format!(
+            "no agents configured in .boocode/booflow.toml (project) or ~/.boocode/booflow.toml (global){detected}. Run `booflow init` to write .boocode/booflow.toml from what it finds, or add the smallest config that works:\n\n{SMALLEST}"
+        ))
+    }
+
+    /// Takes `agent`, found by detection, as the only agent when none is configured (a
+    /// configured agent always wins: with one, this does nothing). Nothing is written.
+    pub fn adopt_detected(&mut self, name: &str, agent: AgentConfig) {
+        if self.agents.is_empty() {
+            self.agents.insert(name.to_string(), agent);
+            self.detected = Some(name.to_string());
+        }
+    }
+
+    /// Whether agent `name` came from detection rather than a file.
+    pub fn is_detected(&self, name: &str) -> bool {
+        self.detected.as_deref() == Some(name)
     }
 
     /// Configured agent names, sorted.
@@ -243,94 +418,85 @@ impl Config {
     }
 }
 
-fn validate_agent(path: &Path, name: &str, agent: &AgentConfig) -> Result<(), ConfigError> {
-    let at = |key: &str, what: &str| {
-        ConfigError(format!("{}: [agents.{name}] {key}: {what}", path.display()))
-    };
-    match agent.kind {
-        AgentKind::Acp => {
-            if agent.command.is_empty() {
-                return Err(at(
-                    "command",
-                    "an ACP agent needs the command that starts it, e.g. command = [\"qwen\", \"--acp\"]",
-                ));
-            }
-        }
-        AgentKind::Openai => {
-            if agent.base_url.as_deref().unwrap_or("").is_empty() {
-                return Err(at(
-                    "base_url",
-                    "an OpenAI-compatible agent needs base_url, e.g. base_url = \"http://127.0.0.1:8080/v1\"",
-                ));
-            }
-            if agent.model.as_deref().unwrap_or("").is_empty() {
-                return Err(at(
-                    "model",
-                    "an OpenAI-compatible agent needs model, e.g. model = \"qwen3-coder\"",
-                ));
-            }
+/// Where an agent table was written, for its errors.
+struct Place<'a> {
+    path: &'a Path,
+    /// The line of its `[agents.NAME]` header, when it has one.
+    line: Option<usize>,
+    name: &'a str,
+}
+
+impl Place<'_> {
+    /// `FILE:LINE: [agents.NAME]` (`FILE:` alone for a table without a header line).
+    fn prefix(&self) -> String {
+        match self.line {
+            Some(line) => format!("{}:{line}: [agents.{}]", self.path.display(), self.name),
+            None => format!("{}: [agents.{}]", self.path.display(), self.name),
         }
     }
-    if !(1..=MAX_LIVE_LIMIT).contains(&agent.max_live) {
-        return Err(at(
+
+    fn error(&self, key: &str, what: &str) -> ConfigError {
+        ConfigError(format!("{} {key}: {what}", self.prefix()))
+    }
+}
+
+/// The 1-based line of the `[agents.NAME]` header in `text`, if it is written that way.
+fn header_line(text: &str, name: &str) -> Option<usize> {
+    let header = format!("[agents.{name}]");
+    text.lines()
+        .position(|line| line.trim_start().starts_with(&header))
+        .map(|i| i + 1)
+}
+
+/// How to fill a required key, for the error that says it is missing or empty.
+fn hint(key: &str) -> &'static str {
+    match key {
+        "kind" => "every agent needs kind = \"acp\" or kind = \"openai\"",
+        "command" => {
+            "an ACP agent needs the command that starts it, e.g. command = [\"qwen\", \"--acp\"]"
+        }
+        "base_url" => {
+            "an OpenAI-compatible agent needs base_url, e.g. base_url = \"http://127.0.0.1:8080/v1\""
+        }
+        "model" => "an OpenAI-compatible agent needs model, e.g. model = \"qwen3-coder\"",
+        _ => "required",
+    }
+}
+
+/// One `[agents.NAME]` table → its [`AgentConfig`], checked: the keys of its kind only,
+/// the required ones present and not empty, `max_live` from 1 to [`MAX_LIVE_LIMIT`].
+fn parse_agent(at: &Place<'_>, table: toml::Table) -> Result<AgentConfig, ConfigError> {
+    let agent: AgentConfig = toml::Value::Table(table).try_into().map_err(|e| {
+        let text = e.to_string();
+        let text = text.trim_end();
+        match text
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            Some(key) => at.error(key, &format!("missing; {}", hint(key))),
+            None => ConfigError(format!("{}: {text}", at.prefix())),
+        }
+    })?;
+    let empty = match &agent {
+        AgentConfig::Acp(a) if a.command.is_empty() || a.command[0].is_empty() => Some("command"),
+        AgentConfig::Openai(o) if o.base_url.trim().is_empty() => Some("base_url"),
+        AgentConfig::Openai(o) if o.model.trim().is_empty() => Some("model"),
+        _ => None,
+    };
+    if let Some(key) = empty {
+        return Err(at.error(key, &format!("empty; {}", hint(key))));
+    }
+    if !(1..=MAX_LIVE_LIMIT).contains(&agent.max_live()) {
+        return Err(at.error(
             "max_live",
-            &format!("must be from 1 to {MAX_LIVE_LIMIT}, got {}", agent.max_live),
+            &format!(
+                "must be from 1 to {MAX_LIVE_LIMIT}, got {}",
+                agent.max_live()
+            ),
         ));
     }
-    Ok(())
+    Ok(agent)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn project_merges_over_global() {
-        let mut config = Config::default();
-        config
-            .merge_text(
-                Path::new("global.toml"),
-                "default_agent = \"a\"\n[agents.a]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\nmodel = \"m\"\n[models]\nfast = \"m\"\n",
-            )
-            .unwrap();
-        config
-            .merge_text(
-                Path::new("project.toml"),
-                "default_agent = \"b\"\n[agents.b]\nkind = \"acp\"\ncommand = [\"qwen\", \"--acp\"]\nlane = \"local\"\n",
-            )
-            .unwrap();
-        assert_eq!(config.default_agent_name().unwrap(), "b");
-        assert_eq!(config.agent_names(), vec!["a", "b"]);
-        assert_eq!(config.agents["b"].lane, Lane::Local);
-        assert_eq!(config.resolve_model("fast"), "m");
-        assert_eq!(config.resolve_model("other"), "other");
-    }
-
-    #[test]
-    fn errors_name_the_file_and_key() {
-        let mut config = Config::default();
-        let err = config
-            .merge_text(
-                Path::new("p.toml"),
-                "[agents.q]\nkind = \"acp\"\ncomand = [\"q\"]\n",
-            )
-            .unwrap_err();
-        assert!(
-            err.0.contains("p.toml") && err.0.contains("comand"),
-            "{err}"
-        );
-        let err = config
-            .merge_text(
-                Path::new("p.toml"),
-                "[agents.q]\nkind = \"openai\"\nmodel = \"m\"\n",
-            )
-            .unwrap_err();
-        assert!(err.0.contains("[agents.q] base_url"), "{err}");
-    }
-
-    #[test]
-    fn missing_agents_explain_how_to_configure_one() {
-        let err = Config::default().default_agent_name().unwrap_err();
-        assert!(err.0.contains("[agents.qwen]"), "{err}");
-    }
-}
+mod tests;

@@ -60,12 +60,14 @@ pub enum Overlong {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a line longer than the limit of {limit} bytes")]
 pub struct LineTooLong {
+    /// The limit, in bytes.
     pub limit: usize,
 }
 
 /// One line: its bytes without the line end (`\n` or `\r\n`), not necessarily UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
+    /// The line's bytes, without its line end.
     pub bytes: Vec<u8>,
     /// The line was longer than the limit and these are its first `limit` bytes
     /// ([`Overlong::Truncate`]).
@@ -230,6 +232,7 @@ impl<R: AsyncBufRead + Unpin> BoundedLines<R> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a Server-Sent Event longer than the limit of {limit} bytes")]
 pub struct SseTooLong {
+    /// The limit, in bytes.
     pub limit: usize,
 }
 
@@ -377,18 +380,7 @@ where
     S: Stream<Item = Result<B, E>>,
     B: AsRef<[u8]>,
 {
-    struct State<S, E> {
-        stream: Option<std::pin::Pin<Box<S>>>,
-        framer: SseFramer,
-        lines: VecDeque<Vec<u8>>,
-        /// Yielded once `lines` is empty.
-        error: Option<SseError<E>>,
-        /// The blank first line has been yielded.
-        started: bool,
-        /// The first framed line has been yielded (its BOM, if any, dropped).
-        past_bom: bool,
-    }
-    let state = State {
+    let state = SseState {
         stream: Some(Box::pin(stream)),
         framer: SseFramer::new(limit),
         // The blank line for eventsource-stream's BOM check (see above).
@@ -399,40 +391,70 @@ where
     };
     futures::stream::unfold(state, |mut state| async move {
         loop {
-            if let Some(mut line) = state.lines.pop_front() {
-                if !std::mem::replace(&mut state.started, true) {
-                    return Some((Ok(line), state));
-                }
-                if !std::mem::replace(&mut state.past_bom, true) && line.starts_with(BOM) {
-                    line.drain(..BOM.len());
-                }
-                if std::str::from_utf8(&line).is_err() {
-                    (state.stream, state.error) = (None, None);
-                    state.lines.clear();
-                    return Some((Err(SseError::NotUtf8), state));
-                }
-                return Some((Ok(line), state));
+            if let Some(item) = state.take() {
+                return Some((item, state));
             }
-            if let Some(error) = state.error.take() {
-                return Some((Err(error), state));
-            }
-            let stream = state.stream.as_mut()?;
-            match stream.next().await {
-                Some(Ok(chunk)) => {
-                    if let Err(e) = state.framer.push(chunk.as_ref(), &mut state.lines) {
-                        (state.stream, state.error) = (None, Some(e.into()));
-                    }
-                }
-                Some(Err(e)) => {
-                    (state.stream, state.error) = (None, Some(SseError::Transport(e)));
-                }
-                None => {
-                    state.stream = None;
-                    state.framer.finish(&mut state.lines);
-                }
-            }
+            state.fill().await?;
         }
     })
+}
+
+/// What [`bounded_sse`] holds between items.
+struct SseState<S, E> {
+    stream: Option<std::pin::Pin<Box<S>>>,
+    framer: SseFramer,
+    lines: VecDeque<Vec<u8>>,
+    /// Yielded once `lines` is empty.
+    error: Option<SseError<E>>,
+    /// The blank first line has been yielded.
+    started: bool,
+    /// The first framed line has been yielded (its BOM, if any, dropped).
+    past_bom: bool,
+}
+
+impl<S, B, E> SseState<S, E>
+where
+    S: Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
+{
+    /// The next framed line, or the error once every line before it was taken.
+    fn take(&mut self) -> Option<Result<Vec<u8>, SseError<E>>> {
+        let Some(mut line) = self.lines.pop_front() else {
+            return self.error.take().map(Err);
+        };
+        if !std::mem::replace(&mut self.started, true) {
+            return Some(Ok(line));
+        }
+        if !std::mem::replace(&mut self.past_bom, true) && line.starts_with(BOM) {
+            line.drain(..BOM.len());
+        }
+        if std::str::from_utf8(&line).is_err() {
+            (self.stream, self.error) = (None, None);
+            self.lines.clear();
+            return Some(Err(SseError::NotUtf8));
+        }
+        Some(Ok(line))
+    }
+
+    /// Reads the next chunk into lines (or the error); `None` once the stream is done.
+    async fn fill(&mut self) -> Option<()> {
+        let stream = self.stream.as_mut()?;
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                if let Err(e) = self.framer.push(chunk.as_ref(), &mut self.lines) {
+                    (self.stream, self.error) = (None, Some(e.into()));
+                }
+            }
+            Some(Err(e)) => {
+                (self.stream, self.error) = (None, Some(SseError::Transport(e)));
+            }
+            None => {
+                self.stream = None;
+                self.framer.finish(&mut self.lines);
+            }
+        }
+        Some(())
+    }
 }
 
 /// UTF-8 byte order mark.
@@ -443,7 +465,10 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 pub enum BodyError<E> {
     /// The body (or its declared `Content-Length`) is larger than the limit, in bytes.
     #[error("a body larger than the limit of {limit} bytes")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The underlying stream failed.
     #[error("{0}")]
     Transport(E),

@@ -5,22 +5,24 @@
 //! The engine (not the backend) owns retries on stalls and crashes, structured-output
 //! validation and repair turns, the budget and the journal; a backend only speaks its
 //! protocol: ACP over stdio ([`acp`]) or OpenAI-compatible chat completions ([`openai`]),
-//! reading what the peer sends through bounded readers ([`framing`]).
+//! reading what the peer sends through bounded readers ([`framing`]). When nothing is
+//! configured, [`detect`] looks for an agent.
 
 pub mod acp;
 pub mod config;
+pub mod detect;
 pub mod framing;
 pub mod openai;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::config::{AgentConfig, AgentKind};
+use crate::config::{AgentConfig, Lane};
 
 /// Token usage of one prompt turn, as the agent reported it (0 where it reports nothing).
 pub use booflow_types::Usage;
@@ -31,6 +33,7 @@ pub struct Turn {
     /// The agent's final text: all `agent_message_chunk` text (ACP) or the assistant
     /// message content (OpenAI), concatenated in order.
     pub text: String,
+    /// Tokens of the turn, as the agent reported them.
     pub usage: Usage,
     /// Why the turn ended: ACP `StopReason` (`end_turn`, `max_tokens`, `refusal`,
     /// `cancelled`, …) or OpenAI `finish_reason` (`stop`, `length`, …).
@@ -55,7 +58,9 @@ pub struct Progress {
 /// What the stall detector sees.
 #[derive(Debug, Clone, Copy)]
 pub struct ProgressState {
+    /// The last update (a chunk, a tool call update, an SSE event).
     pub last_update: Instant,
+    /// Tool calls reported in progress; while above 0 the stall clock is paused.
     pub tools_running: u32,
     /// Updates seen so far.
     pub updates: u64,
@@ -64,6 +69,7 @@ pub struct ProgressState {
 }
 
 impl Progress {
+    /// A signal for one turn and the receiver the stall detector watches.
     pub fn new() -> (Self, watch::Receiver<ProgressState>) {
         let (tx, rx) = watch::channel(ProgressState {
             last_update: Instant::now(),
@@ -115,7 +121,8 @@ pub struct SessionOptions {
 }
 
 /// Failures of a backend. `is_retryable` ones (a crashed process, a broken protocol, a
-/// 429/5xx after the backend's own retries) are retried by the engine like a stall.
+/// 429/5xx) are retried by the engine like a stall; a backend makes one attempt per
+/// call (docs/DESIGN.md §4: one retry policy, the engine's).
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The agent process exited or its pipe broke.
@@ -127,9 +134,15 @@ pub enum AgentError {
     /// An HTTP endpoint answered with an error status.
     #[error("HTTP {status} from {url}: {body}")]
     Http {
+        /// The HTTP status code.
         status: u16,
+        /// The URL that answered.
         url: String,
+        /// The first characters of the error body.
         body: String,
+        /// The answer's `Retry-After` (seconds), at most [`MAX_RETRY_AFTER`]: how long the
+        /// engine waits before its next attempt instead of its own backoff.
+        retry_after: Option<Duration>,
     },
     /// Could not start or reach the agent (bad command, connection refused, auth failed).
     #[error("cannot reach agent: {0}")]
@@ -139,12 +152,24 @@ pub enum AgentError {
     Other(String),
 }
 
+/// The longest `Retry-After` honoured; longer values are cut to this (2 minutes).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
 impl AgentError {
+    /// Whether another attempt may succeed: a crash, a broken protocol, HTTP 429 or 5xx.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Crashed(_) | Self::Protocol(_) => true,
             Self::Http { status, .. } => *status == 429 || *status >= 500,
             Self::Unavailable(_) | Self::Other(_) => false,
+        }
+    }
+
+    /// The wait the peer asked for before the next attempt (`Retry-After`), if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Http { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }
@@ -195,8 +220,11 @@ pub trait AgentBackend: Send + Sync {
 /// Live processes of one agent: `live = idle + busy`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PoolStatus {
+    /// Processes running.
     pub live: usize,
+    /// Live processes waiting for a session.
     pub idle: usize,
+    /// Live processes serving a session.
     pub busy: usize,
 }
 
@@ -204,10 +232,10 @@ pub struct PoolStatus {
 ///
 /// Errors: more than [`tokio::sync::Semaphore::MAX_PERMITS`], where the semaphore would
 /// panic (a `booflow.toml` may say `max_live = 3000000000000000000`; found by fuzz/config).
-pub(crate) fn lane_permits(name: &str, config: &AgentConfig) -> anyhow::Result<usize> {
-    let permits = match config.lane {
-        config::Lane::Local => 1,
-        config::Lane::Cloud => config.max_live.max(1),
+pub(crate) fn lane_permits(name: &str, lane: Lane, max_live: usize) -> anyhow::Result<usize> {
+    let permits = match lane {
+        Lane::Local => 1,
+        Lane::Cloud => max_live.max(1),
     };
     anyhow::ensure!(
         permits <= tokio::sync::Semaphore::MAX_PERMITS,
@@ -218,14 +246,17 @@ pub(crate) fn lane_permits(name: &str, config: &AgentConfig) -> anyhow::Result<u
 }
 
 /// Builds the backend for a configured agent; ACP agents count their processes against
-/// `group` (one per engine).
+/// `group` (one per engine, docs/DESIGN.md §4).
+///
+/// Errors: a configuration the backend refuses (see [`acp::AcpBackend::new`],
+/// [`openai::OpenAiBackend::new`]).
 pub fn build_backend(
     name: &str,
     config: &AgentConfig,
     group: &Arc<acp::PoolGroup>,
 ) -> anyhow::Result<Arc<dyn AgentBackend>> {
-    Ok(match config.kind {
-        AgentKind::Acp => Arc::new(acp::AcpBackend::in_group(name, config, group.clone())?),
-        AgentKind::Openai => Arc::new(openai::OpenAiBackend::new(name, config)?),
+    Ok(match config {
+        AgentConfig::Acp(acp) => Arc::new(acp::AcpBackend::new(name, acp, group.clone())?),
+        AgentConfig::Openai(openai) => Arc::new(openai::OpenAiBackend::new(name, openai)?),
     })
 }

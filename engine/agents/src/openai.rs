@@ -9,23 +9,23 @@
 //! false}}` (docs/DESIGN.md §1); an endpoint that refuses it with 400/422 is asked again without
 //! it, and the backend stops sending it.
 //!
-//! Failures: 429 and 5xx answers, connection errors and broken streams are retried here with
-//! exponential backoff ([`DEFAULT_BACKOFF_MS`] doubling, [`DEFAULT_MAX_RETRIES`] retries,
-//! `Retry-After` seconds honoured); then the call fails with [`AgentError::Http`] (or
-//! [`AgentError::Unavailable`] when the endpoint cannot be reached, [`AgentError::Crashed`]
-//! when the connection kept breaking), which the engine may retry again.
+//! Failures: one HTTP request per prompt (and one more without `response_format` when the
+//! endpoint refused it); the engine owns the retries (docs/DESIGN.md §4). A 429 or 5xx
+//! answer fails with [`AgentError::Http`] carrying its `Retry-After`, a broken connection or
+//! stream with [`AgentError::Crashed`] (both retryable), an endpoint that cannot be reached
+//! with [`AgentError::Unavailable`], another 4xx with [`AgentError::Http`] (not retryable).
 //!
 //! Bounds ([`crate::framing`]): a streamed event longer than [`SSE_MAX_EVENT_BYTES`], a
 //! non-streamed body or a streamed turn's text larger than [`MAX_BODY_BYTES`] fail the
-//! attempt with [`AgentError::Protocol`] naming the limit (not retried here; the engine's
-//! bounded retries may try again); only the first [`MAX_ERROR_BODY_BYTES`] of an error
+//! attempt with [`AgentError::Protocol`] naming the limit (the engine's bounded retries may
+//! try again); only the first [`MAX_ERROR_BODY_BYTES`] of an error
 //! answer are read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use async_trait::async_trait;
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
@@ -34,26 +34,11 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::AgentConfig;
+use crate::config::OpenAiAgent;
 use crate::framing::{
     self, BodyError, MAX_BODY_BYTES, MAX_ERROR_BODY_BYTES, SSE_MAX_EVENT_BYTES, SseError,
 };
 use crate::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions, Turn, Usage};
-
-/// First retry delay in milliseconds; each further retry doubles it (250, 500, 1000, 2000).
-/// Overridden by the environment variable [`BACKOFF_ENV`] or
-/// [`OpenAiBackend::with_retry_policy`].
-pub const DEFAULT_BACKOFF_MS: u64 = 250;
-
-/// Retries after the first attempt on 429, 5xx, connection errors and broken streams.
-pub const DEFAULT_MAX_RETRIES: u32 = 4;
-
-/// Environment variable that sets the first retry delay in milliseconds (read by
-/// [`OpenAiBackend::new`]); tests set it low.
-pub const BACKOFF_ENV: &str = "BOOFLOW_OPENAI_BACKOFF_MS";
-
-/// Longest `Retry-After` wait honoured, in seconds (longer values are cut to this).
-const MAX_RETRY_AFTER_SECS: u64 = 120;
 
 /// Error bodies kept in [`AgentError::Http`] are cut to this many characters.
 const MAX_ERROR_BODY_CHARS: usize = 2000;
@@ -78,38 +63,25 @@ struct Endpoint {
     permits: Arc<Semaphore>,
     /// Cleared once the endpoint refused `response_format`.
     response_format_supported: Arc<AtomicBool>,
-    backoff_base: Duration,
-    max_retries: u32,
 }
 
 impl OpenAiBackend {
     /// Builds the backend for agent `name` from its configuration.
     ///
-    /// Errors: `base_url` or `model` missing or empty, a non-numeric [`BACKOFF_ENV`], a
-    /// `max_live` too large for a semaphore, or an HTTP client that cannot be built. A missing API key variable is reported when a
+    /// Errors: `base_url` or `model` empty, a `max_live` too large for a semaphore, or an
+    /// HTTP client that cannot be built. A missing API key variable is reported when a
     /// session is opened (so an unused agent does not break a run).
-    pub fn new(name: &str, config: &AgentConfig) -> anyhow::Result<Self> {
-        let base_url = config
-            .base_url
-            .as_deref()
-            .unwrap_or("")
-            .trim_end_matches('/')
-            .to_string();
-        if base_url.is_empty() {
-            bail!("[agents.{name}] base_url: an OpenAI-compatible agent needs base_url");
-        }
-        let model = config.model.clone().unwrap_or_default();
-        if model.is_empty() {
-            bail!("[agents.{name}] model: an OpenAI-compatible agent needs model");
-        }
-        let backoff_ms = match std::env::var(BACKOFF_ENV) {
-            Ok(v) => v
-                .trim()
-                .parse::<u64>()
-                .with_context(|| format!("{BACKOFF_ENV}={v:?} is not a number of milliseconds"))?,
-            Err(_) => DEFAULT_BACKOFF_MS,
-        };
-        let permits = crate::lane_permits(name, config)?;
+    pub fn new(name: &str, config: &OpenAiAgent) -> anyhow::Result<Self> {
+        let base_url = config.base_url.trim_end_matches('/').to_string();
+        anyhow::ensure!(
+            !base_url.is_empty(),
+            "[agents.{name}] base_url: an OpenAI-compatible agent needs base_url"
+        );
+        anyhow::ensure!(
+            !config.model.is_empty(),
+            "[agents.{name}] model: an OpenAI-compatible agent needs model"
+        );
+        let permits = crate::lane_permits(name, config.lane, config.max_live)?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .tcp_keepalive(Duration::from_secs(30))
@@ -124,20 +96,10 @@ impl OpenAiBackend {
                 client,
                 permits: Arc::new(Semaphore::new(permits)),
                 response_format_supported: Arc::new(AtomicBool::new(true)),
-                backoff_base: Duration::from_millis(backoff_ms),
-                max_retries: DEFAULT_MAX_RETRIES,
             },
-            model,
+            model: config.model.clone(),
             api_key_env: config.api_key_env.clone().filter(|v| !v.is_empty()),
         })
-    }
-
-    /// Sets the first retry delay (doubled on each further retry) and the number of retries
-    /// after the first attempt (0: no retries). Affects sessions opened afterwards.
-    pub fn with_retry_policy(mut self, backoff_base: Duration, max_retries: u32) -> Self {
-        self.endpoint.backoff_base = backoff_base;
-        self.endpoint.max_retries = max_retries;
-        self
     }
 
     /// `false` once the endpoint refused `response_format` (then schemas are only in the
@@ -198,15 +160,16 @@ struct OpenAiSession {
 
 /// How one HTTP attempt failed.
 enum Failure {
-    /// 429, 5xx, connection error or broken stream: worth another attempt.
-    Retryable {
-        error: AgentError,
-        retry_after: Option<Duration>,
-    },
-    /// The endpoint refused `response_format` (400/422 mentioning it).
+    /// The endpoint refused `response_format` (400/422 mentioning it): ask again without.
     ResponseFormatRejected(AgentError),
-    /// Anything else.
-    Fatal(AgentError),
+    /// Anything else: the prompt fails with it (the engine decides about retrying).
+    Error(AgentError),
+}
+
+impl From<AgentError> for Failure {
+    fn from(error: AgentError) -> Self {
+        Failure::Error(error)
+    }
 }
 
 #[async_trait]
@@ -251,7 +214,6 @@ impl OpenAiSession {
         messages.push(json!({ "role": "user", "content": text }));
         let mut use_response_format =
             schema.is_some() && ep.response_format_supported.load(Ordering::Relaxed);
-        let mut retries = 0u32;
         loop {
             let body = self.request_body(&messages, schema.filter(|_| use_response_format));
             match ep.attempt(&body, self.api_key.as_deref(), progress).await {
@@ -265,16 +227,9 @@ impl OpenAiSession {
                     ep.response_format_supported.store(false, Ordering::Relaxed);
                     use_response_format = false;
                 }
-                Err(Failure::Retryable { error, retry_after }) if retries < ep.max_retries => {
-                    let delay =
-                        retry_after.unwrap_or_else(|| ep.backoff_base * 2u32.pow(retries.min(16)));
-                    retries += 1;
-                    tracing::warn!(agent = %ep.name, %error, retry = retries, delay_ms = delay.as_millis() as u64, "retrying chat completion");
-                    tokio::time::sleep(delay).await;
+                Err(Failure::ResponseFormatRejected(error) | Failure::Error(error)) => {
+                    return Err(error);
                 }
-                Err(Failure::Retryable { error, .. })
-                | Err(Failure::ResponseFormatRejected(error))
-                | Err(Failure::Fatal(error)) => return Err(error),
             }
         }
     }
@@ -315,51 +270,15 @@ impl Endpoint {
             request = request.bearer_auth(key);
         }
         let response = request.send().await.map_err(|e| {
-            let error = if e.is_connect() {
-                AgentError::Unavailable(format!(
-                    "cannot connect to {}: {}",
-                    self.url,
-                    error_chain(&e)
-                ))
+            let chain = error_chain(&e);
+            if e.is_connect() {
+                AgentError::Unavailable(format!("cannot connect to {}: {chain}", self.url))
             } else {
-                AgentError::Crashed(format!(
-                    "request to {} failed: {}",
-                    self.url,
-                    error_chain(&e)
-                ))
-            };
-            Failure::Retryable {
-                error,
-                retry_after: None,
+                AgentError::Crashed(format!("request to {} failed: {chain}", self.url))
             }
         })?;
-        let status = response.status().as_u16();
         if !response.status().is_success() {
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(|s| Duration::from_secs_f64(s.min(MAX_RETRY_AFTER_SECS as f64)));
-            // Only a prefix: an error body is never worth more than its first lines.
-            let text = framing::read_prefix(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
-                .await
-                .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned())
-                .unwrap_or_default();
-            let error = AgentError::Http {
-                status,
-                url: self.url.clone(),
-                body: text.chars().take(MAX_ERROR_BODY_CHARS).collect(),
-            };
-            let mentions_format = text.contains("response_format") || text.contains("json_schema");
-            return Err(if status == 429 || status >= 500 {
-                Failure::Retryable { error, retry_after }
-            } else if (status == 400 || status == 422) && mentions_format {
-                Failure::ResponseFormatRejected(error)
-            } else {
-                Failure::Fatal(error)
-            });
+            return Err(self.refused(response).await);
         }
         let content_type = response
             .headers()
@@ -369,35 +288,77 @@ impl Endpoint {
             .to_ascii_lowercase();
         if content_type.contains("application/json") {
             // The server ignored `stream: true`.
-            let declared = response.content_length();
-            let bytes = framing::read_capped(response.bytes_stream(), MAX_BODY_BYTES, declared)
-                .await
-                .map_err(|e| match e {
-                    BodyError::TooLarge { limit } => Failure::Fatal(AgentError::Protocol(format!(
-                        "{} answered a body larger than the limit of {limit} bytes ({} MiB, MAX_BODY_BYTES)",
-                        self.url,
-                        limit >> 20
-                    ))),
-                    BodyError::Transport(e) => self.broken(&e),
-                })?;
-            progress.tick();
-            let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                Failure::Fatal(AgentError::Protocol(format!(
-                    "{} answered invalid JSON: {e}",
-                    self.url
-                )))
-            })?;
-            return parse_completion(&answer).map_err(Failure::Fatal);
+            return Ok(self.read_plain(response, progress).await?);
         }
-        self.read_stream(response, progress).await
+        Ok(self.read_stream(response, progress).await?)
     }
 
+    /// An error answer: [`AgentError::Http`] with the first characters of its body and its
+    /// `Retry-After` (seconds, at most [`crate::MAX_RETRY_AFTER`]); a 400/422 that mentions
+    /// `response_format` or `json_schema` is [`Failure::ResponseFormatRejected`].
+    async fn refused(&self, response: reqwest::Response) -> Failure {
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(crate::MAX_RETRY_AFTER.as_secs_f64())));
+        // Only a prefix: an error body is never worth more than its first lines.
+        let text = framing::read_prefix(response.bytes_stream(), MAX_ERROR_BODY_BYTES)
+            .await
+            .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        let mentions_format = text.contains("response_format") || text.contains("json_schema");
+        let error = AgentError::Http {
+            status,
+            url: self.url.clone(),
+            body: text.chars().take(MAX_ERROR_BODY_CHARS).collect(),
+            retry_after,
+        };
+        if (status == 400 || status == 422) && mentions_format {
+            Failure::ResponseFormatRejected(error)
+        } else {
+            Failure::Error(error)
+        }
+    }
+
+    /// A non-streamed `chat.completion` body, at most [`MAX_BODY_BYTES`].
+    async fn read_plain(
+        &self,
+        response: reqwest::Response,
+        progress: &Progress,
+    ) -> Result<Turn, AgentError> {
+        let declared = response.content_length();
+        let bytes = framing::read_capped(response.bytes_stream(), MAX_BODY_BYTES, declared)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { limit } => AgentError::Protocol(format!(
+                    "{} answered a body larger than the limit of {limit} bytes ({} MiB, MAX_BODY_BYTES)",
+                    self.url,
+                    limit >> 20
+                )),
+                BodyError::Transport(e) => AgentError::Crashed(format!(
+                    "reading the answer from {} failed: {}",
+                    self.url,
+                    error_chain(&e)
+                )),
+            })?;
+        progress.tick();
+        let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            AgentError::Protocol(format!("{} answered invalid JSON: {e}", self.url))
+        })?;
+        parse_completion(&answer)
+    }
+
+    /// A streamed answer: `chat.completion.chunk` events until `[DONE]` (or a finish
+    /// reason and the end of the stream), each event bounded (see `framing`).
     async fn read_stream(
         &self,
         response: reqwest::Response,
         progress: &Progress,
-    ) -> Result<Turn, Failure> {
-        // One line at a time into eventsource-stream, events bounded (see `framing`).
+    ) -> Result<Turn, AgentError> {
         let mut events = Box::pin(framing::bounded_sse(
             response.bytes_stream(),
             SSE_MAX_EVENT_BYTES,
@@ -406,65 +367,22 @@ impl Endpoint {
         let mut turn = Turn::default();
         let mut done = false;
         while let Some(event) = events.next().await {
-            let event = event.map_err(|e| match e {
-                EventStreamError::Transport(SseError::TooLong(e)) => {
-                    Failure::Fatal(AgentError::Protocol(format!(
-                        "{} streamed an event longer than the limit of {} bytes ({} MiB, SSE_MAX_EVENT_BYTES)",
-                        self.url,
-                        e.limit,
-                        e.limit >> 20
-                    )))
-                }
-                EventStreamError::Transport(SseError::NotUtf8) => {
-                    Failure::Fatal(AgentError::Protocol(format!(
-                        "{} streamed a line that is not UTF-8",
-                        self.url
-                    )))
-                }
-                e => Failure::Retryable {
-                    error: AgentError::Crashed(format!("stream from {} broke: {e}", self.url)),
-                    retry_after: None,
-                },
-            })?;
+            let event = event.map_err(|e| self.stream_error(e))?;
             progress.tick();
             let data = event.data.trim();
-            if data.is_empty() {
-                continue;
-            }
             if data == "[DONE]" {
                 done = true;
                 break;
             }
-            let chunk: Value = serde_json::from_str(data).map_err(|e| {
-                Failure::Fatal(AgentError::Protocol(format!(
-                    "{} streamed a chunk that is not JSON ({e}): {}",
-                    self.url,
-                    data.chars().take(200).collect::<String>()
-                )))
-            })?;
-            if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-                return Err(Failure::Fatal(AgentError::Protocol(format!(
-                    "{} reported an error mid-stream: {error}",
-                    self.url
-                ))));
-            }
-            apply_chunk(&mut turn, &chunk);
-            if turn.text.len() > MAX_BODY_BYTES {
-                return Err(Failure::Fatal(AgentError::Protocol(format!(
-                    "{} streamed an answer longer than the limit of {MAX_BODY_BYTES} bytes ({} MiB, MAX_BODY_BYTES)",
-                    self.url,
-                    MAX_BODY_BYTES >> 20
-                ))));
+            if !data.is_empty() {
+                self.apply_event(&mut turn, data)?;
             }
         }
         if !done && turn.stop_reason.is_empty() {
-            return Err(Failure::Retryable {
-                error: AgentError::Crashed(format!(
-                    "stream from {} ended before the completion finished",
-                    self.url
-                )),
-                retry_after: None,
-            });
+            return Err(AgentError::Crashed(format!(
+                "stream from {} ended before the completion finished",
+                self.url
+            )));
         }
         if turn.stop_reason.is_empty() {
             turn.stop_reason = "stop".into();
@@ -472,14 +390,47 @@ impl Endpoint {
         Ok(turn)
     }
 
-    fn broken(&self, e: &reqwest::Error) -> Failure {
-        Failure::Retryable {
-            error: AgentError::Crashed(format!(
-                "reading the answer from {} failed: {}",
+    /// Folds one event's data into the turn. Errors: data that is not JSON, an `error`
+    /// object, or a text past [`MAX_BODY_BYTES`] ([`AgentError::Protocol`]).
+    fn apply_event(&self, turn: &mut Turn, data: &str) -> Result<(), AgentError> {
+        let chunk: Value = serde_json::from_str(data).map_err(|e| {
+            AgentError::Protocol(format!(
+                "{} streamed a chunk that is not JSON ({e}): {}",
                 self.url,
-                error_chain(e)
+                data.chars().take(200).collect::<String>()
+            ))
+        })?;
+        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
+            return Err(AgentError::Protocol(format!(
+                "{} reported an error mid-stream: {error}",
+                self.url
+            )));
+        }
+        apply_chunk(turn, &chunk);
+        if turn.text.len() > MAX_BODY_BYTES {
+            return Err(AgentError::Protocol(format!(
+                "{} streamed an answer longer than the limit of {MAX_BODY_BYTES} bytes ({} MiB, MAX_BODY_BYTES)",
+                self.url,
+                MAX_BODY_BYTES >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// A stream that could not be read: an overlong event or a non-UTF-8 line is a
+    /// protocol error, a broken connection a crash (retryable).
+    fn stream_error(&self, e: EventStreamError<SseError<reqwest::Error>>) -> AgentError {
+        match e {
+            EventStreamError::Transport(SseError::TooLong(e)) => AgentError::Protocol(format!(
+                "{} streamed an event longer than the limit of {} bytes ({} MiB, SSE_MAX_EVENT_BYTES)",
+                self.url,
+                e.limit,
+                e.limit >> 20
             )),
-            retry_after: None,
+            EventStreamError::Transport(SseError::NotUtf8) => {
+                AgentError::Protocol(format!("{} streamed a line that is not UTF-8", self.url))
+            }
+            e => AgentError::Crashed(format!("stream from {} broke: {e}", self.url)),
         }
     }
 }

@@ -8,12 +8,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use booflow_agents::acp::{AcpBackend, PoolGroup};
-use booflow_agents::config::{AgentConfig, AgentKind, Lane, Permissions};
+use booflow_agents::config::{AcpAgent, Lane, Permissions};
 use booflow_agents::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions, Turn};
 use booflow_testkit::test_agent::test_agent_bin;
 
 /// Upper bound for any single step, so a broken backend fails instead of hanging.
 const STEP: Duration = Duration::from_secs(30);
+
+/// A pool group of its own capped at `max_live` (processes idle 10 minutes stay).
+fn group(max_live: usize) -> std::sync::Arc<PoolGroup> {
+    PoolGroup::new(max_live, Duration::from_secs(600))
+}
 
 struct Fixture {
     dir: PathBuf,
@@ -35,29 +40,21 @@ impl Fixture {
         Self { dir, state, cwd }
     }
 
-    fn config(&self) -> AgentConfig {
-        AgentConfig {
-            kind: AgentKind::Acp,
-            command: vec![test_agent_bin().display().to_string()],
+    fn config(&self) -> AcpAgent {
+        AcpAgent {
             env: BTreeMap::from([(
                 "BOOFLOW_TEST_AGENT_STATE".to_string(),
                 self.state.display().to_string(),
             )]),
             auth_method: Some("test".into()),
-            lane: Lane::Cloud,
-            max_live: 4,
-            permissions: Permissions::Allow,
-            base_url: None,
-            api_key_env: None,
-            model: None,
-            warm: true,
+            ..AcpAgent::new(vec![test_agent_bin().display().to_string()])
         }
     }
 
-    fn backend(&self, edit: impl FnOnce(&mut AgentConfig)) -> AcpBackend {
+    fn backend(&self, edit: impl FnOnce(&mut AcpAgent)) -> AcpBackend {
         let mut config = self.config();
         edit(&mut config);
-        AcpBackend::new("test", &config).unwrap()
+        AcpBackend::new("test", &config, group(8)).unwrap()
     }
 
     fn opts(&self) -> SessionOptions {
@@ -485,7 +482,7 @@ async fn a_max_live_too_large_for_a_semaphore_is_an_error_not_a_panic() {
     let fx = Fixture::new("max-live");
     let mut config = fx.config();
     config.max_live = usize::MAX;
-    let err = AcpBackend::new("test", &config).err().unwrap();
+    let err = AcpBackend::new("test", &config, group(8)).err().unwrap();
     assert!(err.to_string().contains("[agents.test] max_live"), "{err}");
 }
 
@@ -540,9 +537,9 @@ async fn idle_processes_are_stopped_after_the_ttl_and_busy_ones_never() {
 #[tokio::test]
 async fn the_group_cap_evicts_the_least_recently_used_idle_process_and_waits_when_all_are_busy() {
     let fx = Fixture::new("cap");
-    let group = PoolGroup::new(2);
-    let a = AcpBackend::in_group("a", &fx.config(), group.clone()).unwrap();
-    let b = AcpBackend::in_group("b", &fx.config(), group.clone()).unwrap();
+    let group = group(2);
+    let a = AcpBackend::new("a", &fx.config(), group.clone()).unwrap();
+    let b = AcpBackend::new("b", &fx.config(), group.clone()).unwrap();
     let mut a1 = open(&a, &fx).await;
     let a2 = open(&a, &fx).await;
     drop(a2); // idle now: the least recently used idle process of the group

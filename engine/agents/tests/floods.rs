@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use booflow_agents::acp::AcpBackend;
-use booflow_agents::config::{AgentConfig, AgentKind, Lane, Permissions};
+use booflow_agents::acp::{AcpBackend, PoolGroup};
+use booflow_agents::config::{AcpAgent, OpenAiAgent};
 use booflow_agents::openai::OpenAiBackend;
 use booflow_agents::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions, Turn};
 use booflow_testkit::model_server::ModelServer;
@@ -148,23 +148,17 @@ impl Agent {
             Instant::now()
         ));
         std::fs::create_dir_all(dir.join("state")).unwrap();
-        let config = AgentConfig {
-            kind: AgentKind::Acp,
-            command: vec![test_agent_bin().display().to_string()],
+        let config = AcpAgent {
             env: BTreeMap::from([(
                 "BOOFLOW_TEST_AGENT_STATE".to_string(),
                 dir.join("state").display().to_string(),
             )]),
             auth_method: Some("test".into()),
-            lane: Lane::Cloud,
             max_live: 2,
-            permissions: Permissions::Allow,
-            base_url: None,
-            api_key_env: None,
-            model: None,
-            warm: true,
+            ..AcpAgent::new(vec![test_agent_bin().display().to_string()])
         };
-        let backend = AcpBackend::new("flood", &config).unwrap();
+        let group = PoolGroup::new(8, Duration::from_secs(600));
+        let backend = AcpBackend::new("flood", &config, group).unwrap();
         Self { dir, backend }
     }
 
@@ -285,14 +279,8 @@ async fn a_huge_stderr_line_is_cut_not_fatal() {
 // ---------------------------------------------------------------------------------------
 
 fn endpoint(server: &ModelServer) -> OpenAiBackend {
-    let config: AgentConfig = toml::from_str(&format!(
-        "kind = \"openai\"\nbase_url = \"{}\"\nmodel = \"test-model\"\n",
-        server.base_url
-    ))
-    .expect("agent config");
-    OpenAiBackend::new("flood", &config)
-        .expect("backend")
-        .with_retry_policy(Duration::from_millis(1), 4)
+    let config = OpenAiAgent::new(&server.base_url, "test-model");
+    OpenAiBackend::new("flood", &config).expect("backend")
 }
 
 async fn ask(backend: &OpenAiBackend, text: &str) -> Result<Turn, AgentError> {
@@ -368,8 +356,8 @@ async fn an_endless_error_body_is_read_only_in_part() {
     let backend = endpoint(&server);
     let probe = Probe::start();
     let err = ask(&backend, "[[flood-error]]").await.unwrap_err();
-    // Each retry's WARN line quotes up to 2000 characters of the error body.
-    let log = probe.finish_with("endless 500 body, 5 attempts", 16 * 1024);
+    // One request: the backend does not retry (the engine does), so nothing is logged.
+    let log = probe.finish_with("endless 500 body", 1024);
     match &err {
         AgentError::Http { status, body, .. } => {
             assert_eq!(*status, 500);
@@ -377,7 +365,8 @@ async fn an_endless_error_body_is_read_only_in_part() {
         }
         other => panic!("expected Http, got {other:?}"),
     }
-    assert_eq!(server.request_count(), 5, "1 attempt + 4 retries");
-    assert_eq!(log.matches("retrying chat completion").count(), 4, "{log}");
+    assert!(err.is_retryable(), "the engine may try again");
+    assert_eq!(server.request_count(), 1, "one request per attempt");
+    assert!(!log.contains("retrying"), "{log}");
     assert_eq!(ask(&backend, "after").await.unwrap().text, "Answer: after");
 }

@@ -3,23 +3,21 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use booflow_agents::config::AgentConfig;
+use booflow_agents::config::OpenAiAgent;
 use booflow_agents::openai::OpenAiBackend;
 use booflow_agents::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions};
 use booflow_testkit::model_server::ModelServer;
 use serde_json::{Value, json};
 
-fn config(base_url: &str, extra: &str) -> AgentConfig {
+fn config(base_url: &str, extra: &str) -> OpenAiAgent {
     toml::from_str(&format!(
-        "kind = \"openai\"\nbase_url = \"{base_url}\"\nmodel = \"test-model\"\n{extra}"
+        "base_url = \"{base_url}\"\nmodel = \"test-model\"\n{extra}"
     ))
     .expect("agent config")
 }
 
 fn backend_with(base_url: &str, extra: &str) -> OpenAiBackend {
-    OpenAiBackend::new("test", &config(base_url, extra))
-        .expect("backend")
-        .with_retry_policy(Duration::from_millis(1), 4)
+    OpenAiBackend::new("test", &config(base_url, extra)).expect("backend")
 }
 
 fn backend(server: &ModelServer) -> OpenAiBackend {
@@ -220,11 +218,26 @@ async fn falls_back_when_the_endpoint_refuses_response_format() {
 }
 
 #[tokio::test]
-async fn retries_a_one_time_503() {
+async fn a_503_fails_the_one_attempt_and_the_next_prompt_starts_clean() {
     let server = ModelServer::start().await;
     let backend = backend(&server);
     let mut session = session(&backend).await;
     let (progress, _rx) = Progress::new();
+    let err = session
+        .prompt("flaky [[fail-once:503]]", None, &progress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AgentError::Http { status: 503, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_retryable(), "the engine retries a 503");
+    assert_eq!(
+        server.request_count(),
+        1,
+        "the backend itself never retries"
+    );
+    // The engine's next attempt (here: the same prompt again) is answered.
     let turn = session
         .prompt("flaky [[fail-once:503]]", None, &progress)
         .await
@@ -242,50 +255,70 @@ async fn retries_a_one_time_503() {
 }
 
 #[tokio::test]
-async fn honours_retry_after() {
-    let server = ModelServer::start().await;
-    let backend = backend(&server);
-    let mut session = session(&backend).await;
-    let (progress, _rx) = Progress::new();
-    let started = Instant::now();
-    session
-        .prompt(
-            "limited [[fail-once:429]][[retry-after:1]]",
-            None,
-            &progress,
-        )
-        .await
-        .unwrap();
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(server.request_count(), 2);
-}
-
-#[tokio::test]
-async fn a_permanent_500_fails_with_http_after_the_retries() {
+async fn a_429_carries_its_retry_after() {
     let server = ModelServer::start().await;
     let backend = backend(&server);
     let mut session = session(&backend).await;
     let (progress, _rx) = Progress::new();
     let err = session
+        .prompt(
+            "limited [[fail-once:429]][[retry-after:2]]",
+            None,
+            &progress,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(2)), "{err:?}");
+    assert_eq!(server.request_count(), 1);
+    let err = session
+        .prompt(
+            "too long [[fail:429]][[retry-after:100000]]",
+            None,
+            &progress,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.retry_after(),
+        Some(booflow_agents::MAX_RETRY_AFTER),
+        "a long Retry-After is cut"
+    );
+}
+
+#[tokio::test]
+async fn a_500_and_a_401_fail_with_http_after_one_request_each() {
+    let server = ModelServer::start().await;
+    let backend = backend(&server);
+    let mut session = session(&backend).await;
+    let (progress, _rx) = Progress::new();
+    let started = Instant::now();
+    let err = session
         .prompt("broken [[fail:500]]", None, &progress)
         .await
         .unwrap_err();
     match &err {
-        AgentError::Http { status, url, body } => {
+        AgentError::Http {
+            status,
+            url,
+            body,
+            retry_after,
+        } => {
             assert_eq!(*status, 500);
             assert_eq!(url, &format!("{}/chat/completions", server.base_url));
             assert!(body.contains("scripted failure"), "{body}");
+            assert_eq!(*retry_after, None);
         }
         other => panic!("expected Http, got {other:?}"),
     }
     assert!(err.is_retryable());
-    assert_eq!(server.request_count(), 5, "1 attempt + 4 retries");
+    assert_eq!(server.request_count(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no backoff here"
+    );
 
-    // A 4xx other than 429 is not retried.
+    // A 4xx other than 429 is not retryable.
     let err = session
         .prompt("nope [[fail:401]]", None, &progress)
         .await
@@ -294,7 +327,8 @@ async fn a_permanent_500_fails_with_http_after_the_retries() {
         matches!(err, AgentError::Http { status: 401, .. }),
         "{err:?}"
     );
-    assert_eq!(server.request_count(), 6);
+    assert!(!err.is_retryable());
+    assert_eq!(server.request_count(), 2);
 }
 
 #[test]
@@ -314,9 +348,8 @@ async fn unreachable_endpoint_is_unavailable() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let backend = OpenAiBackend::new("down", &config(&format!("http://127.0.0.1:{port}/v1"), ""))
-        .unwrap()
-        .with_retry_policy(Duration::from_millis(1), 1);
+    let backend =
+        OpenAiBackend::new("down", &config(&format!("http://127.0.0.1:{port}/v1"), "")).unwrap();
     let mut session = session(&backend).await;
     let (progress, _rx) = Progress::new();
     let err = session.prompt("hello", None, &progress).await.unwrap_err();

@@ -29,7 +29,20 @@ const RUN_COLUMNS: &str = "run_id, workflow, source, path, args, status, result,
 
 /// Whether process `pid` of this machine is alive.
 pub(crate) fn pid_alive(pid: i64) -> bool {
-    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+    if pid <= 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) S …`: the state follows the last ')' (comm may hold one). A zombie
+        // (Z) or dead (X) process is gone even before its parent reaps it: a killed server
+        // whose parent has not waited for it must not hold its runs until the lease ends.
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        ),
+        Err(_) => Path::new(&format!("/proc/{pid}")).exists(),
+    }
 }
 
 /// What a read needs to tell a live run from an abandoned one: the time and this host.

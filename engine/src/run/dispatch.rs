@@ -45,6 +45,13 @@ impl RunLoop {
         if calls.is_empty() {
             return;
         }
+        if self.engine.config.agents.is_empty() {
+            // docs/DESIGN.md §4 preflight: the first call of a run without agents ends the
+            // run with the one message; no call is made, none is rejected one by one.
+            let error = self.engine.config.default_agent_name().err();
+            self.faults.no_agents = Some(error.map(|e| e.0).unwrap_or_default());
+            return;
+        }
         let mut ready = Vec::with_capacity(calls.len());
         for call in calls {
             match self.prepare(&call) {
@@ -131,7 +138,11 @@ impl RunLoop {
             .model
             .as_deref()
             .map(|m| self.engine.config.resolve_model(m))
-            .or_else(|| self.engine.config.agents[&agent].model.clone());
+            .or_else(|| {
+                self.engine.config.agents[&agent]
+                    .model()
+                    .map(str::to_string)
+            });
         let keyed = AgentOptions {
             model: call.opts.model.as_ref().and(model.clone()),
             ..call.opts.clone()

@@ -87,6 +87,9 @@ pub(super) struct Faults {
     pub journal_broken: bool,
     /// The sandbox sent a request its runtime never would.
     pub sandbox: Option<String>,
+    /// The script called `agent()` and no agent is configured or detected: the run ends
+    /// with this message, once (docs/DESIGN.md §4, preflight).
+    pub no_agents: Option<String>,
     /// Another owner took the run over: this copy stops and writes nothing more.
     pub fenced: bool,
 }
@@ -190,6 +193,9 @@ impl RunLoop {
         loop {
             if self.faults.fenced {
                 return Err(ScriptError::new(ErrorName::WorkflowAbortError, FENCED_MARK));
+            }
+            if let Some(error) = self.faults.no_agents.take() {
+                return Err(ScriptError::new(ErrorName::WorkflowInputError, error));
             }
             if let Some(error) = self
                 .faults

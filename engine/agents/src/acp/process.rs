@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use agent_client_protocol::{
 };
 use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
-use tokio::process::Child;
+use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio_util::sync::CancellationToken;
 
 use super::output::{self, Fatal, Peer, StderrTail};
@@ -91,21 +92,7 @@ impl AgentProcess {
     /// (naming the offered ones) or fails.
     pub(crate) async fn start(spec: &Spec, id: u64, cwd: &Path) -> Result<Arc<Self>, AgentError> {
         let name = &spec.name;
-        let mut cmd = tokio::process::Command::new(&spec.command[0]);
-        cmd.args(&spec.command[1..])
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(cwd)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            AgentError::Unavailable(format!(
-                "cannot start agent {name} ({:?} in {}): {e}",
-                spec.command,
-                cwd.display()
-            ))
-        })?;
+        let mut child = spawn(spec, cwd)?;
         let pid = child.id();
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -114,7 +101,6 @@ impl AgentProcess {
                 "agent {name}: stdio pipes missing"
             )));
         };
-
         let stderr_tail: StderrTail = Arc::new(Mutex::new(VecDeque::new()));
         tokio::spawn(output::drain_stderr(
             stderr,
@@ -122,86 +108,17 @@ impl AgentProcess {
             name.clone(),
             pid,
         ));
-
-        // Newline-delimited JSON-RPC over the child's stdio (ACP stdio transport), each
-        // stdout line bounded and checked before the crate sees it.
         let child = Arc::new(Mutex::new(child));
         let fatal: Fatal = Arc::new(OnceLock::new());
-        let incoming = output::incoming(
-            stdout,
-            Peer {
-                name: name.clone(),
-                pid,
-                child: child.clone(),
-                fatal: fatal.clone(),
-            },
-        );
-        let outgoing = futures::sink::unfold(stdin, |mut w, line: String| async move {
-            w.write_all(line.as_bytes()).await?;
-            w.write_all(b"\n").await?;
-            w.flush().await?;
-            Ok::<_, std::io::Error>(w)
-        });
-        let lines = Lines::new(Box::pin(outgoing), Box::pin(incoming));
-
+        let peer = Peer {
+            name: name.clone(),
+            pid,
+            child: child.clone(),
+            fatal: fatal.clone(),
+        };
         let routes = Arc::new(Routes::new(spec.permissions));
-        let (stop, closed) = (CancellationToken::new(), CancellationToken::new());
-        let (cx_tx, cx_rx) = tokio::sync::oneshot::channel();
-        let (r1, r2, r3, r4) = (
-            routes.clone(),
-            routes.clone(),
-            routes.clone(),
-            routes.clone(),
-        );
-        let connection = Client
-            .v1()
-            .name("booflow")
-            .on_receive_notification(
-                async move |update: RawSessionUpdate, _cx| {
-                    r1.apply_update(&update.0);
-                    Ok(())
-                },
-                agent_client_protocol::on_receive_notification!(),
-            )
-            .on_receive_request(
-                async move |req: RequestPermissionRequest, responder, _cx| {
-                    responder.respond(r2.permission(&req))
-                },
-                agent_client_protocol::on_receive_request!(),
-            )
-            .on_receive_request(
-                async move |req: ReadTextFileRequest, responder, _cx| {
-                    responder.respond_with_result(r3.read_text_file(&req))
-                },
-                agent_client_protocol::on_receive_request!(),
-            )
-            .on_receive_request(
-                async move |req: WriteTextFileRequest, responder, _cx| {
-                    responder.respond_with_result(r4.write_text_file(&req))
-                },
-                agent_client_protocol::on_receive_request!(),
-            );
-        tokio::spawn({
-            let (stop, closed, name) = (stop.clone(), closed.clone(), name.clone());
-            async move {
-                let result = connection
-                    .connect_with(lines, async move |cx: ConnectionTo<Agent>| {
-                        let _ = cx_tx.send(cx.clone());
-                        tokio::select! {
-                            () = stop.cancelled() => {}
-                            () = cx.incoming_closed() => {}
-                        }
-                        Ok(())
-                    })
-                    .await;
-                tracing::debug!(agent = %name, pid, ?result, "agent connection ended");
-                closed.cancel();
-            }
-        });
-        let cx = cx_rx.await.map_err(|_| {
-            AgentError::Unavailable(format!("agent {name}: connection failed to start"))
-        })?;
-
+        let (cx, stop, closed) =
+            connect(transport(stdin, stdout, peer), &routes, name, pid).await?;
         let mut process = Self {
             id,
             pid,
@@ -214,6 +131,14 @@ impl AgentProcess {
             stderr_tail,
             fatal,
         };
+        process.initialize(spec).await?;
+        tracing::debug!(agent = %name, pid, "agent process initialised");
+        Ok(Arc::new(process))
+    }
+
+    /// ACP `initialize` (booflow's fs capabilities, no terminal), then `authenticate` with
+    /// `spec.auth_method` when the agent offers auth methods.
+    async fn initialize(&mut self, spec: &Spec) -> Result<(), AgentError> {
         let init = InitializeRequest::new(ProtocolVersion::V1)
             .client_capabilities(
                 ClientCapabilities::new()
@@ -223,29 +148,34 @@ impl AgentProcess {
                     .terminal(false),
             )
             .client_info(Implementation::new("booflow", env!("CARGO_PKG_VERSION")));
-        let init = process
-            .handshake("initialize", process.cx.send_request(init).block_task())
+        let init = self
+            .handshake("initialize", self.cx.send_request(init).block_task())
             .await?;
-        process.auth_methods = init
+        self.auth_methods = init
             .auth_methods
             .iter()
             .map(|m| m.id().0.to_string())
             .collect();
-        if let (Some(method), false) = (&spec.auth_method, process.auth_methods.is_empty()) {
-            if !process.auth_methods.contains(method) {
-                return Err(AgentError::Unavailable(format!(
-                    "agent {name} does not offer auth_method \"{method}\"; it offers: {}",
-                    process.auth_methods.join(", ")
-                )));
-            }
-            let auth = process
-                .cx
-                .send_request(AuthenticateRequest::new(method.clone()))
-                .block_task();
-            process.handshake("authenticate", auth).await?;
+        let Some(method) = spec
+            .auth_method
+            .as_ref()
+            .filter(|_| !self.auth_methods.is_empty())
+        else {
+            return Ok(());
+        };
+        if !self.auth_methods.contains(method) {
+            return Err(AgentError::Unavailable(format!(
+                "agent {} does not offer auth_method \"{method}\"; it offers: {}",
+                spec.name,
+                self.auth_methods.join(", ")
+            )));
         }
-        tracing::debug!(agent = %name, pid, "agent process initialised");
-        Ok(Arc::new(process))
+        let auth = self
+            .cx
+            .send_request(AuthenticateRequest::new(method.clone()))
+            .block_task();
+        self.handshake("authenticate", auth).await?;
+        Ok(())
     }
 
     async fn handshake<T>(
@@ -342,6 +272,109 @@ impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Spawns `spec.command` in `cwd` with piped stdio, killed when dropped.
+///
+/// Errors: [`AgentError::Unavailable`] naming the command and the directory.
+fn spawn(spec: &Spec, cwd: &Path) -> Result<Child, AgentError> {
+    let mut cmd = tokio::process::Command::new(&spec.command[0]);
+    cmd.args(&spec.command[1..])
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd.spawn().map_err(|e| {
+        AgentError::Unavailable(format!(
+            "cannot start agent {} ({:?} in {}): {e}",
+            spec.name,
+            spec.command,
+            cwd.display()
+        ))
+    })
+}
+
+/// Newline-delimited JSON-RPC over the child's stdio (ACP stdio transport).
+type Transport = Lines<
+    Pin<Box<dyn futures::Sink<String, Error = std::io::Error> + Send>>,
+    Pin<Box<dyn futures::Stream<Item = std::io::Result<String>> + Send>>,
+>;
+
+/// The transport over `stdin`/`stdout`, each stdout line bounded and checked before the
+/// protocol crate sees it ([`output::incoming`]).
+fn transport(stdin: ChildStdin, stdout: ChildStdout, peer: Peer) -> Transport {
+    let incoming = output::incoming(stdout, peer);
+    let outgoing = futures::sink::unfold(stdin, |mut w, line: String| async move {
+        w.write_all(line.as_bytes()).await?;
+        w.write_all(b"\n").await?;
+        w.flush().await?;
+        Ok::<_, std::io::Error>(w)
+    });
+    Lines::new(Box::pin(outgoing), Box::pin(incoming))
+}
+
+/// Runs the client side of the connection on its own task, its handlers answering from
+/// `routes`; the connection, the token that ends it and the one cancelled once it ended.
+///
+/// Errors: [`AgentError::Unavailable`] when the connection task ends before it started.
+async fn connect(
+    lines: Transport,
+    routes: &Arc<Routes>,
+    name: &str,
+    pid: Option<u32>,
+) -> Result<(ConnectionTo<Agent>, CancellationToken, CancellationToken), AgentError> {
+    let [r1, r2, r3, r4] = std::array::from_fn(|_| routes.clone());
+    let connection = Client
+        .v1()
+        .name("booflow")
+        .on_receive_notification(
+            async move |update: RawSessionUpdate, _cx| {
+                r1.apply_update(&update.0);
+                Ok(())
+            },
+            agent_client_protocol::on_receive_notification!(),
+        )
+        .on_receive_request(
+            async move |req: RequestPermissionRequest, responder, _cx| {
+                responder.respond(r2.permission(&req))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: ReadTextFileRequest, responder, _cx| {
+                responder.respond_with_result(r3.read_text_file(&req))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: WriteTextFileRequest, responder, _cx| {
+                responder.respond_with_result(r4.write_text_file(&req))
+            },
+            agent_client_protocol::on_receive_request!(),
+        );
+    let (stop, closed) = (CancellationToken::new(), CancellationToken::new());
+    let (cx_tx, cx_rx) = tokio::sync::oneshot::channel();
+    let (stop_, closed_, name_) = (stop.clone(), closed.clone(), name.to_string());
+    tokio::spawn(async move {
+        let result = connection
+            .connect_with(lines, async move |cx: ConnectionTo<Agent>| {
+                let _ = cx_tx.send(cx.clone());
+                tokio::select! {
+                    () = stop_.cancelled() => {}
+                    () = cx.incoming_closed() => {}
+                }
+                Ok(())
+            })
+            .await;
+        tracing::debug!(agent = %name_, pid, ?result, "agent connection ended");
+        closed_.cancel();
+    });
+    let cx = cx_rx.await.map_err(|_| {
+        AgentError::Unavailable(format!("agent {name}: connection failed to start"))
+    })?;
+    Ok((cx, stop, closed))
 }
 
 /// `message (code N): data` of a JSON-RPC error.
