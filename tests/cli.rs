@@ -236,3 +236,42 @@ fn show_traces_lists_timings_and_usage_per_call() {
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("LATENCY") && text.contains("c0002"), "{text}");
 }
+
+/// An OpenAI-compatible agent has no process cap of its own: the run's concurrency is what
+/// it gets (docs/DESIGN.md §4); a `max_concurrent` below it binds and is logged once.
+#[test]
+fn an_http_agent_gets_the_concurrency_the_run_asks_for() {
+    let fan_out = "const out = await parallel(Array.from({ length: 48 }, (_, i) => () => agent(`[[delay:300]] item ${i}`)))\nreturn out.filter(Boolean).length";
+    let mut project = Project::new();
+    project.workflow("fan", fan_out);
+    project.set_env("WORKFLOW_MAX_CONCURRENCY", "16");
+    let outcome = project.run_ok(&["fan"]);
+    assert_eq!(outcome["result"], 48);
+    assert_eq!(
+        project.server.peak_in_flight(),
+        16,
+        "the default config must not cap an HTTP agent below the run's concurrency"
+    );
+
+    let capped = Project::new();
+    let mut capped = capped;
+    capped.write_config(&format!(
+        "[agents.model]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"m\"\nmax_concurrent = 3\n",
+        capped.server.base_url
+    ));
+    capped.workflow("fan", fan_out.replace("48", "9").as_str());
+    capped.set_env("WORKFLOW_MAX_CONCURRENCY", "16");
+    let (outcome, output) = capped.run_json(&["fan"]);
+    assert_eq!(outcome["result"], 9);
+    assert_eq!(capped.server.peak_in_flight(), 3);
+    let run_id = outcome["run_id"].as_str().unwrap();
+    let shown = capped.show_json(run_id, &[]);
+    let logs = shown["logs"].to_string();
+    assert_eq!(
+        logs.matches("agent model: 3 in flight at most (max_concurrent)")
+            .count(),
+        1,
+        "one log line names the cap that binds: {logs}\n{}",
+        stderr(&output)
+    );
+}

@@ -238,14 +238,14 @@ fn numeric_settings_out_of_range_are_refused_with_the_variable_named() {
     let project = Project::new();
     project.workflow("plain", "return 1");
     project.write_config(&format!(
-        "default_agent = \"model\"\n[agents.model]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"m\"\nmax_live = 2305843009213693952\n",
+        "default_agent = \"model\"\n[agents.model]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"m\"\nmax_concurrent = 2305843009213693952\n",
         project.server.base_url
     ));
     let output = project.booflow().args(["run", "plain"]).output().unwrap();
     assert!(!output.status.success());
     let text = common::stderr(&output);
     assert!(
-        text.contains("max_live") && text.contains("1 to 1024"),
+        text.contains("max_concurrent") && text.contains("1 to 1024"),
         "{text}"
     );
 }

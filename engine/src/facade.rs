@@ -252,7 +252,10 @@ impl Engine {
                 default: default.as_deref() == Some(name.as_str()),
                 kind: config.kind_name().to_string(),
                 lane: config.lane_name().to_string(),
-                max_live: config.max_live().min(u32::MAX as usize) as u32,
+                max_live: config
+                    .max_in_flight()
+                    .unwrap_or(self.settings.concurrency)
+                    .min(u32::MAX as usize) as u32,
                 warm: config.warm(),
                 model: config.model().map(str::to_string),
                 target: config.target(),

@@ -115,9 +115,12 @@ pub struct OpenAiAgent {
     /// How calls overlap (default `cloud`).
     #[serde(default)]
     pub lane: Lane,
-    /// Parallel requests, 1–[`MAX_LIVE_LIMIT`] (default 4).
-    #[serde(default = "default_max_live")]
-    pub max_live: usize,
+    /// Requests in flight at once, 1–[`MAX_LIVE_LIMIT`]; unset (the default): no cap of
+    /// its own, so the run's concurrency (`WORKFLOW_MAX_CONCURRENCY`) is what it gets. An
+    /// HTTP endpoint has no processes to cap (docs/DESIGN.md §4). `max_live`, the ACP key,
+    /// is accepted as another name for it.
+    #[serde(default, alias = "max_live")]
+    pub max_concurrent: Option<usize>,
 }
 
 impl OpenAiAgent {
@@ -128,7 +131,7 @@ impl OpenAiAgent {
             api_key_env: None,
             model: model.to_string(),
             lane: Lane::Cloud,
-            max_live: default_max_live(),
+            max_concurrent: None,
         }
     }
 }
@@ -155,11 +158,22 @@ impl AgentConfig {
         self.lane().as_str()
     }
 
-    /// Warm processes (ACP) or parallel requests (OpenAI).
-    pub fn max_live(&self) -> usize {
+    /// The agent's own cap on calls in flight: its warm processes (ACP `max_live`), its
+    /// `max_concurrent` (OpenAI), 1 on the local lane; `None`: no cap of its own (the run's
+    /// concurrency bounds it).
+    pub fn max_in_flight(&self) -> Option<usize> {
+        if self.lane() == Lane::Local {
+            return Some(1);
+        }
+        self.configured_cap().map(|(_, n)| n)
+    }
+
+    /// The configured cap and the key that set it: `("max_live", n)` (ACP), or
+    /// `("max_concurrent", n)` (OpenAI, when set).
+    pub fn configured_cap(&self) -> Option<(&'static str, usize)> {
         match self {
-            Self::Acp(a) => a.max_live,
-            Self::Openai(o) => o.max_live,
+            Self::Acp(a) => Some(("max_live", a.max_live)),
+            Self::Openai(o) => o.max_concurrent.map(|n| ("max_concurrent", n)),
         }
     }
 
@@ -486,14 +500,10 @@ fn parse_agent(at: &Place<'_>, table: toml::Table) -> Result<AgentConfig, Config
     if let Some(key) = empty {
         return Err(at.error(key, &format!("empty; {}", hint(key))));
     }
-    if !(1..=MAX_LIVE_LIMIT).contains(&agent.max_live()) {
-        return Err(at.error(
-            "max_live",
-            &format!(
-                "must be from 1 to {MAX_LIVE_LIMIT}, got {}",
-                agent.max_live()
-            ),
-        ));
+    if let Some((key, n)) = agent.configured_cap()
+        && !(1..=MAX_LIVE_LIMIT).contains(&n)
+    {
+        return Err(at.error(key, &format!("must be from 1 to {MAX_LIVE_LIMIT}, got {n}")));
     }
     Ok(agent)
 }

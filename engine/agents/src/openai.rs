@@ -45,8 +45,9 @@ const MAX_ERROR_BODY_CHARS: usize = 2000;
 
 /// An OpenAI-compatible chat completions endpoint (`[agents.NAME] kind = "openai"`).
 ///
-/// Up to `max_live` prompts run at once per backend (`lane = "local"`: one); further prompts
-/// wait for a slot inside [`AgentSession::prompt`].
+/// Up to `max_concurrent` prompts run at once per backend when set (`lane = "local"`: one;
+/// unset: as many as the run sends); further prompts wait for a slot inside
+/// [`AgentSession::prompt`].
 pub struct OpenAiBackend {
     endpoint: Endpoint,
     model: String,
@@ -81,7 +82,8 @@ impl OpenAiBackend {
             !config.model.is_empty(),
             "[agents.{name}] model: an OpenAI-compatible agent needs model"
         );
-        let permits = crate::lane_permits(name, config.lane, config.max_live)?;
+        let cap = config.max_concurrent.unwrap_or(Semaphore::MAX_PERMITS);
+        let permits = crate::lane_permits(name, config.lane, cap)?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .tcp_keepalive(Duration::from_secs(30))

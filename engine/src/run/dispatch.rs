@@ -56,6 +56,7 @@ impl RunLoop {
         for call in calls {
             match self.prepare(&call) {
                 Ok(prepared) => {
+                    self.log_agent_cap(&prepared.record.agent).await;
                     self.engine.emit(RunEvent::CallStarted {
                         run_id: self.run_id.clone(),
                         call_id: prepared.record.call_id.clone(),
@@ -85,6 +86,33 @@ impl RunLoop {
         if !replays.is_empty() {
             self.answer_replays(replays).await;
         }
+    }
+
+    /// Logs once per run, at an agent's first call, when the agent's own cap on calls in
+    /// flight is below the run's concurrency: the run will not get the concurrency it asked
+    /// for from this agent, and the line says which key to raise (docs/DESIGN.md §4).
+    async fn log_agent_cap(&mut self, agent: &str) {
+        if self.caps_logged.contains(agent) {
+            return;
+        }
+        self.caps_logged.insert(agent.to_string());
+        let Some(config) = self.engine.config.agents.get(agent) else {
+            return;
+        };
+        let concurrency = self.engine.settings.concurrency;
+        let Some(cap) = config.max_in_flight().filter(|&cap| cap < concurrency) else {
+            return;
+        };
+        let key = match config.lane() {
+            booflow_agents::config::Lane::Local => "lane = \"local\"",
+            booflow_agents::config::Lane::Cloud => {
+                config.configured_cap().map_or("", |(key, _)| key)
+            }
+        };
+        let message = format!(
+            "agent {agent}: {cap} in flight at most ({key}), below this run's concurrency of {concurrency}"
+        );
+        self.log(booflow_types::LogLevel::Info, message).await;
     }
 
     /// The checks before a call exists: the agent cap, the agent, the schema. Then its

@@ -111,6 +111,8 @@ pub(super) struct RunLoop {
     pub replay: Replay,
     /// Calls per content hash so far: the occurrence number of the next one.
     pub occurrences: HashMap<String, u32>,
+    /// Agents whose own in-flight cap was already logged in this run.
+    pub caps_logged: std::collections::HashSet<String>,
     pub counts: AgentCounts,
     pub usage: UsageTotals,
     pub quotas: Quotas,
@@ -155,6 +157,7 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
         slots: Arc::new(Semaphore::new(engine.settings.concurrency)),
         replay: setup.replay,
         occurrences: HashMap::new(),
+        caps_logged: Default::default(),
         counts: AgentCounts::default(),
         usage: UsageTotals::default(),
         quotas: Quotas::default(),

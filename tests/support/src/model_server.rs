@@ -122,6 +122,26 @@ struct Shared {
     failures: Mutex<Vec<(String, u16)>>,
     cached_tokens: AtomicU64,
     completions: AtomicU64,
+    /// Requests being answered now (until their response starts), and the most ever.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+}
+
+/// Counts a request as in flight while it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl ModelServer {
@@ -185,6 +205,12 @@ impl ModelServer {
     /// All chat completion requests received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// The most chat completion requests this server was answering at once (a request
+    /// counts from its arrival until its response starts, `[[delay:MS]]` included).
+    pub fn peak_in_flight(&self) -> u64 {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
     }
 
     /// Number of chat completion requests received so far (failed ones included).
@@ -439,6 +465,7 @@ async fn chat_completions(
         return error_response(400, "messages must be a non-empty array", None);
     }
     let d = Directives::parse(&last_user);
+    let _in_flight = InFlight::enter(&shared);
 
     if let Some(ms) = d.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;

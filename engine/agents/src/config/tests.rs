@@ -137,3 +137,34 @@ fn a_written_table_reads_back_as_the_same_agent() {
         assert_eq!(config.agents["a"], agent, "{text}");
     }
 }
+
+#[test]
+fn an_openai_agent_has_no_cap_of_its_own_unless_set() {
+    let mut config = Config::default();
+    config
+        .merge_text(
+            Path::new("p.toml"),
+            "[agents.free]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nmodel = \"m\"\n\
+             [agents.capped]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nmodel = \"m\"\nmax_concurrent = 3\n\
+             [agents.old]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nmodel = \"m\"\nmax_live = 2\n\
+             [agents.gpu]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nmodel = \"m\"\nlane = \"local\"\n",
+        )
+        .unwrap();
+    assert_eq!(config.agents["free"].max_in_flight(), None);
+    assert_eq!(
+        config.agents["capped"].configured_cap(),
+        Some(("max_concurrent", 3))
+    );
+    assert_eq!(config.agents["old"].max_in_flight(), Some(2));
+    assert_eq!(config.agents["gpu"].max_in_flight(), Some(1));
+    let err = config
+        .merge_text(
+            Path::new("p.toml"),
+            "[agents.q]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\nmodel = \"m\"\nmax_concurrent = 0\n",
+        )
+        .unwrap_err();
+    assert!(
+        err.0.contains("[agents.q] max_concurrent: must be from 1"),
+        "{err}"
+    );
+}
