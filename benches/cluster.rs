@@ -74,14 +74,21 @@ impl Bench {
         std::fs::write(project.path().join(".boocode/booflow.toml"), &toml).unwrap();
         let db = TestDatabase::create();
         let mut config = Config::default();
-        config.merge_text(std::path::Path::new("bench.toml"), &toml).unwrap();
+        config
+            .merge_text(std::path::Path::new("bench.toml"), &toml)
+            .unwrap();
         let settings = Settings {
             database_url: Some(db.url.clone()),
             lease_ms,
             ..Settings::default()
         };
         let engine = rt
-            .block_on(Engine::open(project.path(), config, settings, Arc::new(NoNested)))
+            .block_on(Engine::open(
+                project.path(),
+                config,
+                settings,
+                Arc::new(NoNested),
+            ))
             .unwrap();
         Self {
             rt,
@@ -125,7 +132,10 @@ impl Bench {
     fn until(&self, every: Duration, done: impl Fn() -> bool) -> Duration {
         let started = Instant::now();
         while !done() {
-            assert!(started.elapsed() < Duration::from_secs(120), "the bench waited too long");
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the bench waited too long"
+            );
             std::thread::sleep(every);
         }
         started.elapsed()
@@ -148,14 +158,18 @@ fn enqueue_to_start(bench: &Bench) {
     // Warm up: the worker's first run compiles nothing (the guest is precompiled) but
     // opens its connections.
     let first = bench.enqueue(EMPTY, serde_json::json!({}));
-    bench.until(Duration::from_millis(5), || bench.status(&first).0 == RunStatus::Completed);
+    bench.until(Duration::from_millis(5), || {
+        bench.status(&first).0 == RunStatus::Completed
+    });
     let mut samples = Vec::new();
     for _ in 0..100 {
         let started = Instant::now();
         let id = bench.enqueue(EMPTY, serde_json::json!({}));
         bench.until(Duration::from_millis(1), || bench.status(&id).1.is_some());
         samples.push(started.elapsed());
-        bench.until(Duration::from_millis(2), || bench.status(&id).0.is_finished());
+        bench.until(Duration::from_millis(2), || {
+            bench.status(&id).0.is_finished()
+        });
     }
     samples.sort();
     println!(
@@ -213,7 +227,9 @@ fn takeover(bench: &Bench, signal: &str, lease_ms: u64) -> Duration {
         status == RunStatus::Running && owner.is_some() && owner != first_owner
     });
     let took = started.elapsed();
-    let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status();
     stop(&mut workers);
     took
 }
