@@ -2,7 +2,8 @@
 //! that failed because the model refused one call continues under its own run id once the
 //! model is back; the calls that had completed are not asked again (the scripted model
 //! server logs every request). A foreground `booflow run` that failed is resumed by the
-//! server from the request it stored. Only failed and interrupted runs can be resumed.
+//! server from the request it stored, and so is one whose process was killed mid-call
+//! (`interrupted`). Only failed and interrupted runs can be resumed.
 
 mod common;
 
@@ -187,5 +188,58 @@ fn only_failed_and_interrupted_runs_can_be_resumed() {
     assert!(
         reply["error"].as_str().unwrap().contains("cancelled"),
         "{reply}"
+    );
+}
+
+#[test]
+fn an_interrupted_foreground_run_is_resumed_by_the_server_after_its_process_died() {
+    let project = project();
+    project.workflow(
+        "two",
+        "const first = await agent('first of run 2', { label: 'first' })\nconst second = await agent('[[delay-once:60000]] second of run 2', { label: 'second' })\nreturn { first, second }",
+    );
+    let served = project.serve(&[]);
+    let mut cli = project
+        .booflow()
+        .args(["run", "two", "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start booflow run");
+    // The CLI's run, seen through the server, until its second call is at the model.
+    let id = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, page) = get(&served, "/api/runs");
+            let run = page["runs"].as_array().and_then(|r| r.first()).cloned();
+            if let Some(run) = run {
+                let id = run["run_id"].as_str().unwrap().to_string();
+                let (_, detail) = get(&served, &format!("/api/runs/{id}"));
+                if detail["calls"][1]["status"] == "running" {
+                    break id;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the CLI run never reached its second call: {page}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    let (_, run) = get(&served, &format!("/api/runs/{id}"));
+    assert_eq!(run["status"], "interrupted", "{run}");
+
+    let run = resume_to_end(&served, &id);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["resume_count"], 1, "{run}");
+    assert_eq!(statuses(&run), ["first completed", "second completed"]);
+    let counts = requests_by_prompt(&project);
+    assert_eq!(counts.get("first of run 2"), Some(&1), "{counts:?}");
+    assert_eq!(
+        counts.get("second of run 2"),
+        Some(&2),
+        "in flight when it died: {counts:?}"
     );
 }
