@@ -636,6 +636,14 @@ fn metrics_count_runs_calls_cache_hits_and_tokens_and_the_pane_is_served() {
             .unwrap()
             .contains("javascript")
     );
+    // The type-check inputs stay out of the binary.
+    for path in ["/types/RunDetail.ts", "/tsconfig.json", "/README.md"] {
+        let file = client()
+            .get(format!("{}{path}", served.url))
+            .send()
+            .unwrap();
+        assert_eq!(file.status(), StatusCode::NOT_FOUND, "{path}");
+    }
 }
 
 #[test]

@@ -4,6 +4,19 @@
 // `/?token=XYZ`; we keep the token in sessionStorage (so a reload or a hash change keeps
 // it, and it dies with the tab) and drop it from the visible URL.
 
+// The wire types are generated from the booflow-types crate (docs/DESIGN.md §6) into
+// web/types/; `tsc -p web/tsconfig.json` (tests/pane_types.rs) checks every read below.
+/** @typedef {import('./types/RunDetail').RunDetail} RunDetail */
+/** @typedef {import('./types/RunsPage').RunsPage} RunsPage */
+/** @typedef {import('./types/LogsPage').LogsPage} LogsPage */
+/** @typedef {import('./types/TracesPage').TracesPage} TracesPage */
+/** @typedef {import('./types/WorkflowInfo').WorkflowInfo} WorkflowInfo */
+/** @typedef {import('./types/StartRun').StartRun} StartRun */
+/** @typedef {import('./types/RunAccepted').RunAccepted} RunAccepted */
+/** @typedef {import('./types/RunResumed').RunResumed} RunResumed */
+/** @typedef {import('./types/Health').Health} Health */
+/** @typedef {import('./types/Frame').Frame} Frame */
+
 const TOKEN_KEY = 'booflow.token';
 
 export function initToken() {
@@ -26,6 +39,10 @@ export function setToken(token) {
 }
 
 export class ApiError extends Error {
+  /**
+   * @param {number} status the HTTP status (0: the server could not be reached)
+   * @param {string} message
+   */
   constructor(status, message) {
     super(message);
     this.status = status;
@@ -35,11 +52,20 @@ export class ApiError extends Error {
 /** Called with no arguments on any 401 (set by app.js to show the token prompt). */
 export const hooks = { onUnauthorized: () => {} };
 
-/** `api('GET', '/api/runs')` → parsed JSON; throws ApiError carrying the server's `{error}`. */
+/**
+ * `api('GET', '/api/runs')` → parsed JSON; throws ApiError carrying the server's `{error}`.
+ * The typed readers below name the body each endpoint answers.
+ * @param {string} method
+ * @param {string} path
+ * @param {unknown} [body] sent as JSON
+ * @returns {Promise<any>}
+ */
 export async function api(method, path, body) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: 'application/json' };
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
+  /** @type {RequestInit} */
   const init = { method, headers };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -71,11 +97,59 @@ export async function api(method, path, body) {
   return data;
 }
 
+const runPath = (/** @type {string} */ id, suffix = '') => `/api/runs/${encodeURIComponent(id)}${suffix}`;
+
+/** @returns {Promise<WorkflowInfo[]>} `GET /api/workflows` */
+export const getWorkflows = () => api('GET', '/api/workflows');
+
+/**
+ * `GET /api/runs?limit=&cursor=`, newest first.
+ * @param {number} limit 1–200
+ * @param {string | null} [cursor] the `next_cursor` of the page before
+ * @returns {Promise<RunsPage>}
+ */
+export const listRuns = (limit, cursor) => api('GET', `/api/runs?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+
+/** @param {string} id @returns {Promise<RunDetail>} `GET /api/runs/{id}` */
+export const getRun = (id) => api('GET', runPath(id));
+
+/** @param {string} id @returns {Promise<LogsPage>} `GET /api/runs/{id}/logs` */
+export const getLogs = (id) => api('GET', runPath(id, '/logs'));
+
+/**
+ * `GET /api/runs/{id}/traces?limit=&cursor=`, in call order.
+ * @param {string} id
+ * @param {number} limit 1–200
+ * @param {number | null} cursor the `next_cursor` (a call seq) of the page before
+ * @returns {Promise<TracesPage>}
+ */
+export const getTraces = (id, limit, cursor) => api('GET', runPath(id, `/traces?limit=${limit}${cursor !== null ? `&cursor=${cursor}` : ''}`));
+
+/** @param {StartRun} body @returns {Promise<RunAccepted>} `POST /api/runs` → 202 */
+export const startRun = (body) => api('POST', '/api/runs', body);
+
+/**
+ * `POST /api/runs/{id}/resume` → 202 `{run_id}`: a failed or interrupted run is queued again
+ * under the same id (docs/DESIGN.md §7); 409 for any other status.
+ * @param {string} id
+ * @returns {Promise<RunResumed>}
+ */
+export const resumeRun = (id) => api('POST', runPath(id, '/resume'));
+
+/** @returns {Promise<Health>} `GET /api/health` */
+export const getHealth = () => api('GET', '/api/health');
+
 /**
  * One WebSocket to /api/ws, reconnected with exponential backoff. After a reconnect the
  * server replays the state of active runs, so `onOpen(reconnected)` lets the app refresh.
  */
 export class LiveSocket {
+  /**
+   * @param {object} handlers
+   * @param {(frame: Frame) => void} handlers.onFrame each JSON frame, as the server sent it
+   * @param {(reconnected: boolean) => void} handlers.onOpen
+   * @param {(state: 'connecting' | 'live' | 'offline') => void} handlers.onState
+   */
   constructor({ onFrame, onOpen, onState }) {
     this.onFrame = onFrame;
     this.onOpen = onOpen;
@@ -115,7 +189,7 @@ export class LiveSocket {
       } catch {
         return; // not ours: ignore anything that is not a JSON frame
       }
-      if (frame && typeof frame === 'object') this.onFrame(frame);
+      if (frame && typeof frame === 'object') this.onFrame(/** @type {Frame} */ (frame));
     };
     ws.onclose = () => {
       if (this.ws !== ws) return;

@@ -5,13 +5,19 @@
 // log, trace. One WebSocket keeps everything live; REST rebuilds the view on load, on a
 // hash change and after a reconnect, so a refresh mid-run shows the same run.
 
-import { initToken, setToken, api, hooks, LiveSocket } from './api.js';
+import { initToken, setToken, api, hooks, LiveSocket, getWorkflows, getRun, getLogs, startRun as postRun, resumeRun, getHealth } from './api.js';
 import { el, $, setText, append } from './ui.js';
 import { ArgsEditor } from './args.js';
-import { RunView } from './run.js';
+import { RunView, RESUMABLE } from './run.js';
 import { History } from './history.js';
 import { TraceView } from './traces.js';
 import { isArenaRun, renderArena } from './arena.js';
+
+/** @typedef {import('./api.js').RunDetail} RunDetail */
+/** @typedef {import('./api.js').StartRun} StartRun */
+/** @typedef {import('./api.js').WorkflowInfo} WorkflowInfo */
+/** @typedef {import('./api.js').Frame} Frame */
+/** @typedef {import('./types/OwnerInfo').OwnerInfo} OwnerInfo */
 
 initToken();
 
@@ -19,10 +25,12 @@ initToken();
 
 const banner = $('error-banner');
 const bannerMessage = document.getElementById('error-message');
-const tokenForm = document.getElementById('token-form');
+/** @type {HTMLFormElement} */
+const tokenForm = /** @type {any} */ (document.getElementById('token-form'));
 
 let needsToken = false; // after a 401 the token prompt stays until the page reloads
 
+/** @param {string} message */
 function showError(message) {
   if (needsToken) return; // every later call fails the same way: keep the prompt
   setText(bannerMessage, message);
@@ -39,7 +47,7 @@ hooks.onUnauthorized = () => {
 
 tokenForm.addEventListener('submit', (event) => {
   event.preventDefault();
-  setToken(document.getElementById('token-input').value.trim());
+  setToken(/** @type {HTMLInputElement} */ (document.getElementById('token-input')).value.trim());
   location.reload();
 });
 document.getElementById('error-close').addEventListener('click', () => {
@@ -49,14 +57,16 @@ document.getElementById('error-close').addEventListener('click', () => {
 
 // ---- workflows and args -----------------------------------------------------------------
 
+/** @type {HTMLSelectElement} */
 const workflowSelect = $('workflow-select');
 const workflowInfo = document.getElementById('workflow-info');
 const argsEditor = new ArgsEditor(document.getElementById('args'));
+/** @type {WorkflowInfo[]} */
 let workflows = [];
 
 async function loadWorkflows() {
   try {
-    workflows = (await api('GET', '/api/workflows')) || [];
+    workflows = (await getWorkflows()) || [];
   } catch (e) {
     showError(e.message);
     return;
@@ -95,12 +105,14 @@ workflowSelect.addEventListener('change', onWorkflowSelected);
 
 // ---- starting runs ----------------------------------------------------------------------
 
+/** @type {HTMLButtonElement} */
 const runButton = $('run-button');
 
+/** @param {StartRun} body */
 async function startRun(body) {
   runButton.disabled = true;
   try {
-    const started = await api('POST', '/api/runs', body);
+    const started = await postRun(body);
     banner.hidden = true; // an earlier error no longer applies to the run now on screen
     runHistory.upsert({ run_id: started.run_id, workflow: body.workflow, status: started.status }, true);
     location.hash = `run=${encodeURIComponent(started.run_id)}`;
@@ -115,10 +127,11 @@ runButton.addEventListener('click', () => {
   if (!workflowSelect.value) return showError('Pick a workflow first.');
   const parsed = argsEditor.parse();
   if (!parsed.ok) return showError(`Args: ${parsed.error}`);
+  /** @type {StartRun} */
   const body = { workflow: workflowSelect.value };
   if (parsed.value !== undefined) body.args = parsed.value;
-  if (document.getElementById('no-cache').checked) body.no_cache = true;
-  const budget = document.getElementById('budget').valueAsNumber;
+  if (/** @type {HTMLInputElement} */ (document.getElementById('no-cache')).checked) body.no_cache = true;
+  const budget = /** @type {HTMLInputElement} */ (document.getElementById('budget')).valueAsNumber;
   if (Number.isFinite(budget) && budget > 0) body.budget = budget;
   startRun(body);
 });
@@ -134,8 +147,9 @@ let loaded = false; // has the open run's REST detail arrived?
 let openGeneration = 0;
 let arenaDrawn = null; // the result object the arena was drawn from
 
-const runPath = (id, suffix = '') => `/api/runs/${encodeURIComponent(id)}${suffix}`;
+const runPath = (/** @type {string} */ id, suffix = '') => `/api/runs/${encodeURIComponent(id)}${suffix}`;
 
+/** @param {string} path */
 async function postAction(path) {
   try {
     await api('POST', path);
@@ -150,11 +164,57 @@ const view = new RunView({
   cancel: () => postAction(runPath(view.model.id, '/cancel')),
   resume: () => {
     const m = view.model;
+    if (RESUMABLE.has(m.status)) return resumeHere(m.id);
+    /** @type {StartRun} */
     const body = { workflow: m.workflow, resume_from: m.id };
     if (m.args !== undefined && m.args !== null) body.args = m.args;
     startRun(body);
   },
+  describeOwner,
 });
+
+/** Queues a failed or interrupted run again under its id, then follows it from its new start. */
+async function resumeHere(/** @type {string} */ id) {
+  try {
+    await resumeRun(id);
+    banner.hidden = true;
+    recent.delete(id); // frames of its first life must not fold into the new one
+    runHistory.update({ run_id: id, status: 'queued' });
+    await openRun(id);
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+// ---- owners (docs/DESIGN.md §7): who executes a run, from /api/health ------------------
+
+/** @type {Map<string, OwnerInfo>} owner id → the live owner */
+const owners = new Map();
+let ownersAt = 0;
+
+async function loadOwners() {
+  ownersAt = Date.now();
+  try {
+    const health = await getHealth();
+    owners.clear();
+    for (const o of health.owners || []) owners.set(o.owner_id, o);
+    if (view.model) view.render();
+  } catch {
+    // The owner id alone is shown; the next run with an unknown owner tries again.
+  }
+}
+
+/**
+ * `serve on HOST (pid N)` for a live owner, else the owner id (it names its host).
+ * @param {string} id
+ * @returns {string}
+ */
+function describeOwner(id) {
+  const o = owners.get(id);
+  if (o) return `${o.kind} on ${o.host} (pid ${o.pid})`;
+  if (Date.now() - ownersAt > 5000) loadOwners();
+  return id;
+}
 
 function hashRunId() {
   const match = location.hash.match(/^#(?:.*&)?run=([^&]+)/);
@@ -176,7 +236,10 @@ function route() {
   openRun(id);
 }
 
-/** Rebuild the view of run `id` from REST, then fold in the frames that raced the fetch. */
+/**
+ * Rebuild the view of run `id` from REST, then fold in the frames that raced the fetch.
+ * @param {string} id
+ */
 async function openRun(id) {
   const generation = ++openGeneration;
   loaded = false;
@@ -189,13 +252,13 @@ async function openRun(id) {
   traces.clear();
   try {
     const [detail, logs] = await Promise.all([
-      api('GET', runPath(id)),
-      api('GET', runPath(id, '/logs')).catch((e) => ({ logs: [], error: e })),
+      getRun(id),
+      getLogs(id).then((page) => ({ logs: page.logs, error: null }), (e) => ({ logs: [], error: e })),
     ]);
     if (generation !== openGeneration) return;
     if (logs.error) showError(logs.error.message);
     view.model.applyDetail(detail);
-    view.model.applyLogs(logs && logs.logs);
+    view.model.applyLogs(logs.logs);
     runHistory.update(summaryOf(detail));
     const endedBefore = view.model.ended;
     let endedNow = false;
@@ -212,10 +275,13 @@ async function openRun(id) {
   }
 }
 
-/** Re-read the open run (run end, reconnect) and merge it into the view. */
+/**
+ * Re-read the open run (run end, reconnect, a new owner) and merge it into the view.
+ * @param {string} id
+ */
 async function refreshRun(id) {
   try {
-    const detail = await api('GET', runPath(id));
+    const detail = await getRun(id);
     if (!view.model || view.model.id !== id) return;
     view.model.applyDetail(detail);
     view.render();
@@ -227,7 +293,8 @@ async function refreshRun(id) {
   }
 }
 
-const summaryOf = (d) => ({ run_id: d.run_id, workflow: d.workflow, status: d.status, agents: d.agents, started_at: d.started_at, finished_at: d.finished_at });
+/** @param {RunDetail} d */
+const summaryOf = (d) => ({ run_id: d.run_id, workflow: d.workflow, status: d.status, owner: d.owner, resume_count: d.resume_count, agents: d.agents, started_at: d.started_at, finished_at: d.finished_at });
 
 function updateArena() {
   const m = view.model;
@@ -257,10 +324,12 @@ document.getElementById('history-refresh').addEventListener('click', () => runHi
 
 // The last frames of each recent run: a run opened while frames are in flight (a fresh
 // POST, a hash change, a reload) folds them in after its REST snapshot.
+/** @type {Map<string, Frame[]>} */
 const recent = new Map();
 const RECENT_RUNS = 30;
 const RECENT_FRAMES = 2000;
 
+/** @param {Frame} f */
 function remember(f) {
   if (!f.run_id) return;
   let frames = recent.get(f.run_id);
@@ -283,13 +352,28 @@ function queueRender() {
   }, 30);
 }
 
+/** @param {Frame} f */
 function onFrame(f) {
   remember(f);
   runHistory.onFrame(f);
   if (!loaded || !view.model || f.run_id !== view.model.id) return;
-  const ended = view.model.applyFrame(f, f.type === 'flow_run_started');
+  const m = view.model;
+  const ended = m.applyFrame(f, f.type === 'flow_run_started');
   queueRender();
-  if (ended) refreshRun(view.model.id);
+  if (ended) refreshRun(m.id);
+  else if (m.status === 'running' && (!m.owner || (f.type === 'flow_run_started' && f.status !== 'queued'))) refreshOwner(m.id);
+}
+
+let ownerRefreshAt = 0;
+/**
+ * A run that started (or was taken over) here or on another server: read who executes it
+ * now, at most once a second.
+ * @param {string} id
+ */
+function refreshOwner(id) {
+  if (Date.now() - ownerRefreshAt < 1000) return;
+  ownerRefreshAt = Date.now();
+  refreshRun(id);
 }
 
 const connection = document.getElementById('connection');

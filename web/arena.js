@@ -1,17 +1,54 @@
-// The Arena view for a finished run of the catalog's `arena` workflow: the contestants
-// table, the winner (a human override in the run's annotations beats the judge's pick),
-// each contestant's answer, and for coding battles each contestant's worktree diff.
+// The Arena view for a finished run whose workflow declares a `winner` annotation over a
+// list in its result (`meta.annotations: { winner: '/contestants/*/id' }`, as the catalog's
+// `arena` does; docs/DESIGN.md §1): the contestants table, the winner (a human override in
+// the run's annotations beats the judge's pick), each contestant's answer, and for coding
+// battles each contestant's worktree diff. Nothing here knows a workflow by name.
 
 import { api } from './api.js';
 import { el, append, fmtDuration, fmtCount } from './ui.js';
 import { renderMarkdown } from './markdown.js';
 
-/** Does this run get an arena view? */
-export function isArenaRun(run) {
-  return run.workflow === 'arena' && run.result && typeof run.result === 'object' && Array.isArray(run.result.contestants);
+/** @typedef {import('./run.js').RunModel} RunModel */
+
+/**
+ * Where a run's contestants are: a `winner` rule `/LIST/*` + `/KEY` names the result's
+ * list and the field that identifies each element; null for any other rule (or none).
+ * @param {Record<string, string>} rules the run's `annotation_rules`
+ * @returns {{list: string, key: string} | null}
+ */
+export function winnerRule(rules) {
+  const match = /^\/([^/*]+)\/\*\/([^/*]+)$/.exec((rules && rules.winner) || '');
+  return match ? { list: match[1], key: match[2] } : null;
 }
 
-/** The effective winner: annotations.winner when set, else the judge's analysis.winner. */
+/**
+ * The contestants of an Arena run (the elements of the list its `winner` rule names, with
+ * their ids as text), or null when the run is no battle or its result has no such list.
+ * @param {{annotationRules: Record<string, string>, result: any}} run
+ * @returns {{id: string, entry: any}[] | null}
+ */
+export function contestantsOf(run) {
+  const rule = winnerRule(run.annotationRules);
+  const list = rule && run.result && typeof run.result === 'object' ? run.result[rule.list] : null;
+  if (!Array.isArray(list)) return null;
+  return list.filter((c) => c && typeof c === 'object').map((c) => ({ id: String(c[rule.key]), entry: c }));
+}
+
+/**
+ * Does this run get an arena view? Its workflow declares a `winner` rule over a list of
+ * its result, and the result has that list.
+ * @param {{annotationRules: Record<string, string>, result: any}} run
+ * @returns {boolean}
+ */
+export function isArenaRun(run) {
+  return contestantsOf(run) !== null;
+}
+
+/**
+ * The effective winner: annotations.winner when set, else the judge's analysis.winner.
+ * @param {RunModel} run
+ * @returns {string | null}
+ */
 export function effectiveWinner(run) {
   const a = run.annotations || {};
   if (a.winner) return String(a.winner);
@@ -19,10 +56,15 @@ export function effectiveWinner(run) {
   return w ? String(w) : null;
 }
 
-/** Draw the arena for `run` (a RunModel) into `root`; `showError(message)` reports failures. */
+/**
+ * Draw the arena for `run` into `root`.
+ * @param {HTMLElement} root
+ * @param {RunModel} run
+ * @param {(message: string) => void} showError reports failures
+ */
 export function renderArena(root, run, showError) {
   const result = run.result;
-  const contestants = result.contestants;
+  const contestants = (contestantsOf(run) || []).map(({ id, entry }) => ({ ...entry, id }));
   const analysis = result.analysis || {};
   const battle = result.battle || {};
   const judged = analysis.winner ? String(analysis.winner) : null;
@@ -34,7 +76,7 @@ export function renderArena(root, run, showError) {
     badge.textContent = winner ? `★ ${winner}` : 'no winner';
     const c = contestants.find((x) => String(x.id) === winner);
     who.textContent = [c && (c.model || c.agent), run.annotations && run.annotations.winner ? 'chosen by you' : judged ? "judge's pick" : ''].filter(Boolean).join(' · ');
-    for (const tr of table.querySelectorAll('tbody tr')) tr.classList.toggle('winner', tr.dataset.id === winner);
+    for (const tr of table.querySelectorAll('tbody tr')) if (tr instanceof HTMLElement) tr.classList.toggle('winner', tr.dataset.id === winner);
   };
 
   const select = el(
@@ -113,7 +155,11 @@ export function renderArena(root, run, showError) {
   setBadge();
 }
 
-/** A unified diff with per-line colours (+ green, - red, @@ blue, file headers grey). */
+/**
+ * A unified diff with per-line colours (+ green, - red, hunk headers blue, file headers grey).
+ * @param {string | null | undefined} diff
+ * @returns {HTMLPreElement}
+ */
 export function renderDiff(diff) {
   const view = el('pre', { class: 'diff', 'data-testid': 'diff-view' });
   if (!diff) {

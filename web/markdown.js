@@ -39,7 +39,7 @@ export function renderMarkdown(source) {
     if (heading) {
       flushParagraph();
       closeList();
-      root.append(el(`h${heading[1].length + 2}`, {}, inline(heading[2].replace(/\s+#+\s*$/, ''))));
+      root.append(el(/** @type {'h3' | 'h4' | 'h5'} */ (`h${heading[1].length + 2}`), {}, inline(heading[2].replace(/\s+#+\s*$/, ''))));
       i += 1;
       continue;
     }

@@ -9,28 +9,80 @@
 
 import { el, setText, toMs, fmtDuration, fmtClock, fmtCount, chip, updateChip, statusRank, TERMINAL } from './ui.js';
 import { renderMarkdown } from './markdown.js';
+import { isArenaRun } from './arena.js';
+
+/** @typedef {import('./api.js').RunDetail} RunDetail */
+/** @typedef {import('./api.js').Frame} Frame */
+/** @typedef {import('./types/Step').Step} Step */
+/** @typedef {import('./types/StepUpdate').StepUpdate} StepUpdate */
+/** @typedef {import('./types/StepStatus').StepStatus} StepStatus */
+/** @typedef {import('./types/LogRecord').LogRecord} LogRecord */
+/** @typedef {import('./types/Usage').Usage} Usage */
+/** @typedef {import('./types/AgentCounts').AgentCounts} AgentCounts */
+/** @typedef {import('./types/UsageTotals').UsageTotals} UsageTotals */
+/** A call's step update (`flow_run_step_updated` of a call). @typedef {Extract<StepUpdate, {agent: string}>} CallUpdate */
+/** The run's own step update (`step_id` `run`). @typedef {Extract<StepUpdate, {run_status: unknown}>} RunUpdate */
+/**
+ * A call as the view shows it; times are epoch ms.
+ * @typedef {object} Call
+ * @property {string} call_id
+ * @property {number} seq
+ * @property {string | null} label
+ * @property {string | null} phase
+ * @property {string} status a call status (docs/DESIGN.md §6)
+ * @property {boolean} cached
+ * @property {string | null} agent
+ * @property {string | null} model
+ * @property {number | null} startedAt
+ * @property {number | null} finishedAt
+ * @property {number | null} duration ms at the agent
+ * @property {Usage | null} usage
+ * @property {string | null} error
+ */
 
 export const NO_PHASE = '(no phase)';
 const RUN_TERMINAL = new Set(['completed', 'failed', 'cancelled', 'interrupted']);
 
 export class RunModel {
+  /** @param {string} id */
   constructor(id) {
     this.id = id;
+    /** @type {string | null} */
     this.workflow = null;
+    /** @type {string | null} */
     this.source = null;
+    /** @type {string | null} a run status (docs/DESIGN.md §6); null until known */
     this.status = null;
+    /** @type {unknown} */
     this.args = undefined;
+    /** The script's result: any JSON its workflow returns. @type {any} */
     this.result = undefined;
+    /** @type {string | null} */
     this.error = null;
+    /** @type {number | null} */
     this.startedAt = null;
+    /** @type {number | null} */
     this.finishedAt = null;
+    /** @type {UsageTotals | null} */
     this.usage = null;
+    /** @type {AgentCounts | null} */
     this.agents = null;
+    /** @type {Record<string, string>} */
     this.annotations = {};
-    this.phases = []; // titles: the detail's list (meta phases), then any entered later
-    this.phaseStatus = new Map(); // title → status from the phase steps of the WebSocket
+    /** `meta.annotations` of the workflow: key → result path. @type {Record<string, string>} */
+    this.annotationRules = {};
+    /** The owner id of the process executing the run (docs/DESIGN.md §7). @type {string | null} */
+    this.owner = null;
+    /** Takeovers and resumes under the same id. */
+    this.resumeCount = 0;
+    /** @type {string[]} titles: the detail's list (meta phases), then any entered later */
+    this.phases = [];
+    /** @type {Map<string, string>} title → status from the phase steps of the WebSocket */
+    this.phaseStatus = new Map();
+    /** @type {string | null} */
     this.currentPhase = null;
-    this.calls = new Map(); // call_id → call
+    /** @type {Map<string, Call>} call_id → call */
+    this.calls = new Map();
     this.nextSeq = 0; // local order for calls first seen on the WebSocket (no seq yet)
     this.logs = [];
     this.logKeys = new Set();
@@ -41,7 +93,10 @@ export class RunModel {
     return RUN_TERMINAL.has(this.status);
   }
 
-  /** The authoritative REST detail: replaces what we knew, keeping local start times. */
+  /**
+   * The authoritative REST detail: replaces what we knew, keeping local start times.
+   * @param {RunDetail} d
+   */
   applyDetail(d) {
     this.workflow = d.workflow ?? this.workflow;
     this.source = d.source ?? this.source;
@@ -54,12 +109,16 @@ export class RunModel {
     this.usage = d.usage ?? this.usage;
     this.agents = d.agents ?? this.agents;
     this.annotations = d.annotations || {};
-    for (const p of d.phases || []) this.addPhase(typeof p === 'string' ? p : p && p.title);
+    this.annotationRules = d.annotation_rules || {};
+    this.owner = d.owner ?? null;
+    this.resumeCount = d.resume_count ?? 0;
+    for (const p of d.phases || []) this.addPhase(p);
     const previous = this.calls;
     this.calls = new Map();
     const calls = [...(d.calls || [])].sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
     for (const c of calls) {
       const old = previous.get(c.call_id);
+      /** @type {Call} */
       const call = {
         call_id: c.call_id,
         seq: c.seq ?? this.nextSeq,
@@ -83,10 +142,12 @@ export class RunModel {
     this.version += 1;
   }
 
+  /** @param {LogRecord[] | undefined} logs */
   applyLogs(logs) {
     for (const line of logs || []) this.addLog(line);
   }
 
+  /** @param {{at: string, level: string, message: string}} line a log record or a `workflow_log` frame */
   addLog(line) {
     const at = toMs(line.at);
     const key = `${at}|${line.level}|${line.message}`;
@@ -96,12 +157,17 @@ export class RunModel {
     this.version += 1;
   }
 
+  /** @param {string | null | undefined} title */
   addPhase(title) {
     if (!title || this.phases.includes(title)) return;
     this.phases.push(title);
     this.version += 1;
   }
 
+  /**
+   * @param {string} title
+   * @param {StepStatus} status
+   */
   updatePhase(title, status) {
     this.addPhase(title);
     if (title && status && this.phaseStatus.get(title) !== status) {
@@ -110,6 +176,10 @@ export class RunModel {
     }
   }
 
+  /**
+   * @param {string | null | undefined} status
+   * @param {boolean} snapshot a snapshot never moves the status backwards
+   */
   setStatus(status, snapshot) {
     if (!status || status === this.status) return;
     if (snapshot && this.status && statusRank(status) <= statusRank(this.status)) return;
@@ -119,14 +189,21 @@ export class RunModel {
     this.version += 1;
   }
 
-  /** Merge a step (manifest entry or update) into call `id`. */
+  /**
+   * Merge a step (manifest entry or update) into call `id`.
+   * @param {string} id
+   * @param {Step | CallUpdate} s
+   * @param {boolean} snapshot
+   */
   updateCall(id, s, snapshot) {
     let call = this.calls.get(id);
     if (!call) {
       call = { call_id: id, seq: this.nextSeq++, label: null, phase: null, status: 'pending', cached: false, agent: null, model: null, startedAt: null, finishedAt: null, duration: null, usage: null, error: null };
       this.calls.set(id, call);
     }
-    for (const key of ['label', 'phase', 'agent', 'model']) if (s[key]) call[key] = s[key];
+    if (s.label) call.label = s.label;
+    if (s.phase) call.phase = s.phase;
+    if (s.agent) call.agent = s.agent;
     if (call.phase) this.addPhase(call.phase);
     if (s.cached !== undefined && s.cached !== null) call.cached = snapshot ? call.cached || Boolean(s.cached) : Boolean(s.cached);
     const status = s.status;
@@ -148,12 +225,16 @@ export class RunModel {
       if (report.usage) call.usage = report.usage;
       if (report.error) call.error = report.error;
     }
-    if (s.error) call.error = s.error;
     if (this.status === 'queued' || this.status === null) this.setStatus('running', true);
     this.version += 1;
   }
 
-  /** Apply one WebSocket frame; returns true when it ended the run. */
+  /**
+   * Apply one WebSocket frame; returns true when it ended the run.
+   * @param {Frame} f
+   * @param {boolean} snapshot
+   * @returns {boolean}
+   */
   applyFrame(f, snapshot) {
     switch (f.type) {
       case 'flow_run_started':
@@ -167,24 +248,12 @@ export class RunModel {
         this.version += 1;
         return false;
       case 'flow_run_step_updated': {
+        if ('run_status' in f) return this.applyRunStep(f, snapshot);
         const id = f.step_id;
-        if (id === 'run' || (f.run_status && !id)) {
-          // handled below
-        } else if (typeof id === 'string' && id.startsWith('phase:')) this.updatePhase(id.slice(6), f.status);
-        else if (id) this.updateCall(id, f, snapshot);
-        if (!f.run_status) return false;
-        const wasEnded = this.ended;
-        this.setStatus(f.run_status, snapshot);
-        if (!RUN_TERMINAL.has(f.run_status)) return false;
-        const r = id === 'run' && f.report && typeof f.report === 'object' ? f.report : null;
-        if (r && (!snapshot || !wasEnded)) {
-          if ('result' in r) this.result = r.result;
-          if (r.error) this.error = r.error;
-          if (r.agents) this.agents = r.agents;
-          if (r.usage) this.usage = r.usage;
-        }
-        this.version += 1;
-        return !wasEnded;
+        if (!id) return false;
+        if (id.startsWith('phase:') || !('agent' in f)) this.updatePhase(id.slice(6), f.status);
+        else this.updateCall(id, f, snapshot);
+        return false;
       }
       case 'workflow_log':
         this.addLog(f);
@@ -201,6 +270,31 @@ export class RunModel {
     }
   }
 
+  /**
+   * The run's own step: its status, and at its end the `--json` outcome.
+   * @param {RunUpdate} f
+   * @param {boolean} snapshot
+   * @returns {boolean} it ended the run
+   */
+  applyRunStep(f, snapshot) {
+    const wasEnded = this.ended;
+    this.setStatus(f.run_status, snapshot);
+    if (!RUN_TERMINAL.has(f.run_status)) return false;
+    const r = f.report && typeof f.report === 'object' ? f.report : null;
+    if (r && (!snapshot || !wasEnded)) {
+      if ('result' in r) this.result = r.result;
+      if (r.error) this.error = r.error;
+      if (r.agents) this.agents = r.agents;
+      if (r.usage) this.usage = r.usage;
+    }
+    this.version += 1;
+    return !wasEnded;
+  }
+
+  /**
+   * @param {Call} call
+   * @returns {number | null} ms
+   */
   callElapsed(call, now = Date.now()) {
     if (call.duration !== null && call.duration !== undefined && TERMINAL.has(call.status)) return call.duration;
     if (call.startedAt === null) return call.duration;
@@ -234,14 +328,28 @@ export class RunModel {
   }
 }
 
+/** A failed or interrupted run can be resumed under its own id (docs/DESIGN.md §7). */
+export const RESUMABLE = new Set(['failed', 'interrupted']);
+
 /**
- * The DOM for one open run. `actions` = {skip(callId), retry(callId), cancel(), resume()}.
+ * @typedef {object} RunActions
+ * @property {(callId: string) => void} skip
+ * @property {(callId: string) => void} retry
+ * @property {() => void} cancel
+ * @property {() => void} resume a failed or interrupted run: the same id; a cancelled one: a new run replaying its calls
+ * @property {(ownerId: string) => string} describeOwner how to show the process that executes the run
+ */
+
+/**
+ * The DOM for one open run.
  * Rows and phase groups are keyed and updated in place, so a click never lands on a row
  * that was just rebuilt, and the live tick only rewrites elapsed-time text.
  */
 export class RunView {
+  /** @param {RunActions} actions */
   constructor(actions) {
     this.actions = actions;
+    /** @type {RunModel | null} */
     this.model = null;
     this.groups = new Map(); // phase title → {section, rows, count, chip}
     this.rows = new Map(); // call_id → row parts
@@ -254,7 +362,13 @@ export class RunView {
     this.statusText = document.querySelector('[data-testid="run-status"]');
     this.cachedIndicator = document.querySelector('[data-testid="cached-indicator"]');
     this.usageText = document.getElementById('run-usage');
+    /** @type {HTMLElement} */
+    this.ownerText = document.querySelector('[data-testid="run-owner"]');
+    /** @type {HTMLElement} */
+    this.resumeCount = document.querySelector('[data-testid="resume-count"]');
+    /** @type {HTMLButtonElement} */
     this.cancelButton = document.querySelector('[data-testid="cancel-button"]');
+    /** @type {HTMLButtonElement} */
     this.resumeButton = document.querySelector('[data-testid="resume-button"]');
     this.phasesRoot = document.getElementById('phases');
     this.logView = document.querySelector('[data-testid="log-view"]');
@@ -304,7 +418,14 @@ export class RunView {
     const u = m.liveUsage();
     setText(this.usageText, u ? `${fmtCount(u.input_tokens)} in · ${fmtCount(u.output_tokens)} out tokens` : '');
     this.cancelButton.disabled = !(m.status === 'queued' || m.status === 'running');
-    this.resumeButton.hidden = !(m.status === 'failed' || m.status === 'cancelled' || m.status === 'interrupted');
+    this.resumeButton.hidden = !(RESUMABLE.has(m.status) || m.status === 'cancelled');
+    const sameId = RESUMABLE.has(m.status);
+    setText(this.resumeButton, sameId ? 'Resume' : 'Resume as a new run');
+    this.resumeButton.title = sameId ? 'Queue this run again under its id: its finished calls replay, the others run again' : "Start a new run that reuses this run's finished calls";
+    this.ownerText.dataset.owner = m.owner || '';
+    setText(this.ownerText, m.owner ? `${m.ended ? 'ran on' : 'on'} ${this.actions.describeOwner(m.owner)}` : '');
+    this.resumeCount.hidden = !m.resumeCount;
+    setText(this.resumeCount, `resumed ${m.resumeCount}×`);
     if (m.args !== undefined && !this.argsView.childElementCount && m.args !== null) {
       this.argsView.append(el('summary', {}, 'args'), el('pre', {}, JSON.stringify(m.args, null, 2)));
     }
@@ -474,7 +595,7 @@ export class RunView {
     else {
       const json = el('pre', { class: 'json' }, JSON.stringify(m.result, null, 2));
       // The arena view above shows an arena result; its raw JSON stays one click away.
-      view.append(m.workflow === 'arena' && m.status === 'completed' ? el('details', {}, el('summary', {}, 'raw result (JSON)'), json) : json);
+      view.append(isArenaRun(m) && m.status === 'completed' ? el('details', {}, el('summary', {}, 'raw result (JSON)'), json) : json);
     }
   }
 }

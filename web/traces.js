@@ -2,10 +2,16 @@
 // GET /api/runs/{id}/traces (paginated by a seq cursor). A bar starts at
 // started_at − run start and is as wide as the call's duration, on a shared time axis.
 
-import { api } from './api.js';
+import { getTraces } from './api.js';
 import { el, setText, toMs, fmtDuration, fmtCount } from './ui.js';
 
+/** @typedef {import('./types/TraceRow').TraceRow} TraceRow */
+
 export class TraceView {
+  /**
+   * @param {HTMLElement} root
+   * @param {(message: string) => void} showError
+   */
   constructor(root, showError) {
     this.root = root;
     this.showError = showError;
@@ -16,10 +22,21 @@ export class TraceView {
     this.refresh = el('button', { class: 'btn small', title: 'Reload the traces', onclick: () => this.load(this.runId, this.runStart) }, 'Refresh');
     this.note = el('span', { class: 'muted' });
     root.append(el('div', { class: 'trace-tools' }, this.note, this.refresh), this.axis, this.list, this.more);
+    /** @type {string | null} */
     this.runId = null;
+    /** @type {number | null} */
+    this.runStart = null;
+    /** @type {TraceRow[]} */
+    this.traces = [];
+    /** @type {number | null} the `next_cursor` (a call seq) of the last page */
+    this.cursor = null;
   }
 
-  /** Load the first page of run `runId`'s traces; `runStart` is the run's start in epoch ms. */
+  /**
+   * Load the first page of run `runId`'s traces.
+   * @param {string} runId
+   * @param {number | null} runStart the run's start in epoch ms
+   */
   async load(runId, runStart) {
     this.runId = runId;
     this.runStart = runStart;
@@ -33,10 +50,9 @@ export class TraceView {
     const runId = this.runId;
     const generation = this.generation;
     if (!runId) return;
-    const query = `limit=50${!first && this.cursor !== null ? `&cursor=${encodeURIComponent(this.cursor)}` : ''}`;
     this.more.disabled = true;
     try {
-      const page = await api('GET', `/api/runs/${encodeURIComponent(runId)}/traces?${query}`);
+      const page = await getTraces(runId, 50, first ? null : this.cursor);
       if (generation !== this.generation) return; // another run was opened meanwhile
       this.traces.push(...((page && page.traces) || []));
       this.cursor = page && page.next_cursor !== undefined ? page.next_cursor : null;
@@ -79,7 +95,7 @@ export class TraceView {
         const bar = el('div', { class: `trace-bar st-${t.status}${t.cached ? ' cached' : ''}` });
         bar.style.left = `${Math.max(0, Math.min(100, left))}%`;
         bar.style.width = `${Math.max(0.4, Math.min(100 - left, width))}%`;
-        const u = t.usage || {};
+        const u = t.usage;
         const details = [
           `${t.label || t.call_id} (${t.status}${t.cached ? ', cached' : ''})`,
           `agent: ${[t.agent, t.model].filter(Boolean).join(' · ') || 'default'}`,
@@ -88,8 +104,8 @@ export class TraceView {
           `tokens: ${u.input_tokens ?? 0} in, ${u.output_tokens ?? 0} out, ${u.cached_tokens ?? 0} cached, ${u.reasoning_tokens ?? 0} reasoning`,
           t.retries ? `retries: ${t.retries}` : null,
           t.stop_reason ? `stop: ${t.stop_reason}` : null,
-          t.tool_calls ? `tool calls: ${Array.isArray(t.tool_calls) ? t.tool_calls.length : t.tool_calls}` : null,
-          t.served_by ? `served by: ${typeof t.served_by === 'string' ? t.served_by : JSON.stringify(t.served_by)}` : null,
+          t.tool_calls ? `tool calls: ${t.tool_calls}` : null,
+          t.served_by ? `served by: ${t.served_by}` : null,
         ].filter(Boolean);
         return el(
           'div',

@@ -4,7 +4,14 @@
 // page through `el(...)` children or `textContent`: strings become text nodes, never markup.
 // No module in web/ assigns innerHTML.
 
-/** Build an element: `el('div', {class: 'x', 'data-testid': 'y', onclick: fn}, 'text', child…)`. */
+/**
+ * Build an element: `el('div', {class: 'x', 'data-testid': 'y', onclick: fn}, 'text', child…)`.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, any>} [attrs]
+ * @param {...unknown} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -19,7 +26,13 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** Append children (strings become text nodes; null/false are skipped; arrays are flattened). */
+/**
+ * Append children (strings become text nodes; null/false are skipped; arrays are flattened).
+ * @template {ParentNode} N
+ * @param {N} node
+ * @param {unknown[]} children
+ * @returns {N}
+ */
 export function append(node, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
@@ -28,12 +41,21 @@ export function append(node, children) {
   return node;
 }
 
-/** Set textContent only when it changed (avoids needless layout during the live tick). */
+/**
+ * Set textContent only when it changed (avoids needless layout during the live tick).
+ * @param {Node} node
+ * @param {unknown} text
+ */
 export function setText(node, text) {
   const s = String(text);
   if (node.textContent !== s) node.textContent = s;
 }
 
+/**
+ * The element with `data-testid` (the pane's own markup: the caller knows its kind).
+ * @param {string} testid
+ * @returns {any}
+ */
 export const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
 /** Server timestamps may be RFC 3339 strings or epoch numbers (s or ms): return epoch ms. */

@@ -24,6 +24,18 @@ pub enum CancelOutcome {
     Unknown,
 }
 
+/// What [`Engine::resume`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeOutcome {
+    /// The run is queued again under its own id; the next server to claim it continues it
+    /// (its finished calls replay from its journal, the others run again).
+    Queued,
+    /// Only a `failed` or `interrupted` run can be resumed; this is its status.
+    NotResumable(RunStatus),
+    /// No such run in the journal.
+    Unknown,
+}
+
 /// What [`Engine::steer`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Steer {
@@ -182,6 +194,31 @@ impl Engine {
             return Ok(CancelOutcome::Cancelling);
         }
         Ok(CancelOutcome::NotRunning(run.status))
+    }
+
+    /// Resumes a failed or interrupted run under its own run id (docs/DESIGN.md §7): the
+    /// leases of dead processes on this host end first, then the run is queued again in one
+    /// conditional journal write ([`ResumeOutcome::Queued`]); a server sharing the journal
+    /// adopts it, replaying the calls that finished and running the others again. A
+    /// foreground run is resumed from the request it stored at its start.
+    ///
+    /// # Errors
+    /// The journal cannot be read or written.
+    pub async fn resume(&self, run_id: &str) -> anyhow::Result<ResumeOutcome> {
+        let host = self.ownership.row().host;
+        self.journal
+            .expire_dead_on_host(&host, crate::journal::pid_alive)
+            .await?;
+        if self.journal.requeue(run_id, crate::owner::now_ms()).await? {
+            // An end this process could not journal no longer applies.
+            self.unjournaled.lock().unwrap().remove(run_id);
+            self.ownership.wake.notify_one();
+            return Ok(ResumeOutcome::Queued);
+        }
+        Ok(match self.run(run_id).await? {
+            None => ResumeOutcome::Unknown,
+            Some(run) => ResumeOutcome::NotResumable(run.status),
+        })
     }
 
     /// How many runs this process executes now (queued ones included).

@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 pub use booflow_types::SandboxKind;
 pub use control::{CallCommand, RunControl};
 pub use events::{RunEvent, RunEvents};
-pub use facade::{AnnotateError, CancelOutcome, Steer};
+pub use facade::{AnnotateError, CancelOutcome, ResumeOutcome, Steer};
 pub use journal::JournalStats;
 pub use owner::{LeaseCounters, OwnerKind};
 pub use run::{InputError, RunHandle, RunRequest, check_args};

@@ -1,13 +1,17 @@
 //! The Orchestrator pane: the files of `web/`, embedded in the binary (no Node at run
-//! time), served at `/` (index.html) and `/<file>`.
+//! time), served at `/` (index.html) and `/<file>`; not the notes and type-check inputs.
 
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::Embed;
 
+/// Everything the browser loads; the TypeScript declarations and `tsconfig.json` are for
+/// the pane's type check only (tests/pane_types.rs).
 #[derive(Embed)]
 #[folder = "../web/"]
 #[exclude = "*.md"]
+#[exclude = "types/*"]
+#[exclude = "tsconfig.json"]
 struct Web;
 
 pub async fn serve(uri: Uri) -> Response {

@@ -53,6 +53,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/runs", get(api::runs::list).post(api::runs::start))
         .route("/api/runs/{id}", get(api::runs::get))
         .route("/api/runs/{id}/cancel", post(api::runs::cancel))
+        .route("/api/runs/{id}/resume", post(api::runs::resume))
         .route("/api/runs/{id}/calls/{call_id}/skip", post(api::runs::skip))
         .route(
             "/api/runs/{id}/calls/{call_id}/retry",

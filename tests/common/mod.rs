@@ -241,6 +241,9 @@ impl Project {
 pub fn node_package(rel: &str) -> PathBuf {
     let node = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
     let path = node.join("node_modules").join(rel);
+    // One install at a time: two tests installing at once break each other's files.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     if !path.exists() {
         let status = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--prefix"])

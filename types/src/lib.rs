@@ -17,8 +17,8 @@ pub use records::{CallRecord, CallTotals, LogRecord, RunRecord, Usage};
 pub use status::{CallStatus, LogLevel, RunStatus, SandboxKind, Source};
 pub use wire::{
     ActiveRuns, AgentCounts, AgentOrigin, AgentRow, ApiErrorBody, CallSummary, CliTraceRow, Health,
-    LogsPage, OwnerInfo, Phase, PoolStatus, RunAccepted, RunDetail, RunOutcome, RunShow,
-    RunSummary, RunsPage, StartRun, TraceRow, TracesPage, UsageTotals, WorkflowInfo,
+    LogsPage, OwnerInfo, Phase, PoolStatus, RunAccepted, RunDetail, RunOutcome, RunResumed,
+    RunShow, RunSummary, RunsPage, StartRun, TraceRow, TracesPage, UsageTotals, WorkflowInfo,
 };
 
 use ts_rs::TS;
@@ -39,6 +39,7 @@ pub fn export_typescript(dir: &std::path::Path) -> Result<(), String> {
         WorkflowInfo::export_all(&config),
         StartRun::export_all(&config),
         RunAccepted::export_all(&config),
+        RunResumed::export_all(&config),
         Health::export_all(&config),
         ApiErrorBody::export_all(&config),
         RunShow::export_all(&config),

@@ -349,6 +349,13 @@ pub struct RunAccepted {
     pub status: RunStatus,
 }
 
+/// `202` of `POST /api/runs/{id}/resume`: the run is queued again under its own id
+/// (docs/DESIGN.md §7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RunResumed {
+    pub run_id: String,
+}
+
 /// Runs of one server now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ActiveRuns {

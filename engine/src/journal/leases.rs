@@ -161,6 +161,34 @@ impl Journal {
         Ok(())
     }
 
+    /// Queues a failed or interrupted run again under its own id (docs/DESIGN.md §7), in one
+    /// conditional statement: only a `failed` run, or a `running` one whose lease ended
+    /// before `now` (unix ms), is taken; the caller first ends the leases of dead processes
+    /// on this host ([`Journal::expire_dead_on_host`]). The run becomes `queued` and
+    /// detached (any server adopts it, a foreground run too, from its stored request) with
+    /// no owner, no lease, no end, result or error and no pending cancel; its epoch moves
+    /// on, so a late write of its old owner is refused; `resume_count` counts the resume
+    /// (and a claim of a queued run adds nothing, so it counts once). Servers are notified.
+    /// Returns false when the run is missing or in another state.
+    pub(crate) async fn requeue(&self, run_id: &str, now: i64) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'queued', detached = 1, owner = NULL, lease_until = 0,
+                epoch = epoch + 1, resume_count = resume_count + 1, cancel_requested = 0,
+                error = NULL, result = NULL, finished_at = NULL
+             WHERE run_id = $1 AND (status = 'failed' OR (status = 'running' AND lease_until < $2))",
+        )
+        .bind(run_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let queued = done.rows_affected() > 0;
+        if queued {
+            self.notify_queued().await;
+            self.notify(RUNS_CHANNEL, run_id).await;
+        }
+        Ok(queued)
+    }
+
     /// Runs of unfinished status owned on `host` by a process that `alive` says is gone:
     /// their leases end now (a restarted server on the same machine need not wait for
     /// the lease to run out). Returns how many.

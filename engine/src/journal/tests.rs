@@ -401,3 +401,57 @@ async fn concurrent_claims_on_postgres_never_take_a_run_twice() {
         "every run claimed exactly once"
     );
 }
+
+#[tokio::test]
+async fn a_failed_or_abandoned_run_is_requeued_once_under_its_id_and_fences_its_old_owner() {
+    for (_guard, j) in both().await {
+        let me = owner("me");
+        // A foreground run that failed, one still leased, one whose lease ran out, one done.
+        let failed = foreground(&j, "failed", &me, 1_000).await;
+        j.insert_call(&failed, &call_record(1)).await.unwrap();
+        let why = Some("WorkflowAgentError: no".to_string());
+        j.finish_run(&failed, RunStatus::Failed, &None, &why, "t")
+            .await
+            .unwrap();
+        foreground(&j, "leased", &me, 10_000).await;
+        foreground(&j, "lapsed", &me, 1_000).await;
+        let done = foreground(&j, "done", &me, 1_000).await;
+        j.finish_run(&done, RunStatus::Completed, &Some(json!(1)), &None, "t")
+            .await
+            .unwrap();
+
+        assert!(j.requeue("failed", 5_000).await.unwrap());
+        assert!(!j.requeue("failed", 5_000).await.unwrap(), "queued once");
+        assert!(
+            !j.requeue("leased", 5_000).await.unwrap(),
+            "its owner holds it"
+        );
+        assert!(j.requeue("lapsed", 5_000).await.unwrap());
+        assert!(!j.requeue("done", 5_000).await.unwrap());
+        assert!(!j.requeue("missing", 5_000).await.unwrap());
+
+        let run = j.run("failed", &now(5_000)).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Queued);
+        assert_eq!((run.error, run.finished_at, run.owner), (None, None, None));
+        assert_eq!(run.resume_count, 1);
+        // The old owner's late writes are refused; a server adopts it (it is detached now)
+        // at the next epoch, as a resume, with the request the run stored.
+        assert!(j.insert_call(&failed, &call_record(2)).await.is_err());
+        let other = owner("other");
+        let mut adopted = Vec::new();
+        while let Some(c) = j.claim(&other, 5_000, 20_000).await.unwrap() {
+            adopted.push((c.fence.run_id, c.fence.epoch, c.resumed, c.request));
+        }
+        adopted.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            adopted,
+            [
+                ("failed".to_string(), 3, true, json!({})),
+                ("lapsed".to_string(), 3, true, json!({}))
+            ]
+        );
+        let run = j.run("failed", &now(6_000)).await.unwrap().unwrap();
+        assert_eq!((run.status, run.resume_count), (RunStatus::Running, 1));
+        assert_eq!(run.owner.as_deref(), Some("other"));
+    }
+}

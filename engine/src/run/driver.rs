@@ -170,7 +170,7 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
     };
     if setup.resumed {
         let message = format!(
-            "resumed by {} after its previous owner stopped; finished calls replay from the journal, unfinished ones run again",
+            "resumed by {} (its previous owner stopped, or it was resumed after it failed); finished calls replay from the journal, unfinished ones run again",
             lp.engine.owner_id()
         );
         lp.log(LogLevel::Info, message).await;

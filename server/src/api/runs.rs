@@ -9,10 +9,12 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use booflow_engine::{AnnotateError, CallCommand, CancelOutcome, InputError, RunRequest, Steer};
+use booflow_engine::{
+    AnnotateError, CallCommand, CancelOutcome, InputError, ResumeOutcome, RunRequest, Steer,
+};
 use booflow_types::{
-    AgentCounts, CallSummary, LogsPage, RunAccepted, RunDetail, RunRecord, RunStatus, RunSummary,
-    RunsPage, StartRun, TraceRow, TracesPage, UsageTotals,
+    AgentCounts, CallSummary, LogsPage, RunAccepted, RunDetail, RunRecord, RunResumed, RunStatus,
+    RunSummary, RunsPage, StartRun, TraceRow, TracesPage, UsageTotals,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -221,6 +223,22 @@ pub async fn cancel(
         CancelOutcome::Unknown => Err(ApiError::not_found(format!("unknown run '{run_id}'"))),
         CancelOutcome::NotRunning(status) => Err(ApiError::conflict(format!(
             "run {run_id} is not running (status {status})"
+        ))),
+    }
+}
+
+/// `POST /api/runs/{id}/resume` → `202 {run_id}` (the same id): a `failed` or
+/// `interrupted` run is queued again and continues under its id (docs/DESIGN.md §7); 409
+/// naming the status of any other run; 404 for an unknown one.
+pub async fn resume(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+) -> Reply<RunResumed> {
+    match state.engine.resume(&run_id).await? {
+        ResumeOutcome::Queued => Ok((StatusCode::ACCEPTED, Json(RunResumed { run_id }))),
+        ResumeOutcome::Unknown => Err(ApiError::not_found(format!("unknown run '{run_id}'"))),
+        ResumeOutcome::NotResumable(status) => Err(ApiError::conflict(format!(
+            "run {run_id} is {status}: only a failed or interrupted run can be resumed"
         ))),
     }
 }
