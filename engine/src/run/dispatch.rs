@@ -10,6 +10,7 @@ use booflow_agents::{AgentBackend, SessionOptions};
 use booflow_host_api::{AgentOptions, ErrorName, HostEvent, ScriptError, keys};
 use booflow_types::{CallRecord, CallStatus, Usage};
 use futures::FutureExt as _;
+use serde_json::Value;
 
 use super::driver::{CallTally, Internal, RunLoop};
 use super::live::LiveCall;
@@ -232,61 +233,39 @@ impl RunLoop {
             return self.journal_failed(self.engine.journal_failure(&what, &e));
         }
         for (call, record, hit) in replays {
-            self.budget.charge(hit.usage.output_tokens);
-            self.count(&CallTally {
-                live: false,
-                replayed: true,
-                failed: false,
-                usage: hit.usage,
-            });
-            self.engine.emit(RunEvent::CallFinished {
-                run_id: self.run_id.clone(),
-                call_id: record.call_id,
-                status: CallStatus::Completed,
-                cached: true,
-                usage: hit.usage,
-                duration_ms: 0,
-                error: None,
-            });
-            let answer = Answer {
-                value: hit.value,
-                usage: &hit.usage,
-                duration_ms: 0,
-                cached: true,
-                worktree: None,
-            };
-            let value = present(&call.opts, answer);
-            self.reply(HostEvent::Resolve {
-                id: call.id,
-                value,
-                budget_spent: self.budget.spent(),
-            });
+            self.answer_known(call, record.call_id, hit.value, hit.usage);
         }
     }
 
     /// Answers the call from this run's own journal (an earlier owner finished it): the
     /// row stays as it is.
     fn answer_from_own(&mut self, call: AgentStart, row: CallRecord) {
-        let value = row.result.clone().unwrap_or_default();
-        self.budget.charge(row.usage.output_tokens);
+        let value = row.result.unwrap_or_default();
+        self.answer_known(call, row.call_id, value, row.usage);
+    }
+
+    /// Resolves a call with an answer known before it ran (already journaled), charged to
+    /// the budget and counted as if it ran, and shown finished and cached.
+    fn answer_known(&mut self, call: AgentStart, call_id: String, value: Value, usage: Usage) {
+        self.budget.charge(usage.output_tokens);
         self.count(&CallTally {
             live: false,
             replayed: true,
             failed: false,
-            usage: row.usage,
+            usage,
         });
         self.engine.emit(RunEvent::CallFinished {
             run_id: self.run_id.clone(),
-            call_id: row.call_id.clone(),
+            call_id,
             status: CallStatus::Completed,
             cached: true,
-            usage: row.usage,
+            usage,
             duration_ms: 0,
             error: None,
         });
         let answer = Answer {
             value,
-            usage: &row.usage,
+            usage: &usage,
             duration_ms: 0,
             cached: true,
             worktree: None,
