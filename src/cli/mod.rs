@@ -56,21 +56,7 @@ enum Command {
         json: bool,
     },
     /// Show one run: its calls, logs and result.
-    Show {
-        run_id: String,
-        #[arg(long)]
-        json: bool,
-        /// Write the run's artifacts (`artifact(name, content)`) into this directory.
-        #[arg(long, value_name = "DIR")]
-        export: Option<PathBuf>,
-        /// Print each call's trace instead: latency, time to first update, tokens (in, out,
-        /// cached, reasoning), tool calls, stop reason, retries.
-        #[arg(long)]
-        traces: bool,
-        /// Stream the run live until it ends, whichever process executes it.
-        #[arg(long)]
-        follow: bool,
-    },
+    Show(show::ShowArgs),
     /// Cancel a run that is going on in another booflow process.
     Cancel { run_id: String },
     /// Set annotations on a finished run, e.g. `winner=c2` to override an Arena winner.
@@ -176,29 +162,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs { limit, json } => {
             inspect::runs(&*place.engine(false).await?, limit, json).await
         }
-        Command::Show {
-            run_id,
-            export: Some(dir),
-            ..
-        } => show::export(&*place.engine(false).await?, &run_id, &dir).await,
-        Command::Show {
-            run_id,
-            json,
-            follow: true,
-            ..
-        } => show::follow(&place.engine(false).await?, &run_id, json).await,
-        Command::Show {
-            run_id,
-            json,
-            traces: false,
-            ..
-        } => show::show(&*place.engine(false).await?, &run_id, json).await,
-        Command::Show {
-            run_id,
-            json,
-            traces: true,
-            ..
-        } => show::traces(&*place.engine(false).await?, &run_id, json).await,
+        Command::Show(args) => show::dispatch(&place, args).await,
         Command::Annotate { run_id, pairs } => {
             inspect::annotate(&*place.engine(false).await?, &run_id, &pairs).await
         }
@@ -223,17 +187,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init => init::init(&place).await,
         Command::Worktrees {
             action: WorktreesAction::Clean,
-        } => {
-            let removed = booflow_engine::worktree::clean(&place.project)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            for path in &removed {
-                println!("removed {}", path.display());
-            }
-            println!("{} worktree(s) removed", removed.len());
-            Ok(ExitCode::SUCCESS)
-        }
+        } => clean_worktrees(&place).await,
     }
+}
+
+/// `booflow worktrees clean`: removes the worktrees kept by `isolation: 'worktree'` calls.
+async fn clean_worktrees(place: &Place) -> anyhow::Result<ExitCode> {
+    let removed = booflow_engine::worktree::clean(&place.project)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    for path in &removed {
+        println!("removed {}", path.display());
+    }
+    println!("{} worktree(s) removed", removed.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Looks for agents in `place` (docs/DESIGN.md §4) and prints a note for each one that

@@ -13,6 +13,42 @@ use super::inspect::truncate;
 use super::term::{esay, say};
 
 /// The run, or an error naming the run and the database.
+/// `booflow show RUN_ID [--json] [--traces | --follow | --export DIR]`.
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    run_id: String,
+    #[arg(long)]
+    json: bool,
+    /// Write the run's artifacts (`artifact(name, content)`) into this directory.
+    #[arg(long, value_name = "DIR")]
+    export: Option<std::path::PathBuf>,
+    /// Print each call's trace instead: latency, time to first update, tokens (in, out,
+    /// cached, reasoning), tool calls, stop reason, retries.
+    #[arg(long)]
+    traces: bool,
+    /// Stream the run live until it ends, whichever process executes it.
+    #[arg(long)]
+    follow: bool,
+}
+
+/// Runs `booflow show` in the form its flags ask for.
+pub async fn dispatch(place: &super::Place, args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let engine = place.engine(false).await?;
+    let ShowArgs {
+        run_id,
+        json,
+        export,
+        traces,
+        follow,
+    } = args;
+    match (export, follow, traces) {
+        (Some(dir), _, _) => export_artifacts(&engine, &run_id, &dir).await,
+        (None, true, _) => self::follow(&engine, &run_id, json).await,
+        (None, false, true) => self::traces(&engine, &run_id, json).await,
+        (None, false, false) => show(&engine, &run_id, json).await,
+    }
+}
+
 async fn find(engine: &Engine, run_id: &str) -> anyhow::Result<RunRecord> {
     match engine.run(run_id).await? {
         Some(run) => Ok(run),
@@ -238,7 +274,11 @@ pub async fn traces(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Re
 
 /// `booflow show <run> --export DIR`: writes each artifact to `DIR/<name>` (text as is, JSON
 /// pretty-printed). A name that is not a plain file name is skipped with a warning.
-pub async fn export(engine: &Engine, run_id: &str, dir: &Path) -> anyhow::Result<ExitCode> {
+pub async fn export_artifacts(
+    engine: &Engine,
+    run_id: &str,
+    dir: &Path,
+) -> anyhow::Result<ExitCode> {
     find(engine, run_id).await?;
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;

@@ -290,21 +290,7 @@ impl RunLoop {
         if let Err(e) = journaled {
             return self.journal_failed(self.engine.journal_failure("a call's start", &e));
         }
-        let settings = &self.engine.settings;
-        let spec = CallSpec {
-            prompt: call.prompt,
-            schema: call.opts.schema.clone(),
-            session: SessionOptions {
-                cwd: self.engine.project_dir.clone(),
-                model: record.model.clone(),
-                effort: call.opts.effort.clone(),
-                tools: call.opts.tools.clone(),
-                max_output_tokens: None,
-            },
-            stall: Duration::from_millis(call.opts.stall_ms.unwrap_or(settings.stall_ms)),
-            max_retries: settings.stall_retries,
-            backoff: Duration::from_millis(settings.retry_backoff_ms),
-        };
+        let spec = self.call_spec(&call, &record);
         let commands = self.control.register(&record.call_id);
         let task = LiveCall {
             engine: self.engine.clone(),
@@ -322,30 +308,59 @@ impl RunLoop {
             control: self.control.clone(),
             internal: self.internal.clone(),
         };
-        let internal = self.internal.clone();
-        let budget = self.budget.clone();
-        let id = call.id;
-        self.calls.spawn(async move {
-            // A panic in a backend must not leave the script waiting forever.
-            if AssertUnwindSafe(task.run()).catch_unwind().await.is_err() {
-                let error = ScriptError::new(
-                    ErrorName::WorkflowAgentError,
-                    "the agent call crashed inside booflow (a bug: please report it)",
-                );
-                let reply = HostEvent::Reject {
-                    id,
-                    error,
-                    budget_spent: budget.spent(),
-                };
-                let tally = CallTally {
-                    live: true,
-                    replayed: false,
-                    failed: true,
-                    usage: Usage::default(),
-                };
-                let _ = internal.send(Internal::Reply(reply, Some(tally)));
-            }
-        });
+        self.calls.spawn(reply_if_it_panics(
+            task,
+            self.internal.clone(),
+            self.budget.clone(),
+        ));
+    }
+
+    /// How the call is executed: its prompt, schema, session options, stall bound and
+    /// retry policy (the call's options over the run's settings).
+    fn call_spec(&self, call: &AgentStart, record: &CallRecord) -> CallSpec {
+        let settings = &self.engine.settings;
+        CallSpec {
+            prompt: call.prompt.clone(),
+            schema: call.opts.schema.clone(),
+            session: SessionOptions {
+                cwd: self.engine.project_dir.clone(),
+                model: record.model.clone(),
+                effort: call.opts.effort.clone(),
+                tools: call.opts.tools.clone(),
+                max_output_tokens: None,
+            },
+            stall: Duration::from_millis(call.opts.stall_ms.unwrap_or(settings.stall_ms)),
+            max_retries: settings.stall_retries,
+            backoff: Duration::from_millis(settings.retry_backoff_ms),
+        }
+    }
+}
+
+/// Runs the call's task; should a backend panic, the script hears a rejection instead of
+/// waiting forever.
+async fn reply_if_it_panics(
+    task: LiveCall,
+    internal: tokio::sync::mpsc::UnboundedSender<Internal>,
+    budget: Arc<crate::budget::Budget>,
+) {
+    let id = task.id;
+    if AssertUnwindSafe(task.run()).catch_unwind().await.is_err() {
+        let error = ScriptError::new(
+            ErrorName::WorkflowAgentError,
+            "the agent call crashed inside booflow (a bug: please report it)",
+        );
+        let reply = HostEvent::Reject {
+            id,
+            error,
+            budget_spent: budget.spent(),
+        };
+        let tally = CallTally {
+            live: true,
+            replayed: false,
+            failed: true,
+            usage: Usage::default(),
+        };
+        let _ = internal.send(Internal::Reply(reply, Some(tally)));
     }
 }
 
