@@ -97,6 +97,36 @@ fn validate_prints_ok_or_the_error_with_its_line() {
         err.contains("bad.js:3:"),
         "names the file and line 3: {err}"
     );
+
+    // The body is compiled too: a missing `)` on line 3 is found before any run.
+    let broken = project.write_file(
+        "broken.js",
+        "export const meta = { name: 'broken', description: 'body does not parse' }
+const a = 1
+const b = Math.max(a, 2
+return b
+",
+    );
+    let output = project
+        .booflow()
+        .arg("validate")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("SyntaxError") && err.contains("broken.js:"),
+        "a syntax error naming the file: {err}"
+    );
+    let line = err
+        .rsplit_once("broken.js:")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(
+        matches!(line, Some(3) | Some(4)),
+        "the line of the unclosed call (3) or where the parser noticed (4): {err}"
+    );
 }
 
 #[test]

@@ -60,6 +60,16 @@ pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
             for warning in &script.warnings {
                 esay!("warning: {}: {warning}", file.display());
             }
+            // The body too, compiled (not run) by the engine that runs it: a script whose
+            // body does not parse would not start (docs/DESIGN.md §6).
+            let body = booflow_host_api::PreparedScript {
+                file: file.display().to_string(),
+                body: script.body.clone(),
+            };
+            if let Err(e) = booflow_engine::sandbox::check_syntax(&body) {
+                esay!("error: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
             say!("ok {}", script.meta.name);
             Ok(ExitCode::SUCCESS)
         }

@@ -22,6 +22,33 @@ use booflow_host_api::{
     ErrorName, GuestRequest, HostEvent, Init, ScriptError, messages::PreparedScript,
 };
 
+/// Compiles a workflow body the way both sandboxes do (as
+/// `(args, workflow) => async () => { … }`, under the script's file name) without running
+/// anything: `booflow validate` reports what `booflow run` would refuse to start. Errors: the
+/// `SyntaxError` with boa's message, the script's file and the line it names (body lines
+/// are the file's lines, docs/DESIGN.md §1).
+pub fn check_syntax(script: &PreparedScript) -> Result<(), ScriptError> {
+    let mut ctx = Context::default();
+    let wrapped = natives::wrapped_body(script);
+    let source = Source::from_bytes(&wrapped).with_path(std::path::Path::new(&script.file));
+    match boa_engine::Script::parse(source, None, &mut ctx) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let message = e.to_string();
+            let message = message
+                .strip_prefix("SyntaxError: ")
+                .unwrap_or(&message)
+                .to_string();
+            Err(ScriptError {
+                name: "SyntaxError".into(),
+                line: natives::line_from_message(&message),
+                message,
+                file: Some(script.file.clone()),
+            })
+        }
+    }
+}
+
 /// The host side of the sandbox boundary, as the guest sees it.
 pub trait Host {
     /// Sends one [`GuestRequest`] as JSON. Never blocks on the agent work it starts.

@@ -241,8 +241,13 @@ fn in_nested(_: &JsValue, _: &[JsValue], ctx: &mut Context) -> JsResult<JsValue>
 /// declare its own `const args` at top level, as it could under Claude Code. The wrapper
 /// opens on the body's first line and closes after its last, so every line keeps its number.
 pub(crate) fn compile_body(script: &PreparedScript, ctx: &mut Context) -> JsResult<JsValue> {
-    let wrapped = format!("((args, workflow) => async () => {{{}\n}})", script.body);
+    let wrapped = wrapped_body(script);
     ctx.eval(Source::from_bytes(&wrapped).with_path(Path::new(&script.file)))
+}
+
+/// The body as the function both sandboxes compile; its first line is the body's first.
+pub(crate) fn wrapped_body(script: &PreparedScript) -> String {
+    format!("((args, workflow) => async () => {{{}\n}})", script.body)
 }
 
 /// The object handed to the prelude as `native`.

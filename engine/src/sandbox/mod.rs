@@ -5,6 +5,7 @@
 mod native;
 pub mod wasm;
 
+pub use booflow_guest::check_syntax;
 use booflow_host_api::{ErrorName, GuestRequest, Init, ScriptError};
 pub use booflow_types::SandboxKind;
 use tokio::sync::mpsc;
