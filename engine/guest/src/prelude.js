@@ -117,6 +117,14 @@
     }
   }
 
+  // The checked form of "no options", computed once: most calls of a fan-out pass none,
+  // and it is only ever serialised, never changed.
+  let noOptions = null;
+  const defaultOptions = () => {
+    if (noOptions === null) noOptions = jsonParse(native.checkOptions('null'));
+    return noOptions;
+  };
+
   // ---- the globals -------------------------------------------------------------------
   G.agent = function agent(prompt, opts) {
     if (typeof prompt !== 'string') {
@@ -124,7 +132,7 @@
     }
     let checked;
     try {
-      checked = jsonParse(native.checkOptions(opts === undefined ? 'null' : jsonStringify(opts)));
+      checked = opts === undefined ? defaultOptions() : jsonParse(native.checkOptions(jsonStringify(opts)));
     } catch (e) {
       return Prom.reject(makeError('WorkflowInputError', e.message));
     }
