@@ -1,0 +1,306 @@
+//! Observability (docs/DESIGN.md §6 telemetry): spans exported over OTLP/HTTP to a real
+//! receiver, the trace context sent to an OpenAI-compatible endpoint, JSON log lines carrying
+//! the run's and call's ids, and the latency histograms of `/metrics`.
+
+mod common;
+
+use std::collections::HashMap;
+
+use booflow_testkit::otlp::{OtlpReceiver, ReceivedSpan};
+use common::Project;
+use serde_json::{Value, json};
+
+/// Two phases: a fan-out of three calls, then one call the model server fails once (a 500,
+/// retried by the engine).
+const TRACED: &str = r#"phase('Gather')
+const items = await parallel([1, 2, 3].map(i => () => agent(`gather item ${i}`, { label: `gather ${i}` })))
+phase('Check')
+const checked = await agent('[[fail-once:500]] check the items', { label: 'check' })
+return { items, checked }"#;
+
+/// The spans of one trace: the run's root span and the rest by id.
+struct Trace {
+    run: ReceivedSpan,
+    spans: Vec<ReceivedSpan>,
+}
+
+impl Trace {
+    /// The trace whose root span has `workflow.run_id` = `run_id`.
+    fn of(all: &[ReceivedSpan], run_id: &str) -> Trace {
+        let run = all
+            .iter()
+            .find(|s| s.attr("workflow.run_id") == Some(&json!(run_id)))
+            .unwrap_or_else(|| panic!("no span of run {run_id} in {all:#?}"))
+            .clone();
+        let spans = all
+            .iter()
+            .filter(|s| s.trace_id == run.trace_id)
+            .cloned()
+            .collect();
+        Trace { run, spans }
+    }
+
+    fn named(&self, name: &str) -> Vec<&ReceivedSpan> {
+        self.spans.iter().filter(|s| s.name == name).collect()
+    }
+
+    fn one(&self, name: &str) -> &ReceivedSpan {
+        let found = self.named(name);
+        assert_eq!(found.len(), 1, "one span {name}: {:#?}", self.spans);
+        found[0]
+    }
+
+    /// The call spans by their `booflow.label`.
+    fn calls(&self) -> HashMap<String, &ReceivedSpan> {
+        self.named("chat test-model")
+            .into_iter()
+            .map(|s| (s.attr("booflow.label").unwrap().as_str().unwrap().into(), s))
+            .collect()
+    }
+
+    fn children<'a>(&'a self, parent: &ReceivedSpan) -> Vec<&'a ReceivedSpan> {
+        (self.spans.iter())
+            .filter(|s| s.parent_span_id == parent.span_id)
+            .collect()
+    }
+}
+
+fn traced_project(receiver: &OtlpReceiver) -> Project {
+    let mut project = Project::new();
+    project.set_env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint);
+    project.set_env("OTEL_SERVICE_NAME", "booflow-test");
+    project.workflow("traced", TRACED);
+    project
+}
+
+#[test]
+fn a_run_exports_its_run_phase_call_and_http_spans_and_propagates_the_trace() {
+    let receiver = OtlpReceiver::start();
+    let project = traced_project(&receiver);
+    let outcome = project.run_ok(&["traced"]);
+    let run_id = outcome["run_id"].as_str().unwrap();
+    // The CLI flushes its spans before it exits: no waiting here.
+    let trace = Trace::of(&receiver.spans(), run_id);
+
+    let run = &trace.run;
+    assert_eq!(run.name, "workflow traced");
+    assert!(run.parent_span_id.is_empty(), "the run's span is a root");
+    assert_eq!(run.service_name.as_deref(), Some("booflow-test"));
+    assert_eq!(run.attr("workflow.name"), Some(&json!("traced")));
+    assert_eq!(run.attr("workflow.status"), Some(&json!("completed")));
+    assert_eq!(run.attr("booflow.calls.live"), Some(&json!(4)));
+    assert_eq!(
+        run.attr("gen_ai.usage.output_tokens"),
+        Some(&outcome["usage"]["output_tokens"])
+    );
+    assert_eq!(run.status_code, 1, "status ok");
+
+    let gather = trace.one("phase Gather");
+    let check = trace.one("phase Check");
+    assert_eq!(gather.parent_span_id, run.span_id);
+    assert_eq!(check.parent_span_id, run.span_id);
+
+    let calls = trace.calls();
+    assert_eq!(calls.len(), 4, "{calls:#?}");
+    for i in 1..=3 {
+        let call = calls[&format!("gather {i}")];
+        assert_eq!(
+            call.parent_span_id, gather.span_id,
+            "gather {i} in its phase"
+        );
+        assert_eq!(call.attr("booflow.retries"), Some(&json!(0)));
+    }
+    for call in calls.values() {
+        assert_eq!(call.kind, 3, "a call is a client span");
+        assert_eq!(call.attr("gen_ai.operation.name"), Some(&json!("chat")));
+        assert_eq!(
+            call.attr("gen_ai.request.model"),
+            Some(&json!("test-model"))
+        );
+        assert_eq!(
+            call.attr("gen_ai.response.finish_reasons"),
+            Some(&json!(["stop"]))
+        );
+        assert_eq!(call.attr("booflow.cached"), Some(&json!(false)));
+        assert_eq!(call.attr("booflow.agent"), Some(&json!("model")));
+        assert!(
+            call.attr("booflow.content_key")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .len()
+                > 10
+        );
+        for key in ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"] {
+            assert!(
+                call.attr(key).unwrap().as_i64().unwrap() > 0,
+                "{key}: {call:#?}"
+            );
+        }
+        assert!(call.attr("gen_ai.usage.cache_read.input_tokens").is_some());
+    }
+
+    let checked = calls["check"];
+    assert_eq!(checked.parent_span_id, check.span_id);
+    assert_eq!(checked.attr("booflow.retries"), Some(&json!(1)));
+    let retry = checked.events.iter().find(|e| e.name == "retry");
+    let retry = retry.unwrap_or_else(|| panic!("a retry event: {checked:#?}"));
+    assert_eq!(retry.attributes.get("booflow.attempt"), Some(&json!(2)));
+    // Each attempt is an HTTP client span under the call: the 500, then the answer.
+    let requests = trace.children(checked);
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    let statuses: Vec<_> = requests
+        .iter()
+        .map(|s| s.attr("http.response.status_code").cloned())
+        .collect();
+    assert!(statuses.contains(&Some(json!(500))) && statuses.contains(&Some(json!(200))));
+    assert!(requests.iter().all(|s| s.kind == 3 && s.name == "POST"));
+
+    // The model server got the trace: the run's trace id, an HTTP span as the parent.
+    let http_ids: Vec<&str> = trace
+        .named("POST")
+        .iter()
+        .map(|s| s.span_id.as_str())
+        .collect();
+    let received = project.server.requests();
+    assert_eq!(received.len(), 5, "four calls, one of them twice");
+    for request in &received {
+        let header = request
+            .traceparent
+            .as_deref()
+            .expect("a traceparent header");
+        let parts: Vec<&str> = header.split('-').collect();
+        assert_eq!(parts.len(), 4, "{header}");
+        assert_eq!(parts[1], run.trace_id, "the run's trace id: {header}");
+        assert!(
+            http_ids.contains(&parts[2]),
+            "parent is an HTTP span: {header}"
+        );
+    }
+}
+
+#[test]
+fn a_re_run_exports_cached_call_spans_and_a_run_without_the_endpoint_sends_no_trace() {
+    let receiver = OtlpReceiver::start();
+    let project = traced_project(&receiver);
+    project.run_ok(&["traced"]);
+    let again = project.run_ok(&["traced"]);
+    assert_eq!(again["agents"]["cached"], 4);
+    let trace = Trace::of(&receiver.spans(), again["run_id"].as_str().unwrap());
+    let calls = trace.calls();
+    assert_eq!(calls.len(), 4);
+    for call in calls.values() {
+        assert_eq!(call.attr("booflow.cached"), Some(&json!(true)), "{call:#?}");
+        assert!(
+            trace.children(call).is_empty(),
+            "no HTTP request for a cached call"
+        );
+    }
+    assert_eq!(trace.run.attr("booflow.calls.cached"), Some(&json!(4)));
+
+    // Without the variable nothing is exported and no trace context is sent.
+    let mut quiet = Project::new();
+    quiet.set_env("OTEL_EXPORTER_OTLP_ENDPOINT", "");
+    quiet.workflow("one", "return await agent('just one')");
+    let before = receiver.spans().len();
+    quiet.run_ok(&["one"]);
+    assert_eq!(receiver.spans().len(), before);
+    assert!(quiet.server.requests()[0].traceparent.is_none());
+}
+
+#[test]
+fn json_logs_carry_the_run_and_call_ids_on_every_line_of_the_run() {
+    let mut project = Project::new();
+    project.set_env("BOOFLOW_LOG_FORMAT", "json");
+    project.set_env("BOOFLOW_LOG", "info");
+    project.workflow("traced", TRACED);
+    let (outcome, output) = project.run_json(&["traced"]);
+    assert_eq!(outcome["status"], "completed");
+    let run_id = outcome["run_id"].as_str().unwrap();
+    let stderr = common::stderr(&output);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let of_runs: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            let target = l["target"].as_str().unwrap_or_default();
+            target.starts_with("booflow_engine::run") || target.starts_with("booflow_engine::call")
+        })
+        .collect();
+    let messages: Vec<&str> = of_runs
+        .iter()
+        .map(|l| l["fields"]["message"].as_str().unwrap_or_default())
+        .collect();
+    for message in ["run started", "retry", "run ended"] {
+        assert!(messages.contains(&message), "{message} in {stderr}");
+    }
+    for line in &of_runs {
+        let spans = line["spans"].as_array().expect("the enclosing spans");
+        let run = spans.iter().find(|s| s["name"] == "run");
+        assert_eq!(
+            run.map(|s| &s["workflow.run_id"]),
+            Some(&json!(run_id)),
+            "{line}"
+        );
+        if line["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("booflow_engine::call")
+        {
+            let call = spans
+                .iter()
+                .find(|s| s["name"] == "agent_call")
+                .expect("a call span");
+            assert!(
+                call["booflow.call_id"].as_str().unwrap().starts_with('c'),
+                "{line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn metrics_have_latency_histograms_by_agent_and_model() {
+    let project = Project::new();
+    project.workflow("traced", TRACED);
+    let served = project.serve(&[]);
+    let id = common::http::start(&served, json!({"workflow": "traced"}));
+    let run = common::http::wait_end(&served, &id, std::time::Duration::from_secs(60));
+    assert_eq!(run["status"], "completed", "{run}");
+    let text = common::http::client()
+        .get(format!("{}/metrics", served.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let labels = "agent=\"model\",model=\"test-model\"";
+    for name in [
+        "booflow_call_latency_seconds",
+        "booflow_call_first_update_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} histogram")),
+            "{name}: {text}"
+        );
+        assert!(
+            text.contains(&format!("{name}_count{{{labels}}} 4")),
+            "{name}: {text}"
+        );
+        assert!(
+            text.contains(&format!("{name}_sum{{{labels}}} ")),
+            "{name}: {text}"
+        );
+        let infinite = format!("{name}_bucket{{le=\"+Inf\",{labels}}} 4");
+        assert!(text.contains(&infinite), "{infinite}: {text}");
+    }
+    let run_labels = "workflow=\"traced\",status=\"completed\"";
+    let runs = format!("booflow_run_duration_seconds_count{{{run_labels}}} 1");
+    assert!(text.contains(&runs), "{runs}: {text}");
+    assert!(
+        text.contains("booflow_run_duration_seconds_bucket{"),
+        "{text}"
+    );
+}
