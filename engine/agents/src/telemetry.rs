@@ -1,8 +1,9 @@
 //! The HTTP client span of a request to an OpenAI-compatible endpoint, and the W3C trace
-//! context sent with it (docs/DESIGN.md §6 telemetry). With telemetry off the span is
-//! disabled and nothing is injected.
+//! context sent with it, or with an ACP `session/prompt` in `_meta` (docs/DESIGN.md §6
+//! telemetry). With telemetry off the span is disabled and nothing is injected.
 
-use opentelemetry::propagation::Injector;
+use std::collections::HashMap;
+
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tracing::Span;
 use tracing::field::Empty;
@@ -33,30 +34,38 @@ pub(crate) fn end_http(span: &Span, ok: bool) {
     }
 }
 
-/// The headers of `span`'s trace context from the global propagator (`traceparent`, and
-/// `tracestate` when there is one); `None` when the span is disabled or nothing was set.
-pub(crate) fn trace_headers(span: &Span) -> Option<HeaderMap> {
+/// `span`'s trace context from the global propagator, as `(key, value)` pairs
+/// (`traceparent`, and `tracestate` when there is one); empty when the span is disabled or
+/// no propagator is installed (telemetry off).
+fn inject(span: &Span) -> HashMap<String, String> {
+    let mut carrier = HashMap::new();
     if span.is_disabled() {
-        return None;
+        return carrier;
     }
     let context = span.context();
-    let mut headers = Headers(HeaderMap::new());
     opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut headers)
+        propagator.inject_context(&context, &mut carrier)
     });
-    (!headers.0.is_empty()).then_some(headers.0)
+    carrier
 }
 
-/// A `reqwest` header map as a propagator's carrier.
-struct Headers(HeaderMap);
-
-impl Injector for Headers {
-    fn set(&mut self, key: &str, value: String) {
+/// The headers of `span`'s trace context (see [`inject`]); `None` when there is none.
+pub(crate) fn trace_headers(span: &Span) -> Option<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    for (key, value) in inject(span) {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(key.as_bytes()),
             HeaderValue::from_str(&value),
         ) {
-            self.0.insert(name, value);
+            headers.insert(name, value);
         }
     }
+    (!headers.is_empty()).then_some(headers)
+}
+
+/// The current span's trace context as an ACP `_meta` object (`{"traceparent": …}`, the
+/// root `_meta` keys ACP reserves for W3C trace context); `None` when there is none.
+pub(crate) fn trace_meta() -> Option<serde_json::Value> {
+    let carrier = inject(&Span::current());
+    (!carrier.is_empty()).then(|| serde_json::json!(carrier))
 }
