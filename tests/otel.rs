@@ -6,7 +6,9 @@ mod common;
 
 use std::collections::HashMap;
 
+use booflow_testkit::model_server::RecordedRequest;
 use booflow_testkit::otlp::{OtlpReceiver, ReceivedSpan};
+use booflow_testkit::test_agent::test_agent_bin;
 use common::Project;
 use serde_json::{Value, json};
 
@@ -81,24 +83,12 @@ fn a_run_exports_its_run_phase_call_and_http_spans_and_propagates_the_trace() {
     let run_id = outcome["run_id"].as_str().unwrap();
     // The CLI flushes its spans before it exits: no waiting here.
     let trace = Trace::of(&receiver.spans(), run_id);
-
-    let run = &trace.run;
-    assert_eq!(run.name, "workflow traced");
-    assert!(run.parent_span_id.is_empty(), "the run's span is a root");
-    assert_eq!(run.service_name.as_deref(), Some("booflow-test"));
-    assert_eq!(run.attr("workflow.name"), Some(&json!("traced")));
-    assert_eq!(run.attr("workflow.status"), Some(&json!("completed")));
-    assert_eq!(run.attr("booflow.calls.live"), Some(&json!(4)));
-    assert_eq!(
-        run.attr("gen_ai.usage.output_tokens"),
-        Some(&outcome["usage"]["output_tokens"])
-    );
-    assert_eq!(run.status_code, 1, "status ok");
+    check_run_span(&trace.run, &outcome);
 
     let gather = trace.one("phase Gather");
     let check = trace.one("phase Check");
-    assert_eq!(gather.parent_span_id, run.span_id);
-    assert_eq!(check.parent_span_id, run.span_id);
+    assert_eq!(gather.parent_span_id, trace.run.span_id);
+    assert_eq!(check.parent_span_id, trace.run.span_id);
 
     let calls = trace.calls();
     assert_eq!(calls.len(), 4, "{calls:#?}");
@@ -110,73 +100,122 @@ fn a_run_exports_its_run_phase_call_and_http_spans_and_propagates_the_trace() {
         );
         assert_eq!(call.attr("booflow.retries"), Some(&json!(0)));
     }
-    for call in calls.values() {
-        assert_eq!(call.kind, 3, "a call is a client span");
-        assert_eq!(call.attr("gen_ai.operation.name"), Some(&json!("chat")));
-        assert_eq!(
-            call.attr("gen_ai.request.model"),
-            Some(&json!("test-model"))
-        );
-        assert_eq!(
-            call.attr("gen_ai.response.finish_reasons"),
-            Some(&json!(["stop"]))
-        );
-        assert_eq!(call.attr("booflow.cached"), Some(&json!(false)));
-        assert_eq!(call.attr("booflow.agent"), Some(&json!("model")));
-        assert!(
-            call.attr("booflow.content_key")
-                .unwrap()
-                .as_str()
-                .unwrap()
-                .len()
-                > 10
-        );
-        for key in ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"] {
-            assert!(
-                call.attr(key).unwrap().as_i64().unwrap() > 0,
-                "{key}: {call:#?}"
-            );
-        }
-        assert!(call.attr("gen_ai.usage.cache_read.input_tokens").is_some());
-    }
-
+    calls.values().for_each(|call| check_live_call_span(call));
     let checked = calls["check"];
     assert_eq!(checked.parent_span_id, check.span_id);
-    assert_eq!(checked.attr("booflow.retries"), Some(&json!(1)));
-    let retry = checked.events.iter().find(|e| e.name == "retry");
-    let retry = retry.unwrap_or_else(|| panic!("a retry event: {checked:#?}"));
+    check_retried_call(&trace, checked);
+    check_propagated(&trace, &project.server.requests());
+}
+
+fn check_run_span(run: &ReceivedSpan, outcome: &Value) {
+    assert_eq!(run.name, "workflow traced");
+    assert!(run.parent_span_id.is_empty(), "the run's span is a root");
+    assert_eq!(run.service_name.as_deref(), Some("booflow-test"));
+    assert_eq!(run.attr("workflow.name"), Some(&json!("traced")));
+    assert_eq!(run.attr("workflow.status"), Some(&json!("completed")));
+    assert_eq!(run.attr("booflow.calls.live"), Some(&json!(4)));
+    assert_eq!(
+        run.attr("gen_ai.usage.output_tokens"),
+        Some(&outcome["usage"]["output_tokens"])
+    );
+    assert_eq!(run.status_code, 1, "status ok");
+}
+
+/// The GenAI and booflow attributes of a call that went to the model server.
+fn check_live_call_span(call: &ReceivedSpan) {
+    assert_eq!(call.kind, 3, "a call is a client span");
+    let expected = [
+        ("gen_ai.operation.name", json!("chat")),
+        ("gen_ai.request.model", json!("test-model")),
+        ("gen_ai.response.finish_reasons", json!(["stop"])),
+        ("booflow.cached", json!(false)),
+        ("booflow.agent", json!("model")),
+        ("booflow.status", json!("completed")),
+    ];
+    for (key, value) in expected {
+        assert_eq!(call.attr(key), Some(&value), "{key}: {call:#?}");
+    }
+    let key = call.attr("booflow.content_key").and_then(Value::as_str);
+    assert!(key.is_some_and(|k| k.len() > 10), "{call:#?}");
+    for key in ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"] {
+        let n = call.attr(key).and_then(Value::as_i64);
+        assert!(n.is_some_and(|n| n > 0), "{key}: {call:#?}");
+    }
+    assert_eq!(
+        call.attr("gen_ai.usage.cache_read.input_tokens"),
+        Some(&json!(0))
+    );
+}
+
+/// The call the model server failed once: one retry, a `retry` event, and an HTTP client
+/// span per attempt (the 500, then the answer).
+fn check_retried_call(trace: &Trace, call: &ReceivedSpan) {
+    assert_eq!(call.attr("booflow.retries"), Some(&json!(1)));
+    let retry = call.events.iter().find(|e| e.name == "retry");
+    let retry = retry.unwrap_or_else(|| panic!("a retry event: {call:#?}"));
     assert_eq!(retry.attributes.get("booflow.attempt"), Some(&json!(2)));
-    // Each attempt is an HTTP client span under the call: the 500, then the answer.
-    let requests = trace.children(checked);
+    let requests = trace.children(call);
     assert_eq!(requests.len(), 2, "{requests:#?}");
-    let statuses: Vec<_> = requests
-        .iter()
+    let statuses: Vec<_> = (requests.iter())
         .map(|s| s.attr("http.response.status_code").cloned())
         .collect();
     assert!(statuses.contains(&Some(json!(500))) && statuses.contains(&Some(json!(200))));
     assert!(requests.iter().all(|s| s.kind == 3 && s.name == "POST"));
+}
 
-    // The model server got the trace: the run's trace id, an HTTP span as the parent.
-    let http_ids: Vec<&str> = trace
-        .named("POST")
-        .iter()
+/// Every request the model server got carried the run's trace id, with one of the HTTP
+/// client spans as its parent.
+fn check_propagated(trace: &Trace, received: &[RecordedRequest]) {
+    let http_ids: Vec<&str> = (trace.named("POST").iter())
         .map(|s| s.span_id.as_str())
         .collect();
-    let received = project.server.requests();
     assert_eq!(received.len(), 5, "four calls, one of them twice");
-    for request in &received {
+    for request in received {
         let header = request
             .traceparent
             .as_deref()
             .expect("a traceparent header");
         let parts: Vec<&str> = header.split('-').collect();
         assert_eq!(parts.len(), 4, "{header}");
-        assert_eq!(parts[1], run.trace_id, "the run's trace id: {header}");
+        assert_eq!(parts[1], trace.run.trace_id, "the run's trace id: {header}");
         assert!(
             http_ids.contains(&parts[2]),
             "parent is an HTTP span: {header}"
         );
     }
+}
+
+#[test]
+fn an_acp_prompt_carries_the_call_span_as_its_trace_context_in_meta() {
+    let receiver = OtlpReceiver::start();
+    let mut project = Project::new();
+    project.write_config(&format!(
+        "default_agent = \"tester\"\n\n[agents.tester]\nkind = \"acp\"\ncommand = [\"{}\"]\nauth_method = \"test\"\n",
+        test_agent_bin().display()
+    ));
+    project.set_env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint);
+    project.workflow(
+        "acp",
+        "return await agent('[[meta]] where am I', { label: 'acp' })",
+    );
+    let outcome = project.run_ok(&["acp"]);
+    let text = outcome["result"].as_str().unwrap();
+    let meta = text
+        .strip_prefix("meta: ")
+        .unwrap_or_else(|| panic!("{outcome}"));
+    let meta: Value = serde_json::from_str(meta).unwrap();
+    let header = meta["traceparent"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{meta}"));
+    let trace = Trace::of(&receiver.spans(), outcome["run_id"].as_str().unwrap());
+    let call = trace.one("chat tester");
+    assert_eq!(call.attr("booflow.label"), Some(&json!("acp")));
+    let parts: Vec<&str> = header.split('-').collect();
+    assert_eq!(parts[1], trace.run.trace_id, "{header}");
+    assert_eq!(
+        parts[2], call.span_id,
+        "the call's span is the parent: {header}"
+    );
 }
 
 #[test]
