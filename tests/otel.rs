@@ -248,6 +248,40 @@ fn a_re_run_exports_cached_call_spans_and_a_run_without_the_endpoint_sends_no_tr
 }
 
 #[test]
+fn stalls_and_schema_repairs_are_events_on_the_call_span() {
+    let receiver = OtlpReceiver::start();
+    let mut project = Project::new();
+    project.set_env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint);
+    let body = r#"const schema = { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] }
+const repaired = await agent('[[bad-json]] a number', { label: 'repaired', schema })
+const woken = await agent('[[delay-once:5000]] wake up', { label: 'woken', stallMs: 300 })
+return { repaired, woken }"#;
+    project.workflow("events", body);
+    let outcome = project.run_ok(&["events"]);
+    let trace = Trace::of(&receiver.spans(), outcome["run_id"].as_str().unwrap());
+    let calls = trace.calls();
+    let events = |label: &str| -> Vec<String> {
+        calls[label].events.iter().map(|e| e.name.clone()).collect()
+    };
+    assert!(
+        events("repaired").contains(&"schema_repair".into()),
+        "{:#?}",
+        calls["repaired"]
+    );
+    let woken = events("woken");
+    assert!(
+        woken.contains(&"stall".into()) && woken.contains(&"retry".into()),
+        "{woken:?}"
+    );
+    let retry = calls["woken"]
+        .events
+        .iter()
+        .find(|e| e.name == "retry")
+        .unwrap();
+    assert_eq!(retry.attributes.get("booflow.stalled"), Some(&json!(true)));
+}
+
+#[test]
 fn json_logs_carry_the_run_and_call_ids_on_every_line_of_the_run() {
     let mut project = Project::new();
     project.set_env("BOOFLOW_LOG_FORMAT", "json");
