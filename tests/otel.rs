@@ -282,6 +282,32 @@ return { repaired, woken }"#;
 }
 
 #[test]
+fn a_resumed_run_links_to_the_span_of_the_run_it_resumes() {
+    let receiver = OtlpReceiver::start();
+    let mut project = Project::new();
+    project.set_env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint);
+    project.workflow(
+        "two",
+        "const a = await agent('first step')\nconst b = await agent('second step')\nreturn [a, b]",
+    );
+    project.server.fail_matching("second step", 400);
+    let (failed, _) = project.run_json(&["two"]);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    project.server.clear_failures();
+    let failed_id = failed["run_id"].as_str().unwrap();
+    let resumed = project.run_ok(&["two", "--resume", failed_id]);
+    assert_eq!(resumed["agents"]["cached"], 1, "{resumed}");
+
+    let spans = receiver.spans();
+    let first = Trace::of(&spans, failed_id).run;
+    assert_eq!(first.status_code, 2, "a failed run's span is an error");
+    assert!(first.links.is_empty());
+    let second = Trace::of(&spans, resumed["run_id"].as_str().unwrap()).run;
+    assert_ne!(second.trace_id, first.trace_id, "a trace of its own");
+    assert_eq!(second.links, vec![(first.trace_id, first.span_id)]);
+}
+
+#[test]
 fn json_logs_carry_the_run_and_call_ids_on_every_line_of_the_run() {
     let mut project = Project::new();
     project.set_env("BOOFLOW_LOG_FORMAT", "json");

@@ -7,7 +7,10 @@
 //! Field names are the exported attribute names (`tracing-opentelemetry` maps them one to
 //! one; `otel.name`, `otel.kind` and `otel.status_code` set the span's name, kind and status).
 
+use std::collections::HashMap;
+
 use booflow_types::{CallRecord, RunOutcome, RunStatus};
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::{Array, StringValue, Value};
 use tracing::Span;
 use tracing::field::Empty;
@@ -136,5 +139,30 @@ pub(crate) fn end_call(span: &Span, record: &CallRecord) {
         span.record("otel.status_message", record.error.as_deref());
     } else {
         span.record("otel.status_code", "OK");
+    }
+}
+
+/// `span`'s W3C `traceparent` from the global propagator; `None` when nothing is exported
+/// (the span is disabled, or no propagator is installed).
+pub(crate) fn traceparent(span: &Span) -> Option<String> {
+    if span.is_disabled() {
+        return None;
+    }
+    let context = span.context();
+    let mut carrier = HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut carrier)
+    });
+    carrier.remove("traceparent")
+}
+
+/// Links `span` to the span a `traceparent` names (the run's earlier copy, or the run it
+/// resumes); an invalid one is ignored.
+pub(crate) fn link(span: &Span, traceparent: &str) {
+    let carrier = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+    let context = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+    let linked = context.span().span_context().clone();
+    if linked.is_valid() {
+        span.add_link(linked);
     }
 }

@@ -181,6 +181,8 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
         engine,
     };
     span.in_scope(|| tracing::info!("run started"));
+    lp.trace_links(setup.resumed, setup.request.resume_from.as_deref())
+        .await;
     if setup.resumed {
         let message = format!(
             "resumed by {} (its previous owner stopped, or it was resumed after it failed); finished calls replay from the journal, unfinished ones run again",
@@ -205,6 +207,25 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
 }
 
 impl RunLoop {
+    /// Links the run's span to its earlier copy (resumed or taken over under the same id)
+    /// and to the run it resumes (`--resume`), then stores its own `traceparent` for the
+    /// next copy (docs/DESIGN.md §6 Telemetry); nothing when traces are not exported.
+    async fn trace_links(&self, resumed: bool, resume_from: Option<&str>) {
+        let Some(own) = crate::telemetry::traceparent(&self.span) else {
+            return;
+        };
+        let journal = &self.engine.journal;
+        let earlier = [resumed.then_some(self.run_id.as_str()), resume_from];
+        for run_id in earlier.into_iter().flatten() {
+            if let Ok(Some(traceparent)) = journal.trace_parent(run_id).await {
+                crate::telemetry::link(&self.span, &traceparent);
+            }
+        }
+        if let Err(e) = journal.set_trace_parent(&self.fence, &own).await {
+            tracing::warn!("run {}: cannot store its trace context: {e:#}", self.run_id);
+        }
+    }
+
     /// Serves the sandbox until the script ends, fails, is cancelled or must be stopped.
     async fn until_the_end(
         &mut self,

@@ -38,6 +38,8 @@ pub struct ReceivedSpan {
     pub kind: i32,
     pub attributes: BTreeMap<String, Value>,
     pub events: Vec<ReceivedEvent>,
+    /// The spans this one links to, as `(trace id, span id)` in hex.
+    pub links: Vec<(String, String)>,
     /// The OTLP status code (0 unset, 1 ok, 2 error).
     pub status_code: i32,
     /// The `service.name` of the span's resource.
@@ -147,6 +149,9 @@ async fn traces(State(spans): State<Arc<Mutex<Vec<ReceivedSpan>>>>, body: Bytes)
                             name: e.name.clone(),
                             attributes: attributes(&e.attributes),
                         })
+                        .collect(),
+                    links: (span.links.iter())
+                        .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
                         .collect(),
                     status_code: span.status.map_or(0, |s| s.code),
                     service_name: service_name.clone(),
