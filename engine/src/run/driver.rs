@@ -180,16 +180,9 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
         calls: JoinSet::new(),
         engine,
     };
-    span.in_scope(|| tracing::info!("run started"));
-    lp.trace_links(setup.resumed, setup.request.resume_from.as_deref())
+    lp.begin(setup.resumed, setup.request.resume_from.as_deref())
+        .instrument(span.clone())
         .await;
-    if setup.resumed {
-        let message = format!(
-            "resumed by {} (its previous owner stopped, or it was resumed after it failed); finished calls replay from the journal, unfinished ones run again",
-            lp.engine.owner_id()
-        );
-        lp.log(LogLevel::Info, message).await;
-    }
     let end = lp
         .until_the_end(&mut sandbox, &mut internal_rx)
         .instrument(span.clone())
@@ -207,6 +200,20 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
 }
 
 impl RunLoop {
+    /// The run's start (inside its span): a first diagnostic line, its trace links, and a
+    /// log line when it was resumed or taken over.
+    async fn begin(&mut self, resumed: bool, resume_from: Option<&str>) {
+        tracing::info!("run started");
+        self.trace_links(resumed, resume_from).await;
+        if resumed {
+            let message = format!(
+                "resumed by {} (its previous owner stopped, or it was resumed after it failed); finished calls replay from the journal, unfinished ones run again",
+                self.engine.owner_id()
+            );
+            self.log(LogLevel::Info, message).await;
+        }
+    }
+
     /// Links the run's span to its earlier copy (resumed or taken over under the same id)
     /// and to the run it resumes (`--resume`), then stores its own `traceparent` for the
     /// next copy (docs/DESIGN.md §6 Telemetry); nothing when traces are not exported.
