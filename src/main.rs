@@ -3,20 +3,22 @@
 
 mod cli;
 mod loader;
+mod telemetry;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BOOFLOW_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = cli::Cli::parse();
+    let telemetry = telemetry::init();
+    let code = run(args);
+    // Spans still buffered are exported before the process exits (docs/DESIGN.md §6).
+    telemetry.shutdown();
+    code
+}
+
+fn run(args: cli::Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -27,11 +29,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::dispatch(args)) {
+    let code = match runtime.block_on(cli::dispatch(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The runtime's tasks end before the spans are flushed.
+    drop(runtime);
+    code
 }

@@ -238,6 +238,13 @@ impl<'a> Attempts<'a> {
     /// when the run was cancelled meanwhile.
     async fn wait_to_retry(&mut self, attempt: u32, cancel: &CancellationToken) -> bool {
         self.report.retries = attempt;
+        // A span event on the call's span (docs/DESIGN.md §6 telemetry).
+        tracing::info!(
+            booflow.attempt = i64::from(attempt + 1),
+            booflow.stalled = self.last_was_stall,
+            error.message = %self.last_problem,
+            "retry"
+        );
         (self.warn)(format!(
             "retrying (attempt {} of {}): {}",
             attempt + 1,
@@ -260,6 +267,7 @@ impl<'a> Attempts<'a> {
     /// A stall: remembered for the next attempt's warning; the retry starts at once.
     fn stalled(&mut self) -> ControlFlow<()> {
         let ms = self.spec.stall.as_millis();
+        tracing::info!(booflow.stall_ms = ms as i64, "stall");
         self.last_problem = format!("no progress from the agent for {ms} ms (stallMs)");
         self.last_was_stall = true;
         self.last_retry_after = None;
@@ -351,6 +359,7 @@ impl<'a> Attempts<'a> {
             ));
             return Err(None);
         }
+        tracing::info!(booflow.repair = i64::from(repairs + 1), error.message = %problem, "schema_repair");
         (self.warn)(format!(
             "the answer did not match the schema; repair turn {} of {SCHEMA_REPAIRS}:\n{problem}",
             repairs + 1

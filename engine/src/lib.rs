@@ -17,11 +17,13 @@ mod events;
 mod facade;
 mod follow;
 mod journal;
+pub mod metrics;
 mod owner;
 mod run;
 pub mod sandbox;
 pub mod schema;
 pub mod settings;
+mod telemetry;
 pub mod worktree;
 
 use std::collections::HashMap;
@@ -89,6 +91,8 @@ pub struct Engine {
     notifier: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
     /// PostgreSQL: the `LISTEN` task runs.
     listening: std::sync::OnceLock<()>,
+    /// This process's latency histograms (`/metrics`, docs/DESIGN.md §6).
+    metrics: metrics::Metrics,
 }
 
 impl Engine {
@@ -144,12 +148,18 @@ impl Engine {
             followers: std::sync::OnceLock::new(),
             notifier: std::sync::OnceLock::new(),
             listening: std::sync::OnceLock::new(),
+            metrics: metrics::Metrics::default(),
         }))
     }
 
     /// The project the engine runs in.
     pub fn project_dir(&self) -> &Path {
         &self.project_dir
+    }
+
+    /// This process's latency histograms, for `/metrics`.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
     }
 
     /// The merged `booflow.toml`.

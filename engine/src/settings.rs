@@ -1,9 +1,10 @@
 //! Every setting booflow reads from the environment, in one place (docs/DESIGN.md §1
 //! limits, §4 pool, §6 server, §7 storage): `WORKFLOW_*` limits, `AGENT_POOL_*`,
 //! `BOOFLOW_*` and `DATABASE_URL`. Each variable overrides one default; a value that is
-//! not a number, or out of its range, is an error naming the variable. (`BOOFLOW_LOG` is
-//! read by `main` before anything else, to set up logging; `BOOFLOW_TOKEN` by the CLI as
-//! `--token`.)
+//! not a number, or out of its range, is an error naming the variable. (`BOOFLOW_LOG`,
+//! `BOOFLOW_LOG_FORMAT` and the `OTEL_*` variables are read by the CLI's `src/telemetry.rs`
+//! before anything else, to set up logging and export, docs/DESIGN.md §6; `BOOFLOW_TOKEN`
+//! by the CLI as `--token`.)
 
 use booflow_host_api::limits;
 

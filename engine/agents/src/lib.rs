@@ -13,6 +13,7 @@ pub mod config;
 pub mod detect;
 pub mod framing;
 pub mod openai;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -33,6 +33,7 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::config::OpenAiAgent;
 use crate::framing::{
@@ -260,17 +261,37 @@ impl OpenAiSession {
 }
 
 impl Endpoint {
-    /// One HTTP request and its (streamed or plain JSON) answer.
+    /// One HTTP request and its answer, inside an HTTP client span (a child of the call's
+    /// span) whose W3C trace context goes with the request as `traceparent`
+    /// (docs/DESIGN.md §6 telemetry).
     async fn attempt(
         &self,
         body: &Value,
         api_key: Option<&str>,
         progress: &Progress,
     ) -> Result<Turn, Failure> {
+        let span = crate::telemetry::http_span("POST", &self.url);
         let mut request = self.client.post(&self.url).json(body);
         if let Some(key) = api_key {
             request = request.bearer_auth(key);
         }
+        if let Some(headers) = crate::telemetry::trace_headers(&span) {
+            request = request.headers(headers);
+        }
+        let result = self
+            .exchange(request, progress)
+            .instrument(span.clone())
+            .await;
+        crate::telemetry::end_http(&span, result.is_ok());
+        result
+    }
+
+    /// Sends the request and reads its (streamed or plain JSON) answer.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        progress: &Progress,
+    ) -> Result<Turn, Failure> {
         let response = request.send().await.map_err(|e| {
             let chain = error_chain(&e);
             if e.is_connect() {
@@ -279,6 +300,7 @@ impl Endpoint {
                 AgentError::Crashed(format!("request to {} failed: {chain}", self.url))
             }
         })?;
+        crate::telemetry::http_status(response.status().as_u16());
         if !response.status().is_success() {
             return Err(self.refused(response).await);
         }

@@ -180,6 +180,35 @@ impl Journal {
         Ok(())
     }
 
+    /// Stores the W3C `traceparent` of the run's span (docs/DESIGN.md §6 Telemetry); refused
+    /// once the run's epoch moved on.
+    pub(crate) async fn set_trace_parent(
+        &self,
+        fence: &Fence,
+        traceparent: &str,
+    ) -> anyhow::Result<()> {
+        let done =
+            sqlx::query("UPDATE runs SET trace_parent = $1 WHERE run_id = $2 AND epoch = $3")
+                .bind(traceparent)
+                .bind(&fence.run_id)
+                .bind(fence.epoch)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(fence.refused());
+        }
+        Ok(())
+    }
+
+    /// The `traceparent` stored by [`Journal::set_trace_parent`], if any.
+    pub(crate) async fn trace_parent(&self, run_id: &str) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query("SELECT trace_parent FROM runs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| r.try_get("trace_parent").ok().flatten()))
+    }
+
     /// Ends a queued run that was cancelled before any owner took it.
     pub(crate) async fn cancel_queued(
         &self,

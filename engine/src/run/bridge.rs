@@ -103,6 +103,9 @@ impl RunLoop {
                 message,
             } => self.script_log(level(script_level), message).await,
             GuestRequest::Phase { title } => {
+                // The previous phase's span ends here (docs/DESIGN.md §6 telemetry).
+                self.phase_span = None;
+                self.phase_span = Some(crate::telemetry::phase_span(&self.span, &title));
                 self.phase = Some(title.clone());
                 self.engine.emit(RunEvent::Phase {
                     run_id: self.run_id.clone(),

@@ -11,6 +11,7 @@ use booflow_host_api::{AgentOptions, ErrorName, HostEvent, ScriptError, keys};
 use booflow_types::{CallRecord, CallStatus, Usage};
 use futures::FutureExt as _;
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use super::driver::{CallTally, Internal, RunLoop};
 use super::live::LiveCall;
@@ -233,6 +234,7 @@ impl RunLoop {
             return self.journal_failed(self.engine.journal_failure(&what, &e));
         }
         for (call, record, hit) in replays {
+            crate::telemetry::end_call(&self.call_span(&record), &record);
             self.answer_known(call, record.call_id, hit.value, hit.usage);
         }
     }
@@ -240,8 +242,13 @@ impl RunLoop {
     /// Answers the call from this run's own journal (an earlier owner finished it): the
     /// row stays as it is.
     fn answer_from_own(&mut self, call: AgentStart, row: CallRecord) {
-        let value = row.result.unwrap_or_default();
-        self.answer_known(call, row.call_id, value, row.usage);
+        let shown = CallRecord {
+            cached: true,
+            ..row
+        };
+        crate::telemetry::end_call(&self.call_span(&shown), &shown);
+        let value = shown.result.unwrap_or_default();
+        self.answer_known(call, shown.call_id, value, shown.usage);
     }
 
     /// Resolves a call with an answer known before it ran (already journaled), charged to
@@ -292,7 +299,9 @@ impl RunLoop {
         }
         let spec = self.call_spec(&call, &record);
         let commands = self.control.register(&record.call_id);
+        let span = self.call_span(&record);
         let task = LiveCall {
+            span: span.clone(),
             engine: self.engine.clone(),
             run_id: self.run_id.clone(),
             fence: self.fence.clone(),
@@ -308,11 +317,19 @@ impl RunLoop {
             control: self.control.clone(),
             internal: self.internal.clone(),
         };
-        self.calls.spawn(reply_if_it_panics(
-            task,
-            self.internal.clone(),
-            self.budget.clone(),
-        ));
+        let internal = self.internal.clone();
+        let task = reply_if_it_panics(task, internal, self.budget.clone());
+        self.calls.spawn(task.instrument(span));
+    }
+
+    /// A call's span (docs/DESIGN.md §6 telemetry): under the current phase's span when the
+    /// call belongs to that phase, else under the run's.
+    fn call_span(&self, record: &CallRecord) -> tracing::Span {
+        let parent = match (&self.phase_span, &record.phase) {
+            (Some(span), Some(phase)) if self.phase.as_ref() == Some(phase) => span,
+            _ => &self.span,
+        };
+        crate::telemetry::call_span(parent, record)
     }
 
     /// How the call is executed: its prompt, schema, session options, stall bound and

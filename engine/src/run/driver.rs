@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::RunRequest;
 use super::replay::Replay;
@@ -119,6 +120,12 @@ pub(super) struct RunLoop {
     pub faults: Faults,
     pub log_seq: u32,
     pub phase: Option<String>,
+    /// The run's span, and the current phase's (docs/DESIGN.md §6 telemetry).
+    pub span: tracing::Span,
+    pub phase_span: Option<tracing::Span>,
+    /// The workflow's name and when the run started here, for the run histogram.
+    pub workflow: String,
+    pub started: std::time::Instant,
     pub timers: HashMap<u64, tokio::task::AbortHandle>,
     pub calls: JoinSet<()>,
 }
@@ -141,6 +148,7 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
     let mut sandbox = sandbox::spawn(setup.request.sandbox, &init, limits);
     let (internal, mut internal_rx) = mpsc::unbounded_channel();
     let run_id = setup.fence.run_id.clone();
+    let span = crate::telemetry::run_span(&run_id, &setup.request.workflow, setup.resumed);
     let log_seq = match setup.replay.has_own_calls() || setup.resumed {
         true => engine.journal.last_log_seq(&run_id).await.unwrap_or(0),
         false => 0,
@@ -164,25 +172,67 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
         faults: Faults::default(),
         log_seq,
         phase: None,
+        span: span.clone(),
+        phase_span: None,
+        workflow: setup.request.workflow.clone(),
+        started: std::time::Instant::now(),
         timers: HashMap::new(),
         calls: JoinSet::new(),
         engine,
     };
-    if setup.resumed {
-        let message = format!(
-            "resumed by {} (its previous owner stopped, or it was resumed after it failed); finished calls replay from the journal, unfinished ones run again",
-            lp.engine.owner_id()
-        );
-        lp.log(LogLevel::Info, message).await;
-    }
-    let end = lp.until_the_end(&mut sandbox, &mut internal_rx).await;
+    lp.begin(setup.resumed, setup.request.resume_from.as_deref())
+        .instrument(span.clone())
+        .await;
+    let end = lp
+        .until_the_end(&mut sandbox, &mut internal_rx)
+        .instrument(span.clone())
+        .await;
     // Decided before `finish` cancels the leftover calls itself: a cancel that raced the
     // script's own ending still counts as a cancelled run.
     let cancelled = setup.cancel.is_cancelled();
-    lp.finish(end, cancelled, &mut internal_rx).await
+    let outcome = lp
+        .finish(end, cancelled, &mut internal_rx)
+        .instrument(span.clone())
+        .await;
+    crate::telemetry::end_run(&span, &outcome);
+    span.in_scope(|| tracing::info!(status = outcome.status.as_str(), "run ended"));
+    outcome
 }
 
 impl RunLoop {
+    /// The run's start (inside its span): a first diagnostic line, its trace links, and a
+    /// log line when it was resumed or taken over.
+    async fn begin(&mut self, resumed: bool, resume_from: Option<&str>) {
+        tracing::info!("run started");
+        self.trace_links(resumed, resume_from).await;
+        if resumed {
+            let message = format!(
+                "resumed by {} (its previous owner stopped, or it was resumed after it failed); finished calls replay from the journal, unfinished ones run again",
+                self.engine.owner_id()
+            );
+            self.log(LogLevel::Info, message).await;
+        }
+    }
+
+    /// Links the run's span to its earlier copy (resumed or taken over under the same id)
+    /// and to the run it resumes (`--resume`), then stores its own `traceparent` for the
+    /// next copy (docs/DESIGN.md §6 Telemetry); nothing when traces are not exported.
+    async fn trace_links(&self, resumed: bool, resume_from: Option<&str>) {
+        let Some(own) = crate::telemetry::traceparent(&self.span) else {
+            return;
+        };
+        let journal = &self.engine.journal;
+        let earlier = [resumed.then_some(self.run_id.as_str()), resume_from];
+        for run_id in earlier.into_iter().flatten() {
+            if let Ok(Some(traceparent)) = journal.trace_parent(run_id).await {
+                crate::telemetry::link(&self.span, &traceparent);
+            }
+        }
+        if let Err(e) = journal.set_trace_parent(&self.fence, &own).await {
+            tracing::warn!("run {}: cannot store its trace context: {e:#}", self.run_id);
+        }
+    }
+
     /// Serves the sandbox until the script ends, fails, is cancelled or must be stopped.
     async fn until_the_end(
         &mut self,
@@ -376,6 +426,8 @@ impl RunLoop {
             }
             Err(error) => (RunStatus::Failed, Value::Null, Some(error.to_string())),
         };
+        // The phase's span ends before the run's.
+        self.phase_span = None;
         if self.faults.fenced {
             return self.taken_over();
         }
@@ -432,6 +484,8 @@ impl RunLoop {
         };
         outcome.agents = self.counts;
         outcome.usage = self.usage;
+        let seconds = self.started.elapsed().as_secs_f64();
+        (self.engine.metrics).run(&self.workflow, outcome.status.as_str(), seconds);
         if journaled_failed {
             self.engine.end_not_journaled(&outcome);
         }

@@ -50,6 +50,8 @@ pub(super) struct LiveCall {
     pub commands: mpsc::UnboundedReceiver<CallCommand>,
     pub control: RunControl,
     pub internal: mpsc::UnboundedSender<Internal>,
+    /// The call's span (docs/DESIGN.md §6 telemetry); the task runs inside it.
+    pub span: tracing::Span,
 }
 
 /// How the call ended, before it is journaled.
@@ -264,6 +266,12 @@ impl LiveCall {
             Ok(value) => self.succeeded(value, ending.worktree.as_ref()).await,
             Err(failure) => self.failed(failure, ending.error_name),
         };
+        crate::telemetry::end_call(&self.span, &self.record);
+        if let Some(ms) = self.record.duration_ms {
+            let record = &self.record;
+            let model = record.model.as_deref();
+            (self.engine.metrics).call(&record.agent, model, ms, record.first_update_ms);
+        }
         if let Err(e) = self
             .engine
             .journal

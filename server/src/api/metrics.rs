@@ -1,5 +1,6 @@
 //! `GET /metrics`: Prometheus/OpenMetrics text, built at scrape time from the journal (so
-//! the numbers survive restarts and cover every process sharing it) and the live pool.
+//! the numbers survive restarts and cover every process sharing it) and the live pool,
+//! plus this process's latency histograms (calls and runs it executed, docs/DESIGN.md §6).
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<impl IntoResp
     journal_metrics(&mut registry, &stats);
     server_metrics(&mut registry, &state);
     pool_metrics(&mut registry, &state);
+    // This process's latency histograms (`booflow_call_latency_seconds`, …).
+    state.engine.metrics().register(&mut registry);
     let mut text = String::new();
     encode(&mut text, &registry).map_err(|e| anyhow::anyhow!("cannot encode metrics: {e}"))?;
     Ok((

@@ -2,6 +2,7 @@
 //! agents (docs/DESIGN.md §9).
 //!
 //! - [`model_server`]: a scripted OpenAI-compatible chat completions server.
+//! - [`otlp`]: an OTLP/HTTP trace receiver that collects the spans booflow exports.
 //! - [`postgres`]: a PostgreSQL database of its own for one test (the journal's second
 //!   backend is real, not stood in for).
 //! - [`test_agent`]: locating the v1 ACP test agent binary (`booflow-test-agent`), built with
@@ -12,5 +13,6 @@
 //! `[[reply:TEXT]]`, `[[delay:MS]]`, … (see each module).
 
 pub mod model_server;
+pub mod otlp;
 pub mod postgres;
 pub mod test_agent;

@@ -96,6 +96,8 @@ pub struct RecordedRequest {
     pub body: Value,
     /// The `Authorization` header, when sent (e.g. `Bearer sk-…`).
     pub authorization: Option<String>,
+    /// The W3C `traceparent` header, when sent (`00-<trace id>-<span id>-<flags>`).
+    pub traceparent: Option<String>,
 }
 
 /// A running scripted model server on `127.0.0.1:<ephemeral port>`. It serves from its own
@@ -458,6 +460,10 @@ async fn chat_completions(
         body: body.clone(),
         authorization: headers
             .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        traceparent: headers
+            .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     });

@@ -61,10 +61,14 @@ impl AcpSession {
     /// Sends `session/prompt` with one text block; its answer (with the turn's updates)
     /// arrives on `self.inflight`.
     fn send_prompt(&mut self, text: &str, progress: &Progress) -> Result<(), AgentError> {
-        let params = json!({
+        let mut params = json!({
             "sessionId": self.session_id,
             "prompt": [{"type": "text", "text": text}],
         });
+        // The call's trace context, when telemetry is on (docs/DESIGN.md §6).
+        if let Some(meta) = crate::telemetry::trace_meta() {
+            params["_meta"] = meta;
+        }
         let request = UntypedMessage::new("session/prompt", params)
             .map_err(|e| AgentError::Other(describe(&e)))?;
         let (tx, rx) = oneshot::channel::<Outcome>();

@@ -10,6 +10,7 @@
 //!   `_meta`: `{"usage":{"inputTokens":N,"outputTokens":M,"cachedTokens":0}}` with
 //!   N = prompt chars / 4 and M = reply words. Ends with `end_turn`.
 //! - `[[reply:TEXT]]`: the reply is exactly TEXT (up to the next `]]`).
+//! - `[[meta]]`: the reply is `meta: <the request's _meta as JSON>` (`null` without one).
 //! - `[[slow:MS]]`: sleeps MS milliseconds between chunks.
 //! - `[[hang]]`: sends nothing until `session/cancel`, then ends with `cancelled`.
 //! - `[[crash]]`: sends one chunk, then exits with code 1.
@@ -288,6 +289,9 @@ async fn run_turn(
     }
     if let Some(text) = arg("reply") {
         reply = text;
+    }
+    if has("meta") {
+        reply = format!("meta: {}", serde_json::json!(req.meta));
     }
 
     // Stream the reply as 3 chunks; usage rides on the last one (qwen-code style).
