@@ -6,7 +6,7 @@
 //! error naming the agent is fine: `max_live = 3000000000000000000` panicked a tokio
 //! semaphore before the backends checked it); an
 //! accepted agent has the fields its kind needs (`command` for ACP, `base_url` and `model`
-//! for OpenAI) and `max_live >= 1`; `default_agent_name` and `resolve_model` never panic,
+//! for OpenAI) and a configured `max_live` / `max_concurrent` of at least 1; `default_agent_name` and `resolve_model` never panic,
 //! and a default agent it names is configured.
 #![no_main]
 
@@ -25,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let group = PoolGroup::new(8, std::time::Duration::from_secs(600));
     for (name, agent) in &config.agents {
-        assert!(agent.max_live() >= 1, "[agents.{name}] max_live");
+        if let Some((key, cap)) = agent.configured_cap() {
+            assert!(cap >= 1, "[agents.{name}] {key}");
+        }
         match agent {
             AgentConfig::Acp(acp) => {
                 assert!(!acp.command.is_empty(), "[agents.{name}] command");
