@@ -188,6 +188,22 @@ fn errors_point_at_the_line_in_the_file() {
         "the error names line 4 of the file: {error}"
     );
 
+    // A name the VM cannot resolve, before and after the first await.
+    project.workflow("unbound", "const a = 1\nconst b = nope(a)\nreturn b");
+    let (outcome, _) = project.run_json(&["unbound"]);
+    let error = outcome["error"].as_str().unwrap();
+    assert!(
+        error.contains("ReferenceError") && error.contains("unbound.js:3)"),
+        "the error names line 3 of the file: {error}"
+    );
+    project.workflow(
+        "unbound_later",
+        "await parallel([() => 1])\nlog('between')\nconst c = missing + 1\nreturn c",
+    );
+    let (outcome, _) = project.run_json(&["unbound_later"]);
+    let error = outcome["error"].as_str().unwrap();
+    assert!(error.contains("unbound_later.js:4)"), "line 4: {error}");
+
     project.workflow("syntax", "const ok = 1\nconst = broken");
     let (outcome, _) = project.run_json(&["syntax"]);
     let error = outcome["error"].as_str().unwrap();

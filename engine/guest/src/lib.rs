@@ -359,5 +359,8 @@ fn failed(
     if error.file.is_none() {
         error.file = Some(script.file.clone());
     }
+    if error.file.as_deref() == Some(script.file.as_str()) {
+        natives::place_unbound_name(&mut error, &script.body);
+    }
     GuestRequest::Failed { error }
 }

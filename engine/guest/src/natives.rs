@@ -304,8 +304,61 @@ pub(crate) fn line_from_frame(stack: &str, file: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// Moves a `ReferenceError: NAME is not defined` to the line where `NAME` is used.
+///
+/// boa 0.22 records source positions at calls and property accesses but not at name
+/// lookups, so the error's frame carries the last position recorded before it (for a name
+/// used before the body's first call, the body's own start: line 1). The name is looked
+/// for as a whole identifier from that line on, skipping uses after a `.` (properties);
+/// the first such line is where the lookup failed in straight-line code. Left as it is
+/// when the name is not found there.
+pub(crate) fn place_unbound_name(error: &mut booflow_host_api::ScriptError, body: &str) {
+    if error.name != "ReferenceError" {
+        return;
+    }
+    let Some(name) = error.message.strip_suffix(" is not defined") else {
+        return;
+    };
+    let from = error.line.unwrap_or(1).max(1) as usize;
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    for (index, line) in body.lines().enumerate().skip(from - 1) {
+        let found = line.match_indices(name).any(|(at, _)| {
+            let before = line[..at].chars().next_back();
+            let after = line[at + name.len()..].chars().next();
+            !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident)
+        });
+        if found {
+            error.line = Some(index as u32 + 1);
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use booflow_host_api::ScriptError;
+
+    fn unbound(line: Option<u32>, body: &str) -> Option<u32> {
+        let mut error = ScriptError {
+            name: "ReferenceError".into(),
+            message: "nope is not defined".into(),
+            line,
+            file: None,
+        };
+        super::place_unbound_name(&mut error, body);
+        error.line
+    }
+
+    #[test]
+    fn an_unbound_name_is_placed_on_the_line_that_uses_it() {
+        let body = "\nconst a = 1 // not nope_x, nor x.nope\nconst b = nope(a)\n";
+        assert_eq!(unbound(Some(1), body), Some(3));
+        // From the recorded position on: an earlier use does not count.
+        assert_eq!(unbound(Some(3), "nope()\n\nnope\n"), Some(3));
+        // Not found: the line stays.
+        assert_eq!(unbound(Some(2), "a\nb\n"), Some(2));
+    }
+
     #[test]
     fn frame_lines_are_read_for_the_workflow_file() {
         let stack = "f (/p/w.js:2:25)\n    at f (/p/w.js:2:25)";
