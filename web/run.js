@@ -204,6 +204,7 @@ export class RunModel {
     if (s.label) call.label = s.label;
     if (s.phase) call.phase = s.phase;
     if (s.agent) call.agent = s.agent;
+    if (s.model) call.model = s.model;
     if (call.phase) this.addPhase(call.phase);
     if (s.cached !== undefined && s.cached !== null) call.cached = snapshot ? call.cached || Boolean(s.cached) : Boolean(s.cached);
     const status = s.status;

@@ -33,6 +33,8 @@ pub enum RunEvent {
         label: Option<String>,
         phase: Option<String>,
         agent: String,
+        /// The model the call goes to, when known.
+        model: Option<String>,
     },
     /// A call went to its agent (again, after a retry).
     CallRunning {

@@ -165,6 +165,7 @@ impl Engine {
                 label: call.label.clone(),
                 phase: call.phase.clone(),
                 agent: call.agent.clone(),
+                model: call.model.clone(),
             });
         }
         let reached_agent = call.status == CallStatus::Running

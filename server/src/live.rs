@@ -18,6 +18,7 @@ pub struct CallView {
     pub label: Option<String>,
     pub phase: Option<String>,
     pub agent: String,
+    pub model: Option<String>,
     pub status: CallStatus,
     pub cached: bool,
     /// Set once finished.
@@ -78,6 +79,7 @@ impl RunView {
             status: *status,
             cached: false,
             agent: None,
+            model: None,
             report: None,
         });
         let calls = self.calls.iter().map(|c| Step {
@@ -88,6 +90,7 @@ impl RunView {
             status: StepStatus::Call(c.status),
             cached: c.cached,
             agent: Some(c.agent.clone()),
+            model: c.model.clone(),
             report: Some(c.report.clone()),
         });
         phases.chain(calls).collect()
@@ -117,6 +120,7 @@ impl RunView {
             label: call.label.clone(),
             phase: call.phase.clone(),
             agent: call.agent.clone(),
+            model: call.model.clone(),
             report: call.report.clone(),
         })
     }
@@ -186,6 +190,7 @@ impl RunView {
                 label,
                 phase,
                 agent,
+                model,
                 ..
             } => {
                 let call = CallView {
@@ -193,6 +198,7 @@ impl RunView {
                     label: label.clone(),
                     phase: phase.clone(),
                     agent: agent.clone(),
+                    model: model.clone(),
                     status: CallStatus::Pending,
                     cached: false,
                     report: None,
@@ -308,9 +314,11 @@ mod tests {
             label: Some("first".into()),
             phase: Some("A".into()),
             agent: "model".into(),
+            model: Some("test-model".into()),
         }));
         assert_eq!(frames[0]["status"], "pending");
         assert_eq!(frames[0]["label"], "first");
+        assert_eq!(frames[0]["model"], "test-model");
         view.apply(&RunEvent::CallRunning {
             run_id: "r1".into(),
             call_id: "c0001".into(),

@@ -49,6 +49,10 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub agent: Option<String>,
+    /// Calls only: the model the call goes to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub model: Option<String>,
     /// Calls only, once finished (`null` before).
     #[serde(default, skip_serializing_if = "is_phase_report")]
     #[ts(optional)]
@@ -72,6 +76,9 @@ pub enum StepUpdate {
         label: Option<String>,
         phase: Option<String>,
         agent: String,
+        /// The model the call goes to, when known (`null`: the agent's own default).
+        #[serde(default)]
+        model: Option<String>,
         report: Option<CallReport>,
     },
     /// The run itself (`step_id` `run`); `report` is the `--json` outcome once it ended.

@@ -12,6 +12,10 @@ export type Step = { step_id: string, label: string, phase: string | null, kind:
  */
 agent?: string, 
 /**
+ * Calls only: the model the call goes to, when known.
+ */
+model?: string, 
+/**
  * Calls only, once finished (`null` before).
  */
 report?: CallReport | null, };

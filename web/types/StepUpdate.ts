@@ -8,4 +8,8 @@ import type { StepStatus } from "./StepStatus";
 /**
  * A change of one step (`flow_run_step_updated`), by what changed.
  */
-export type StepUpdate = { run_id: string, step_id: string, status: CallStatus, cached: boolean, label: string | null, phase: string | null, agent: string, report: CallReport | null, } | { run_id: string, step_id: string, status: RunStatus, cached: boolean, run_status: RunStatus, report: RunOutcome | null, } | { run_id: string, step_id: string, status: StepStatus, cached: boolean, };
+export type StepUpdate = { run_id: string, step_id: string, status: CallStatus, cached: boolean, label: string | null, phase: string | null, agent: string, 
+/**
+ * The model the call goes to, when known (`null`: the agent's own default).
+ */
+model: string | null, report: CallReport | null, } | { run_id: string, step_id: string, status: RunStatus, cached: boolean, run_status: RunStatus, report: RunOutcome | null, } | { run_id: string, step_id: string, status: StepStatus, cached: boolean, };

@@ -65,6 +65,7 @@ impl RunLoop {
                         label: prepared.record.label.clone(),
                         phase: prepared.record.phase.clone(),
                         agent: prepared.record.agent.clone(),
+                        model: prepared.record.model.clone(),
                     });
                     ready.push((call, prepared));
                 }
