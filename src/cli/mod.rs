@@ -6,6 +6,7 @@ mod inspect;
 mod progress;
 mod run;
 mod show;
+mod start;
 mod term;
 
 use std::path::PathBuf;

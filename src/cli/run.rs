@@ -2,16 +2,16 @@
 //! outcome (`--json`: exactly the object of docs/DESIGN.md §6).
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
-use booflow_engine::{InputError, RunEvent, RunHandle, RunRequest, SandboxKind};
+use anyhow::Context as _;
+use booflow_engine::{RunEvent, RunHandle, RunRequest, SandboxKind};
 use booflow_types::{RunOutcome, RunStatus};
-use booflow_workflows::{Source, WorkflowEntry, discover, load_path};
-use serde_json::{Map, Value};
+use booflow_workflows::{Source, WorkflowEntry};
+use serde_json::Value;
 
 use super::progress::Progress;
+use super::start::{self, build_args, resolve};
 use super::term::{esay, say};
 use super::{Place, SandboxArg};
 
@@ -45,68 +45,6 @@ pub struct RunArgs {
     /// worker`) and print its id at once; `booflow show ID --follow` watches it.
     #[arg(long)]
     detach: bool,
-}
-
-fn resolve(place: &Place, name: &str) -> anyhow::Result<WorkflowEntry> {
-    let path = Path::new(name);
-    let looks_like_path = name.ends_with(".js") || name.contains('/');
-    if looks_like_path {
-        let full = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            place.cwd.join(path)
-        };
-        if !full.exists() {
-            bail!("no workflow file at {}", full.display());
-        }
-        return load_path(&full).map_err(|e| anyhow::anyhow!("{e}"));
-    }
-    let found = discover(&place.cwd, place.home.as_deref());
-    if let Some(entry) = found.find(name) {
-        return Ok(entry.clone());
-    }
-    let mut message = format!("no workflow named '{name}'");
-    for problem in found
-        .problems
-        .iter()
-        .filter(|p| p.path.file_stem().is_some_and(|s| s == name))
-    {
-        message.push_str(&format!(
-            "\n  {} is invalid: {}",
-            problem.path.display(),
-            problem.message
-        ));
-    }
-    let names: Vec<&str> = found.workflows.iter().map(|w| w.name.as_str()).collect();
-    message.push_str(&format!("\nknown workflows: {}", names.join(", ")));
-    bail!(message)
-}
-
-/// `--args` and `--arg` combined; `None` when neither was given (the script sees `undefined`).
-fn build_args(args: &Option<String>, pairs: &[String]) -> anyhow::Result<Option<Value>> {
-    let mut value = match args {
-        Some(text) => Some(
-            serde_json::from_str::<Value>(text)
-                .with_context(|| format!("--args is not valid JSON: {text}"))?,
-        ),
-        None => None,
-    };
-    if pairs.is_empty() {
-        return Ok(value);
-    }
-    let mut map = match value.take() {
-        None => Map::new(),
-        Some(Value::Object(map)) => map,
-        Some(_) => bail!("--arg key=value needs --args to be a JSON object (or absent)"),
-    };
-    for pair in pairs {
-        let (key, raw) = pair
-            .split_once('=')
-            .with_context(|| format!("--arg {pair}: expected key=value"))?;
-        let parsed = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
-        map.insert(key.to_string(), parsed);
-    }
-    Ok(Some(Value::Object(map)))
 }
 
 pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
@@ -150,11 +88,7 @@ async fn request(
     opts: &RunArgs,
 ) -> anyhow::Result<RunRequest> {
     let args = build_args(&opts.args, &opts.arg)?;
-    let args = match engine.run_input(entry, args, opts.resume.as_deref()).await {
-        Ok(args) => args,
-        Err(InputError::UnknownResume(old)) => bail!("--resume {old}: no such run in the journal"),
-        Err(e) => return Err(e.into()),
-    };
+    let base = start::request(engine, entry, args, opts.resume.as_deref()).await?;
     let sandbox = match opts.sandbox {
         Some(arg) => SandboxKind::from(arg),
         None => SandboxKind::default_for(entry.source),
@@ -166,11 +100,10 @@ async fn request(
         );
     }
     Ok(RunRequest {
-        resume_from: opts.resume.clone(),
         no_cache: opts.no_cache,
         budget: opts.budget,
         sandbox,
-        ..RunRequest::for_workflow(entry, args)
+        ..base
     })
 }
 
