@@ -1,6 +1,7 @@
 //! The command line (docs/DESIGN.md §6). Flags and the `--json` shape are a contract that
 //! scripts and outside checks rely on.
 
+mod acp;
 mod init;
 mod inspect;
 mod progress;
@@ -92,6 +93,9 @@ enum Command {
     /// journal (at most WORKFLOW_MAX_CONCURRENT at once). Runs in progress are handed over
     /// on Ctrl-C/SIGTERM.
     Worker,
+    /// Serve the Agent Client Protocol on stdin/stdout: editors (Zed, JetBrains, …) run
+    /// the workflows of a session's project as slash commands (`/name key=value`).
+    Acp,
     /// Write a starting .boocode/booflow.toml from the agents found here, and an example
     /// workflow; existing files are kept.
     Init,
@@ -185,6 +189,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             booflow_server::work(place.engine(true).await?).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Acp => acp::serve(place.home.clone()).await,
         Command::Init => init::init(&place).await,
         Command::Worktrees {
             action: WorktreesAction::Clean,
