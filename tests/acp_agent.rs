@@ -186,6 +186,58 @@ fn call_trail(updates: &[SessionUpdate]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Three calls, each a `tool_call` first and `completed` last, finishing in order.
+fn assert_each_call_completes_in_order(updates: &[SessionUpdate]) {
+    let trail = call_trail(updates);
+    let ids: Vec<&str> = trail
+        .iter()
+        .filter(|(_, e)| e == "start")
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(ids.len(), 3, "{trail:?}");
+    for id in &ids {
+        let events: Vec<&str> = trail
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, e)| e.as_str())
+            .collect();
+        assert_eq!(events.first(), Some(&"start"), "{trail:?}");
+        assert_eq!(events.last(), Some(&"completed"), "{trail:?}");
+    }
+    let positions: Vec<usize> = ids
+        .iter()
+        .map(|id| {
+            trail
+                .iter()
+                .position(|(i, e)| i == id && e == "completed")
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        positions.is_sorted(),
+        "the calls finish in order: {trail:?}"
+    );
+}
+
+/// The text content of the `tool_call_update`s, in order.
+fn tool_outputs(updates: &[SessionUpdate]) -> Vec<String> {
+    updates
+        .iter()
+        .filter_map(|u| match u {
+            SessionUpdate::ToolCallUpdate(up) => up.fields.content.clone(),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|c| match c {
+            ToolCallContent::Content(c) => match c.content {
+                ContentBlock::Text(t) => Some(t.text),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 fn is_commands(update: &SessionUpdate) -> bool {
     matches!(update, SessionUpdate::AvailableCommandsUpdate(_))
 }
@@ -255,51 +307,17 @@ async fn a_run_streams_its_plan_calls_and_result_and_a_re_run_is_cached() {
             .all(|e| e.status == PlanEntryStatus::Completed)
     );
 
-    let trail = call_trail(&updates);
-    let ids: Vec<&str> = trail
-        .iter()
-        .filter(|(_, e)| e == "start")
-        .map(|(id, _)| id.as_str())
-        .collect();
-    assert_eq!(ids.len(), 3, "{trail:?}");
-    for id in &ids {
-        let events: Vec<&str> = trail
-            .iter()
-            .filter(|(i, _)| i == id)
-            .map(|(_, e)| e.as_str())
-            .collect();
-        assert_eq!(events.first(), Some(&"start"), "{trail:?}");
-        assert_eq!(events.last(), Some(&"completed"), "{trail:?}");
-    }
-    let positions: Vec<usize> = ids
-        .iter()
-        .map(|id| {
-            trail
-                .iter()
-                .position(|(i, e)| i == id && e == "completed")
-                .unwrap()
-        })
-        .collect();
-    assert!(
-        positions.is_sorted(),
-        "the calls finish in order: {trail:?}"
+    assert_each_call_completes_in_order(&updates);
+    let outputs = tool_outputs(&updates);
+    assert_eq!(
+        outputs,
+        [
+            "Answer: first question",
+            "Answer: second question",
+            "Answer: third question"
+        ],
+        "each call's output is its content"
     );
-    let outputs: Vec<String> = updates
-        .iter()
-        .filter_map(|u| match u {
-            SessionUpdate::ToolCallUpdate(up) => up.fields.content.clone(),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|c| match c {
-            ToolCallContent::Content(c) => match c.content {
-                ContentBlock::Text(t) => Some(t.text),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
-    assert_eq!(outputs[0], "Answer: first question");
     let thoughts = updates
         .iter()
         .any(|u| matches!(u, SessionUpdate::AgentThoughtChunk(_)));

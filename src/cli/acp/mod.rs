@@ -50,6 +50,17 @@ impl Sessions {
     fn get(&self, id: &str) -> Option<Arc<Session>> {
         self.by_id.lock().expect("sessions lock").get(id).cloned()
     }
+
+    /// Ends every session: each engine stops the agent processes it started.
+    async fn close(&self) {
+        let open: Vec<Arc<Session>> = {
+            let mut by_id = self.by_id.lock().expect("sessions lock");
+            by_id.drain().map(|(_, s)| s).collect()
+        };
+        for session in open {
+            session.engine.shutdown().await;
+        }
+    }
 }
 
 /// Serves ACP on stdin/stdout until the client closes the connection.
@@ -112,16 +123,7 @@ pub async fn serve(home: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         )
         .connect_to(Stdio::new())
         .await?;
-    let open: Vec<Arc<Session>> = sessions
-        .by_id
-        .lock()
-        .expect("sessions lock")
-        .drain()
-        .map(|(_, s)| s)
-        .collect();
-    for session in open {
-        session.engine.shutdown().await;
-    }
+    sessions.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
