@@ -373,6 +373,20 @@ async fn session_cancel_cancels_the_run() {
         started.elapsed() < Duration::from_secs(4),
         "cancelled mid-run"
     );
+    acp.wait_for(|u| matches!(u, SessionUpdate::AgentMessageChunk(_)))
+        .await;
+    let updates = acp.take();
+    let text = messages(&updates);
+    assert!(
+        text.contains(" cancelled: "),
+        "the run says it was cancelled: {text}"
+    );
+    let id = run_id(&updates);
+    let shown = project.show_json(&id, &[]);
+    assert_eq!(
+        shown["run"]["status"], "cancelled",
+        "the journal agrees: {shown}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
