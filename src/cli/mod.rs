@@ -3,6 +3,7 @@
 
 mod init;
 mod inspect;
+mod mcp;
 mod progress;
 mod run;
 mod show;
@@ -94,6 +95,9 @@ enum Command {
     /// Write a starting .boocode/booflow.toml from the agents found here, and an example
     /// workflow; existing files are kept.
     Init,
+    /// Serve MCP over stdio (docs/DESIGN.md §6): other agents list, run, watch and cancel
+    /// this project's workflows. Logs go to stderr; stdout is the protocol.
+    Mcp,
     /// Manage the git worktrees kept by `isolation: 'worktree'` calls.
     Worktrees {
         #[command(subcommand)]
@@ -108,6 +112,7 @@ enum WorktreesAction {
 }
 
 /// Where a command runs: the current directory, the project root above it, and home.
+#[derive(Clone)]
 pub struct Place {
     pub cwd: PathBuf,
     pub project: PathBuf,
@@ -185,6 +190,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Init => init::init(&place).await,
+        Command::Mcp => mcp::serve(&place).await,
         Command::Worktrees {
             action: WorktreesAction::Clean,
         } => clean_worktrees(&place).await,
