@@ -1,0 +1,196 @@
+//! `booflow mcp` driven by a real MCP client, the official Python SDK
+//! (tests/e2e/mcp_client.py; docs/DESIGN.md §6). The SDK is installed by `.ci/run` into
+//! tests/python/.venv; without it this test fails and says how to install it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Project;
+use serde_json::{Value, json};
+
+/// The Python that has the `mcp` SDK: tests/python/.venv's, else `python3`.
+fn python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/.venv/bin/python");
+    let python = if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    };
+    let check = Command::new(&python).args(["-c", "import mcp"]).output();
+    assert!(
+        check.as_ref().is_ok_and(|o| o.status.success()),
+        "the MCP Python SDK is missing for {}: run .ci/run's step `python3 -m venv \
+         tests/python/.venv && tests/python/.venv/bin/python -m pip install 'mcp==2.3.0'` \
+         ({check:?})",
+        python.display()
+    );
+    python
+}
+
+/// A project with the workflows the driver uses: three calls with typed args, a slow
+/// one, a failing one.
+fn project() -> Project {
+    let project = Project::new();
+    project.write_file(
+        ".boocode/workflows/three-calls.js",
+        "export const meta = { name: 'three-calls', description: 'three agent calls', \
+         whenToUse: 'in tests', args: { type: 'object', properties: { topic: { type: 'string' } }, \
+         required: ['topic'] } }\n\
+         const out = []\n\
+         for (const n of ['one', 'two', 'three']) out.push(await agent(`${args.topic} ${n}`))\n\
+         return out\n",
+    );
+    project.workflow("slow", "return await agent('[[delay:5000]] slow')");
+    project.workflow("fails", "throw new Error('this workflow always fails')");
+    project
+}
+
+/// Runs the driver against `booflow mcp` in `project`: its findings.
+fn drive(project: &Project) -> Value {
+    let server = project.booflow();
+    let mut cmd = Command::new(python());
+    cmd.current_dir(project.path());
+    // The driver hands its environment to the server: the project's isolation.
+    for (key, value) in server.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mcp_client.py");
+    let output = cmd
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_booflow"))
+        .arg(project.path())
+        .output()
+        .expect("run the MCP driver");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "driver failed: {stdout}\n{stderr}");
+    let findings: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("driver output is not JSON ({e}): {stdout}\n{stderr}"));
+    assert!(findings.get("error").is_none(), "{findings:#}\n{stderr}");
+    findings
+}
+
+#[test]
+fn an_mcp_client_lists_runs_watches_and_cancels_workflows() {
+    let project = project();
+    let f = drive(&project);
+    assert_eq!(f["server_name"], "booflow");
+
+    let tools: Vec<&str> = f["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for tool in [
+        "list_workflows",
+        "run_workflow",
+        "get_run",
+        "cancel_run",
+        "workflow_three_calls",
+        "workflow_slow",
+    ] {
+        assert!(tools.contains(&tool), "{tool} missing from {tools:?}");
+    }
+    // A workflow tool's input schema is its meta.args.
+    assert_eq!(
+        f["tool_schemas"]["workflow_three_calls"]["properties"]["topic"],
+        json!({"type": "string"})
+    );
+    let listed = &f["list_workflows"]["structured"]["workflows"];
+    let three = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "three-calls")
+        .expect("three-calls listed");
+    assert_eq!(three["whenToUse"], "in tests");
+    assert_eq!(three["source"], "project");
+    assert_eq!(three["args"]["required"], json!(["topic"]));
+
+    // wait: the --json outcome, as structured content and as text.
+    let waited = &f["run_wait"];
+    assert_eq!(waited["is_error"], false, "{waited}");
+    let outcome = &waited["structured"];
+    assert_eq!(outcome["status"], "completed");
+    assert_eq!(
+        outcome["result"],
+        json!([
+            "Answer: waited one",
+            "Answer: waited two",
+            "Answer: waited three"
+        ])
+    );
+    assert_eq!(outcome["agents"]["total"], 3, "{outcome}");
+    let text: Value = serde_json::from_str(waited["text"].as_str().unwrap()).unwrap();
+    assert_eq!(&text, outcome);
+    // One progress notification per finished call.
+    let messages: Vec<&str> = f["progress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["message"].as_str())
+        .collect();
+    assert_eq!(messages.len(), 3, "{}", f["progress"]);
+    assert_eq!(messages.last(), Some(&"3/3 calls"));
+
+    // wait: false answers the run id; get_run follows it to the end.
+    let run_id = f["run_nowait"]["structured"]["run_id"].as_str().unwrap();
+    let got = &f["get_run_nowait"]["structured"];
+    assert_eq!(got["run_id"], run_id);
+    assert_eq!(got["status"], "completed", "{got}");
+    assert_eq!(got["result"][2], "Answer: background three");
+    assert_eq!(got["calls"]["total"], 3, "{got}");
+
+    // A slow run is cancelled.
+    assert_eq!(f["slow_start"]["is_error"], false, "{}", f["slow_start"]);
+    assert_eq!(
+        f["cancel_run"]["structured"]["status"], "cancelled",
+        "{}",
+        f["cancel_run"]
+    );
+    assert_eq!(f["get_run_cancelled"]["structured"]["status"], "cancelled");
+    assert_eq!(f["cancel_again"]["is_error"], true);
+    assert!(
+        f["cancel_again"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("not running")
+    );
+
+    // Errors are tool errors carrying the engine's message.
+    let bad = &f["bad_args"];
+    assert_eq!(bad["is_error"], true, "{bad}");
+    let bad_text = bad["text"].as_str().unwrap();
+    assert!(
+        bad_text.contains("WorkflowInputError") && bad_text.contains("topic"),
+        "{bad_text}"
+    );
+    let unknown = &f["unknown_workflow"];
+    assert_eq!(unknown["is_error"], true);
+    assert!(
+        unknown["text"]
+            .as_str()
+            .unwrap()
+            .contains("no workflow named 'no-such-workflow'")
+    );
+    let failed = &f["failed_run"];
+    assert_eq!(failed["is_error"], true, "{failed}");
+    assert!(
+        failed["text"]
+            .as_str()
+            .unwrap()
+            .contains("this workflow always fails")
+    );
+    assert_eq!(failed["structured"]["status"], "failed");
+
+    // The workflow tool runs with wait.
+    let tool = &f["workflow_tool"];
+    assert_eq!(tool["is_error"], false, "{tool}");
+    assert_eq!(tool["structured"]["result"][0], "Answer: tool one");
+}
