@@ -194,3 +194,50 @@ fn an_mcp_client_lists_runs_watches_and_cancels_workflows() {
     assert_eq!(tool["is_error"], false, "{tool}");
     assert_eq!(tool["structured"]["result"][0], "Answer: tool one");
 }
+
+/// Stdout carries only the protocol: every line is a JSON-RPC message, even with the most
+/// verbose log filter; the log lines go to stderr. The server ends when stdin closes.
+#[test]
+fn stdout_is_the_protocol_and_logs_go_to_stderr() {
+    use std::io::Write as _;
+    let project = project();
+    let mut child = project
+        .booflow()
+        .arg("mcp")
+        .env("BOOFLOW_LOG", "trace")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn booflow mcp");
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "test", "version": "0"}},
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{initialize}").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().expect("booflow mcp ends on EOF");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        !lines.is_empty(),
+        "no answer to initialize: {}",
+        common::stderr(&output)
+    );
+    for line in &lines {
+        let message: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+        assert_eq!(message["jsonrpc"], "2.0", "{line}");
+    }
+    let answer: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(
+        answer["result"]["serverInfo"]["name"], "booflow",
+        "{answer}"
+    );
+    assert!(
+        !common::stderr(&output).is_empty(),
+        "the trace log went somewhere other than stderr"
+    );
+}
