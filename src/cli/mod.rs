@@ -176,13 +176,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             inspect::agents(&*place.engine(true).await?, json, check).await
         }
         Command::Serve { bind, token } => {
+            let engine = place.engine(true).await?;
+            let shutdown = tokio_util::sync::CancellationToken::new();
             let options = booflow_server::ServeOptions {
                 bind,
                 token: token.filter(|t| !t.is_empty()),
                 cwd: place.cwd.clone(),
                 home: place.home.clone(),
+                mcp: Some(mcp::router(&place, engine.clone(), shutdown.child_token())),
+                shutdown,
             };
-            booflow_server::serve(place.engine(true).await?, options).await?;
+            booflow_server::serve(engine, options).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker => {

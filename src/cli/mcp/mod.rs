@@ -1,8 +1,12 @@
 //! `booflow mcp`: an MCP server over stdio (docs/DESIGN.md §6), so other agents can list,
-//! run, watch and cancel workflows. Built on the official Rust SDK (`rmcp`); stdout is the
-//! protocol, every log line goes to stderr.
+//! run, watch and cancel workflows; `booflow serve` offers the same at `/mcp` (streamable
+//! HTTP, [`router`]). Built on the official Rust SDK (`rmcp`); over stdio, stdout is the
+//! protocol and every log line goes to stderr.
 
+mod http;
 mod tools;
+
+pub use http::router;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -35,11 +39,7 @@ const CANCEL_WAIT: Duration = Duration::from_secs(10);
 /// `wait: false` are cancelled then (their finished calls stay journaled).
 pub async fn serve(place: &Place) -> anyhow::Result<ExitCode> {
     let engine = place.engine(true).await?;
-    let server = Booflow {
-        place: place.clone(),
-        engine: engine.clone(),
-        background: Arc::default(),
-    };
+    let server = Booflow::new(place, engine.clone());
     let background = server.background.clone();
     let service = server
         .serve(rmcp::transport::stdio())
@@ -129,6 +129,14 @@ impl ServerHandler for Booflow {
 }
 
 impl Booflow {
+    fn new(place: &Place, engine: Arc<Engine>) -> Self {
+        Self {
+            place: place.clone(),
+            engine,
+            background: Arc::default(),
+        }
+    }
+
     /// Runs one tool call; an `Err` becomes a tool error (`isError`) with its message.
     async fn dispatch(
         &self,
