@@ -47,8 +47,9 @@ fn project() -> Project {
     project
 }
 
-/// Runs the driver against `booflow mcp` in `project`: its findings.
-fn drive(project: &Project) -> Value {
+/// Runs the driver with `transport` (`stdio BINARY DIR` or `http URL TOKEN`) in `project`'s
+/// environment: its findings.
+fn drive(project: &Project, transport: &[&str]) -> Value {
     let server = project.booflow();
     let mut cmd = Command::new(python());
     cmd.current_dir(project.path());
@@ -62,8 +63,7 @@ fn drive(project: &Project) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/mcp_client.py");
     let output = cmd
         .arg(script)
-        .arg(env!("CARGO_BIN_EXE_booflow"))
-        .arg(project.path())
+        .args(transport)
         .output()
         .expect("run the MCP driver");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -78,9 +78,59 @@ fn drive(project: &Project) -> Value {
 #[test]
 fn an_mcp_client_lists_runs_watches_and_cancels_workflows() {
     let project = project();
-    let f = drive(&project);
-    assert_eq!(f["server_name"], "booflow");
+    let dir = project.path().to_str().unwrap().to_string();
+    let f = drive(&project, &["stdio", env!("CARGO_BIN_EXE_booflow"), &dir]);
+    check_scenario(&f);
+}
 
+/// `booflow serve` offers the same tools at `/mcp` (streamable HTTP), behind its guards.
+#[test]
+fn booflow_serve_offers_the_tools_at_mcp_behind_its_guards() {
+    const TOKEN: &str = "mcp-test-token-0123456789abcdef";
+    let project = project();
+    let served = project.serve(&["--token", TOKEN]);
+    let url = format!("{}/mcp", served.url);
+    let client = reqwest::blocking::Client::new();
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "test", "version": "0"}},
+    });
+    let post = |token: Option<&str>, origin: Option<&str>| {
+        let mut request = client
+            .post(&url)
+            .header("Accept", "application/json, text/event-stream")
+            .json(&initialize);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    assert_eq!(post(None, None), 401, "no token");
+    assert_eq!(post(Some("wrong"), None), 401, "a wrong token");
+    assert_eq!(
+        post(Some(TOKEN), Some("https://evil.example")),
+        403,
+        "a foreign Origin"
+    );
+    assert_eq!(post(Some(TOKEN), None), 200);
+    let f = drive(&project, &["http", &url, TOKEN]);
+    check_scenario(&f);
+}
+
+/// The assertions on one run of the driver's scenario (tests/e2e/mcp_client.py).
+fn check_scenario(f: &Value) {
+    assert_eq!(f["server_name"], "booflow");
+    check_tools(f);
+    check_runs(f);
+    check_errors(f);
+}
+
+/// The tools on offer and what `list_workflows` tells of a workflow.
+fn check_tools(f: &Value) {
     let tools: Vec<&str> = f["tools"]
         .as_array()
         .unwrap()
@@ -112,7 +162,10 @@ fn an_mcp_client_lists_runs_watches_and_cancels_workflows() {
     assert_eq!(three["whenToUse"], "in tests");
     assert_eq!(three["source"], "project");
     assert_eq!(three["args"]["required"], json!(["topic"]));
+}
 
+/// Runs with and without wait, their progress, get_run and cancel_run.
+fn check_runs(f: &Value) {
     // wait: the --json outcome, as structured content and as text.
     let waited = &f["run_wait"];
     assert_eq!(waited["is_error"], false, "{waited}");
@@ -163,7 +216,14 @@ fn an_mcp_client_lists_runs_watches_and_cancels_workflows() {
             .contains("not running")
     );
 
-    // Errors are tool errors carrying the engine's message.
+    // The workflow tool runs with wait.
+    let tool = &f["workflow_tool"];
+    assert_eq!(tool["is_error"], false, "{tool}");
+    assert_eq!(tool["structured"]["result"][0], "Answer: tool one");
+}
+
+/// Errors are tool errors carrying the engine's message.
+fn check_errors(f: &Value) {
     let bad = &f["bad_args"];
     assert_eq!(bad["is_error"], true, "{bad}");
     let bad_text = bad["text"].as_str().unwrap();
@@ -188,11 +248,6 @@ fn an_mcp_client_lists_runs_watches_and_cancels_workflows() {
             .contains("this workflow always fails")
     );
     assert_eq!(failed["structured"]["status"], "failed");
-
-    // The workflow tool runs with wait.
-    let tool = &f["workflow_tool"];
-    assert_eq!(tool["is_error"], false, "{tool}");
-    assert_eq!(tool["structured"]["result"][0], "Answer: tool one");
 }
 
 /// Stdout carries only the protocol: every line is a JSON-RPC message, even with the most

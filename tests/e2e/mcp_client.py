@@ -1,8 +1,10 @@
 """Drives `booflow mcp` with the official MCP Python SDK (tests/mcp.rs runs it).
 
-Usage: mcp_client.py BOOFLOW_BINARY PROJECT_DIR
+Usage: mcp_client.py stdio BOOFLOW_BINARY PROJECT_DIR
+       mcp_client.py http URL TOKEN
 
-Spawns the server over stdio in PROJECT_DIR with this process's environment, performs the
+stdio spawns `booflow mcp` in PROJECT_DIR with this process's environment; http connects
+to `/mcp` of a running `booflow serve` with `Authorization: Bearer TOKEN`. Either performs the
 scenario of docs/DESIGN.md §6's MCP tools and prints ONE JSON object of findings on stdout;
 the Rust test asserts on each. Nothing is asserted here, so a broken step shows up as a
 finding (or an "error" key), not as a lost traceback.
@@ -15,8 +17,11 @@ import sys
 import time
 import traceback
 
+import httpx2
+
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 
 def text_of(result):
@@ -114,14 +119,27 @@ def describe(error):
     return [f"{type(error).__name__}: {error}"]
 
 
-async def main():
-    binary, project = sys.argv[1], sys.argv[2]
-    params = StdioServerParameters(
-        command=binary, args=["mcp"], cwd=project, env=dict(os.environ)
+def connect(argv):
+    """The transport named on the command line."""
+    if argv[1] == "stdio":
+        binary, project = argv[2], argv[3]
+        params = StdioServerParameters(
+            command=binary, args=["mcp"], cwd=project, env=dict(os.environ)
+        )
+        return stdio_client(params)
+    url, token = argv[2], argv[3]
+    client = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=httpx2.Timeout(30, read=300),
     )
+    return streamable_http_client(url, http_client=client)
+
+
+async def main():
     findings = {}
     try:
-        async with stdio_client(params) as (read, write):
+        async with connect(sys.argv) as streams:
+            read, write = streams[0], streams[1]
             async with ClientSession(read, write) as session:
                 init = await session.initialize()
                 findings["server_name"] = init.server_info.name
