@@ -239,6 +239,12 @@ fn check_errors(f: &Value) {
             .unwrap()
             .contains("no workflow named 'no-such-workflow'")
     );
+    let path = &f["path_refused"];
+    assert_eq!(path["is_error"], true, "{path}");
+    assert!(
+        path["text"].as_str().unwrap().contains("not a path"),
+        "{path}"
+    );
     let failed = &f["failed_run"];
     assert_eq!(failed["is_error"], true, "{failed}");
     assert!(

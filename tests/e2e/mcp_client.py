@@ -108,6 +108,9 @@ async def scenario(session, findings):
     unknown = await session.call_tool("run_workflow", {"name": "no-such-workflow"})
     findings["unknown_workflow"] = summary(unknown)
 
+    path = await session.call_tool("run_workflow", {"name": "../escape.js"})
+    findings["path_refused"] = summary(path)
+
     failing = await session.call_tool("run_workflow", {"name": "fails"})
     findings["failed_run"] = summary(failing)
 

@@ -153,6 +153,14 @@ impl Booflow {
             }
             tools::RUN_WORKFLOW => {
                 let call: RunWorkflow = parse(tool, input)?;
+                // Names only: an MCP client (over HTTP too) picks among the discovered
+                // workflows, as POST /api/runs does, never a file of its choosing.
+                if call.name.ends_with(".js") || call.name.contains('/') {
+                    bail!(
+                        "run_workflow takes a workflow name (see list_workflows), not a path: {}",
+                        call.name
+                    );
+                }
                 let entry = resolve(&self.place, &call.name)?;
                 match call.wait {
                     true => self.run_and_wait(&entry, call.args, progress, abort).await,
