@@ -44,11 +44,21 @@ pub struct ServeOptions {
     /// Where workflows are discovered from.
     pub cwd: PathBuf,
     pub home: Option<PathBuf>,
+    /// Served at `/mcp` behind the API's guards (docs/DESIGN.md §6): `booflow mcp`'s
+    /// server over streamable HTTP, handed in by the CLI that owns it.
+    pub mcp: Option<Router>,
+    /// Cancelled when the server begins to stop (Ctrl-C, SIGTERM); what was handed in
+    /// (`mcp`) ends its open streams on it.
+    pub shutdown: CancellationToken,
 }
 
 /// The routes: the API (behind the token check) and the pane's files as the fallback.
-fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new()
+fn router(state: Arc<AppState>, mcp: Option<Router>) -> Router {
+    let mut api = Router::new();
+    if let Some(mcp) = mcp {
+        api = api.nest_service("/mcp", mcp);
+    }
+    let api = api
         .route("/api/workflows", get(api::workflows))
         .route("/api/runs", get(api::runs::list).post(api::runs::start))
         .route("/api/runs/{id}", get(api::runs::get))
@@ -110,7 +120,7 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result
         .with_context(|| format!("--bind {}: cannot listen there", options.bind))?;
     let address = listener.local_addr()?;
     let (frames, _) = broadcast::channel(4096);
-    let shutdown = CancellationToken::new();
+    let shutdown = options.shutdown.clone();
     let state = Arc::new(AppState {
         engine: engine.clone(),
         cwd: options.cwd,
@@ -139,7 +149,7 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> anyhow::Result
         wait_for_signal().await;
         stop.cancel();
     });
-    let app = http::limits(router(state.clone()), timeout);
+    let app = http::limits(router(state.clone(), options.mcp), timeout);
     http::serve(listener, app, timeout, shutdown.clone()).await;
 
     // Cancel what is still going on and give it time to journal its end (a script that

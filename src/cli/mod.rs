@@ -4,6 +4,7 @@
 mod acp;
 mod init;
 mod inspect;
+mod mcp;
 mod progress;
 mod run;
 mod show;
@@ -99,6 +100,9 @@ enum Command {
     /// Write a starting .boocode/booflow.toml from the agents found here, and an example
     /// workflow; existing files are kept.
     Init,
+    /// Serve MCP over stdio (docs/DESIGN.md §6): other agents list, run, watch and cancel
+    /// this project's workflows. Logs go to stderr; stdout is the protocol.
+    Mcp,
     /// Manage the git worktrees kept by `isolation: 'worktree'` calls.
     Worktrees {
         #[command(subcommand)]
@@ -113,6 +117,7 @@ enum WorktreesAction {
 }
 
 /// Where a command runs: the current directory, the project root above it, and home.
+#[derive(Clone)]
 pub struct Place {
     pub cwd: PathBuf,
     pub project: PathBuf,
@@ -176,13 +181,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             inspect::agents(&*place.engine(true).await?, json, check).await
         }
         Command::Serve { bind, token } => {
+            let engine = place.engine(true).await?;
+            let shutdown = tokio_util::sync::CancellationToken::new();
             let options = booflow_server::ServeOptions {
                 bind,
                 token: token.filter(|t| !t.is_empty()),
                 cwd: place.cwd.clone(),
                 home: place.home.clone(),
+                mcp: Some(mcp::router(&place, engine.clone(), shutdown.child_token())),
+                shutdown,
             };
-            booflow_server::serve(place.engine(true).await?, options).await?;
+            booflow_server::serve(engine, options).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker => {
@@ -191,6 +200,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Acp => acp::serve(place.home.clone()).await,
         Command::Init => init::init(&place).await,
+        Command::Mcp => mcp::serve(&place).await,
         Command::Worktrees {
             action: WorktreesAction::Clean,
         } => clean_worktrees(&place).await,

@@ -53,7 +53,14 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
         esay!("warning: {}: {warning}", entry.path.display());
     }
     let engine = place.engine(true).await?;
-    let request = request(&engine, &entry, &opts).await?;
+    let options = RunOptions {
+        args: build_args(&opts.args, &opts.arg)?,
+        resume: opts.resume.clone(),
+        no_cache: opts.no_cache,
+        budget: opts.budget,
+        sandbox: opts.sandbox,
+    };
+    let request = request(&engine, &entry, options).await?;
     if opts.detach {
         let run_id = engine.enqueue(request).await?;
         if opts.json {
@@ -81,14 +88,27 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The run to start: the workflow with its checked input and the flags.
-async fn request(
+/// How to start a run: `booflow run`'s flags, or an MCP `run_workflow` call.
+#[derive(Debug, Default)]
+pub(super) struct RunOptions {
+    /// The run's input (`None`: the script sees `undefined`).
+    pub args: Option<Value>,
+    /// Replay the finished calls of this run.
+    pub resume: Option<String>,
+    pub no_cache: bool,
+    pub budget: Option<u64>,
+    /// `None`: the default for the workflow's source.
+    pub sandbox: Option<SandboxArg>,
+}
+
+/// The run to start: the workflow with its input checked against `meta.args`, and the
+/// options (docs/DESIGN.md §6).
+pub(super) async fn request(
     engine: &booflow_engine::Engine,
     entry: &WorkflowEntry,
-    opts: &RunArgs,
+    opts: RunOptions,
 ) -> anyhow::Result<RunRequest> {
-    let args = build_args(&opts.args, &opts.arg)?;
-    let base = start::request(engine, entry, args, opts.resume.as_deref()).await?;
+    let base = start::request(engine, entry, opts.args, opts.resume.as_deref()).await?;
     let sandbox = match opts.sandbox {
         Some(arg) => SandboxKind::from(arg),
         None => SandboxKind::default_for(entry.source),
