@@ -126,10 +126,7 @@ async fn insert(
         .bind(&call.prompt)
         .bind(&call.started_at);
     let done = bind_end(query, call).bind(fence.epoch).execute(db).await?;
-    if done.rows_affected() == 0 {
-        return Err(fence.refused());
-    }
-    Ok(())
+    fence.applied(done.rows_affected())
 }
 
 impl Journal {
@@ -170,10 +167,7 @@ impl Journal {
             .bind(fence.epoch)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(fence.refused());
-        }
-        Ok(())
+        fence.applied(done.rows_affected())
     }
 
     /// Journals how a call ended (its end columns); runs before the script sees the result.
@@ -222,10 +216,7 @@ impl Journal {
             query = query.bind(&call.started_at);
         }
         let done = query.execute(&self.pool).await?;
-        if done.rows_affected() == 0 {
-            return Err(fence.refused());
-        }
-        Ok(())
+        fence.applied(done.rows_affected())
     }
 
     /// Up to `limit` of a run's calls with `seq > after`, in order (keyset pagination).

@@ -26,10 +26,7 @@ impl Journal {
             .bind(fence.epoch)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(fence.refused());
-        }
-        Ok(())
+        fence.applied(done.rows_affected())
     }
 
     /// The highest log `seq` of a run so far (0 without lines): a resumed run goes on
@@ -93,10 +90,7 @@ impl Journal {
             .bind(fence.epoch)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(fence.refused());
-        }
-        Ok(())
+        fence.applied(done.rows_affected())
     }
 
     /// Artifacts of a run: `(name, content)`, by name.

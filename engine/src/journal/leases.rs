@@ -37,6 +37,15 @@ impl Fence {
         }
         .into()
     }
+
+    /// `Ok` when a fenced write changed a row; otherwise the refusal: the run's epoch
+    /// moved on (another owner took it, docs/DESIGN.md §7).
+    pub(crate) fn applied(&self, rows_affected: u64) -> anyhow::Result<()> {
+        match rows_affected {
+            0 => Err(self.refused()),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// `EXISTS (… runs WHERE run_id = $r AND epoch = $e)` with the given parameter numbers:

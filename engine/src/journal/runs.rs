@@ -174,10 +174,7 @@ impl Journal {
         .bind(fence.epoch)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(fence.refused());
-        }
-        Ok(())
+        fence.applied(done.rows_affected())
     }
 
     /// Stores the W3C `traceparent` of the run's span (docs/DESIGN.md §6 Telemetry); refused
@@ -194,10 +191,7 @@ impl Journal {
                 .bind(fence.epoch)
                 .execute(&self.pool)
                 .await?;
-        if done.rows_affected() == 0 {
-            return Err(fence.refused());
-        }
-        Ok(())
+        fence.applied(done.rows_affected())
     }
 
     /// The `traceparent` stored by [`Journal::set_trace_parent`], if any.
