@@ -8,7 +8,7 @@ import { api } from './api.js';
 import { el, append, fmtDuration, fmtCount } from './ui.js';
 import { renderMarkdown } from './markdown.js';
 
-/** @typedef {import('./run.js').RunModel} RunModel */
+/** @typedef {import('./run_model.js').RunModel} RunModel */
 
 /**
  * Where a run's contestants are: a `winner` rule `/LIST/*` + `/KEY` names the result's
