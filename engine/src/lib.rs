@@ -217,6 +217,31 @@ impl Engine {
         Ok(backend)
     }
 
+    /// Serves the configured agent `name` with `backend` instead of the one its config would
+    /// build: for embedding booflow with a backend of its own, and for measuring the engine
+    /// against an in-process backend (`benches/engine.rs`). The agent's `[agents.NAME]`
+    /// table still decides its lane and in-flight cap (docs/DESIGN.md §4), and its content
+    /// keys use `backend`'s fingerprint.
+    ///
+    /// # Errors
+    /// `name` is not a configured agent (the message lists the configured ones).
+    pub fn install_backend(
+        &self,
+        name: &str,
+        backend: Arc<dyn AgentBackend>,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.config.agents.contains_key(name),
+            "unknown agent '{name}'; configured agents: {}",
+            self.config.agent_names().join(", ")
+        );
+        self.backends
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), backend);
+        Ok(())
+    }
+
     /// Stops every agent process the engine started, and leaves the owners list.
     pub async fn shutdown(&self) {
         if self.ownership.heartbeat.get().is_some() {

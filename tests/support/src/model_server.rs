@@ -77,7 +77,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 mod flood;
@@ -107,6 +107,9 @@ pub struct RecordedRequest {
     pub authorization: Option<String>,
     /// The W3C `traceparent` header, when sent (`00-<trace id>-<span id>-<flags>`).
     pub traceparent: Option<String>,
+    /// When the server received it (for the time from a run's first model request to its
+    /// last, `benches/peer.rs`).
+    pub received_at: std::time::Instant,
 }
 
 /// A running scripted model server on `127.0.0.1:<ephemeral port>`. It serves from its own
@@ -490,6 +493,7 @@ async fn chat_completions(
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        received_at: std::time::Instant::now(),
     });
     if messages.is_empty() {
         return error_response(400, "messages must be a non-empty array", None);

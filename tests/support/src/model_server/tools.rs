@@ -4,7 +4,7 @@
 //! A call is scripted with the `[[tool-call:NAME ARGS]]` directive (ARGS is a JSON object,
 //! `{}` when left out; it runs to the next `]]`, so it cannot contain `]]`) or queued with
 //! [`super::ModelServer::push_tool_call`]. It is answered only to a request that offers a
-//! tool of that name in `tools` — exactly, or as a suffix after `_` or `.`, so
+//! tool of that name in `tools` — exactly, else as a suffix after `__` or `.`, so
 //! `run_workflow` matches qwen-code's `mcp__booflow__run_workflow` — and only while the turn
 //! still awaits a call: no `role: "tool"` message follows the last user message. The next
 //! request, which carries the tool's result, is answered with text: see
@@ -43,9 +43,12 @@ impl ToolCall {
 
     /// This call under the name of the offered tool it means, if the request offers one.
     pub(super) fn offered_in(&self, body: &Value) -> Option<ToolCall> {
-        let name = offered_tools(body)
-            .into_iter()
-            .find(|offered| names_match(offered, &self.name))?;
+        let offered = offered_tools(body);
+        let name = offered
+            .iter()
+            .find(|offered| **offered == self.name)
+            .or_else(|| offered.iter().find(|o| prefixed(o, &self.name)))?
+            .clone();
         Some(ToolCall {
             name,
             arguments: self.arguments.clone(),
@@ -64,11 +67,11 @@ fn offered_tools(body: &Value) -> Vec<String> {
         .collect()
 }
 
-fn names_match(offered: &str, wanted: &str) -> bool {
-    offered == wanted
-        || offered
-            .strip_suffix(wanted)
-            .is_some_and(|head| head.ends_with('_') || head.ends_with('.'))
+/// `offered` is `wanted` under a client's prefix: `mcp__SERVER__wanted` or `SERVER.wanted`.
+fn prefixed(offered: &str, wanted: &str) -> bool {
+    offered
+        .strip_suffix(wanted)
+        .is_some_and(|head| head.ends_with("__") || head.ends_with('.'))
 }
 
 /// True while the turn may still call a tool: no `role: "tool"` message comes after the
@@ -135,10 +138,12 @@ pub(super) fn tool_call_response(
                 "choices": choices })
     };
     let mut events = vec![
-        chunk(json!([{ "index": 0, "delta": { "role": "assistant", "content": null,
+        chunk(
+            json!([{ "index": 0, "delta": { "role": "assistant", "content": null,
             "tool_calls": [{ "index": 0, "id": call_id, "type": "function",
                 "function": { "name": call.name, "arguments": "" } }] },
-            "finish_reason": null }])),
+            "finish_reason": null }]),
+        ),
         chunk(json!([{ "index": 0, "delta": {
             "tool_calls": [{ "index": 0, "function": { "arguments": arguments } }] },
             "finish_reason": null }])),
