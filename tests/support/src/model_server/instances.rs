@@ -2,7 +2,6 @@
 
 use serde_json::{Map, Value, json};
 
-
 const MAX_DEPTH: usize = 32;
 
 /// A JSON value valid against `schema` (JSON Schema, drafts 4 to 2020-12), built by these

@@ -135,10 +135,12 @@ pub(super) fn tool_call_response(
                 "choices": choices })
     };
     let mut events = vec![
-        chunk(json!([{ "index": 0, "delta": { "role": "assistant", "content": null,
+        chunk(
+            json!([{ "index": 0, "delta": { "role": "assistant", "content": null,
             "tool_calls": [{ "index": 0, "id": call_id, "type": "function",
                 "function": { "name": call.name, "arguments": "" } }] },
-            "finish_reason": null }])),
+            "finish_reason": null }]),
+        ),
         chunk(json!([{ "index": 0, "delta": {
             "tool_calls": [{ "index": 0, "function": { "arguments": arguments } }] },
             "finish_reason": null }])),
