@@ -101,7 +101,8 @@ impl RunLoop {
             return;
         }
         self.caps_logged.insert(agent.to_string());
-        let Some(config) = self.engine.config.agents.get(agent) else {
+        let engine = self.engine.clone();
+        let Some(config) = engine.config.agents.get(agent) else {
             return;
         };
         if config.permissions() == Some(booflow_agents::config::Permissions::Ask)
