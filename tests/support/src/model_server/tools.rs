@@ -41,11 +41,16 @@ impl ToolCall {
         })
     }
 
-    /// This call under the name of the offered tool it means, if the request offers one.
+    /// This call under the name of the offered tool it means, if the request offers one:
+    /// the tool of exactly that name, else the first whose name ends with `_NAME`/`.NAME`.
     pub(super) fn offered_in(&self, body: &Value) -> Option<ToolCall> {
-        let name = offered_tools(body)
-            .into_iter()
-            .find(|offered| names_match(offered, &self.name))?;
+        // An exact name wins over a suffix match (`workflow` is not `run_workflow`).
+        let offered = offered_tools(body);
+        let name = offered
+            .iter()
+            .find(|o| **o == self.name)
+            .or_else(|| offered.iter().find(|o| names_match(o, &self.name)))?
+            .clone();
         Some(ToolCall {
             name,
             arguments: self.arguments.clone(),
