@@ -49,6 +49,7 @@ fn request(source: &str, args: serde_json::Value) -> RunRequest {
         no_cache: true,
         budget: Some(0),
         sandbox: SandboxKind::Wasm,
+        permission_asker: None,
     }
 }
 

@@ -158,6 +158,7 @@ fn request(source: &str, args: serde_json::Value, sandbox: SandboxKind) -> RunRe
         no_cache: false,
         budget: Some(0),
         sandbox,
+        permission_asker: None,
     }
 }
 

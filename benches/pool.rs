@@ -29,6 +29,7 @@ fn benches(c: &mut Criterion) {
         effort: None,
         tools: None,
         max_output_tokens: None,
+        asker: None,
     };
     let mut group = c.benchmark_group("acp_call");
     group.sample_size(20);

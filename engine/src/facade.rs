@@ -312,6 +312,7 @@ impl Engine {
             effort: None,
             tools: None,
             max_output_tokens: None,
+            asker: None,
         };
         let opened = match self.backend(name) {
             Ok(backend) => backend.open_session(&opts).await.map_err(|e| e.to_string()),

@@ -25,6 +25,7 @@ fn spec(prompt: &str, max_retries: u32) -> CallSpec {
             effort: None,
             tools: None,
             max_output_tokens: None,
+            asker: None,
         },
         stall: Duration::from_secs(30),
         max_retries,

@@ -13,7 +13,8 @@
 //! session they name; updates for another session, or arriving after that turn's
 //! `session/prompt` response (a finished or cancelled turn), are dropped. The agent's
 //! `fs/read_text_file` / `fs/write_text_file` requests are confined to the session's cwd and
-//! `session/request_permission` is answered from the agent's `permissions` setting.
+//! `session/request_permission` is answered from the agent's `permissions` setting
+//! (`ask`: by the session's [`crate::PermissionAsker`], from a task of its own).
 //!
 //! Cancelling: the [`AgentSession`] trait takes `&mut self` for both `prompt` and `cancel`,
 //! so a caller stops a turn by dropping the `prompt` future (timeout, stall, run cancel)
@@ -201,7 +202,7 @@ impl AgentBackend for AcpBackend {
                 return Err(e);
             }
         };
-        process.routes.open(&session_id, cwd);
+        process.routes.open(&session_id, cwd, opts.asker.clone());
         tracing::debug!(agent = %self.name, process = process.id, session = %session_id, "ACP session opened");
         Ok(Box::new(AcpSession::new(
             pool.clone(),

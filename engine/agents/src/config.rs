@@ -34,7 +34,7 @@ impl Lane {
     }
 }
 
-/// Answer to ACP `session/request_permission`.
+/// Answer to ACP `session/request_permission` (docs/DESIGN.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Permissions {
@@ -43,6 +43,9 @@ pub enum Permissions {
     Allow,
     /// Pick the agent's "reject" option.
     Deny,
+    /// Ask the person who started the run: the editor of a run started by `booflow acp`
+    /// (its [`crate::PermissionAsker`]). A run with nobody to ask denies, as `deny`.
+    Ask,
 }
 
 /// One `[agents.NAME]` table, by its `kind` (docs/DESIGN.md §4).
@@ -73,7 +76,7 @@ pub struct AcpAgent {
     /// Warm processes kept for this agent, 1–[`MAX_LIVE_LIMIT`] (default 4).
     #[serde(default = "default_max_live")]
     pub max_live: usize,
-    /// The answer to `session/request_permission` (default `allow`).
+    /// The answer to `session/request_permission`: `allow` (default), `deny` or `ask`.
     #[serde(default)]
     pub permissions: Permissions,
     /// Not passed to the agent (ACP v1 has no stable way to); part of the cache
@@ -174,6 +177,14 @@ impl AgentConfig {
         match self {
             Self::Acp(a) => Some(("max_live", a.max_live)),
             Self::Openai(o) => o.max_concurrent.map(|n| ("max_concurrent", n)),
+        }
+    }
+
+    /// The answer to permission requests (ACP); `None` for an endpoint, which sends none.
+    pub fn permissions(&self) -> Option<Permissions> {
+        match self {
+            Self::Acp(a) => Some(a.permissions),
+            Self::Openai(_) => None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod config;
 pub mod detect;
 pub mod framing;
 pub mod openai;
+pub mod permission;
 mod telemetry;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::config::{AgentConfig, Lane};
+
+pub use crate::permission::{AskPermission, PermissionAsker};
 
 /// Token usage of one prompt turn, as the agent reported it (0 where it reports nothing).
 pub use booflow_types::Usage;
@@ -119,6 +122,10 @@ pub struct SessionOptions {
     /// Upper bound on output tokens for the turn (from the budget reservation), when the
     /// protocol can pass one.
     pub max_output_tokens: Option<u64>,
+    /// Who answers the agent's permission requests under `permissions = "ask"` (ACP only):
+    /// the run's asker, e.g. the editor of a `booflow acp` run; `None`: they are denied
+    /// (docs/DESIGN.md §4).
+    pub asker: Option<PermissionAsker>,
 }
 
 /// Failures of a backend. `is_retryable` ones (a crashed process, a broken protocol, a

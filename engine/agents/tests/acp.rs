@@ -7,10 +7,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use agent_client_protocol::v1::schema::{
+    RequestPermissionOutcome, RequestPermissionRequest, SelectedPermissionOutcome,
+};
 use booflow_agents::acp::{AcpBackend, PoolGroup};
 use booflow_agents::config::{AcpAgent, Lane, Permissions};
 use booflow_agents::{AgentBackend, AgentError, AgentSession, Progress, SessionOptions, Turn};
 use booflow_testkit::test_agent::test_agent_bin;
+use futures::future::BoxFuture;
 
 /// Upper bound for any single step, so a broken backend fails instead of hanging.
 const STEP: Duration = Duration::from_secs(30);
@@ -64,6 +68,7 @@ impl Fixture {
             effort: None,
             tools: None,
             max_output_tokens: None,
+            asker: None,
         }
     }
 
@@ -329,6 +334,29 @@ async fn permission_requests_follow_the_config() {
         prompt(&mut session, "[[permission]]").await.unwrap().text,
         "permission: denied"
     );
+    // `ask` (docs/DESIGN.md §4): nobody to ask denies; an asker's choice is the answer.
+    let ask = fx.backend(|c| c.permissions = Permissions::Ask);
+    let mut session = open(&ask, &fx).await;
+    let text = prompt(&mut session, "[[permission]]").await.unwrap().text;
+    assert_eq!(text, "permission: denied");
+    struct Pick(&'static str);
+    impl booflow_agents::AskPermission for Pick {
+        fn ask(&self, _: RequestPermissionRequest) -> BoxFuture<'static, RequestPermissionOutcome> {
+            let id = SelectedPermissionOutcome::new(self.0);
+            Box::pin(async move { RequestPermissionOutcome::Selected(id) })
+        }
+    }
+    for (pick, reply) in [
+        ("allow", "allowed"),
+        ("reject", "denied"),
+        ("other", "cancelled"),
+    ] {
+        let asker = Some(booflow_agents::PermissionAsker::new(Pick(pick)));
+        let opts = SessionOptions { asker, ..fx.opts() };
+        let mut session = ask.open_session(&opts).await.unwrap();
+        let text = prompt(&mut session, "[[permission]]").await.unwrap().text;
+        assert_eq!(text, format!("permission: {reply}"), "{pick}");
+    }
 }
 
 #[tokio::test]

@@ -191,6 +191,7 @@ fn opts(cwd: PathBuf) -> SessionOptions {
         effort: None,
         tools: None,
         max_output_tokens: None,
+        asker: None,
     }
 }
 

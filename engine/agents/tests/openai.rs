@@ -31,6 +31,7 @@ fn opts() -> SessionOptions {
         effort: None,
         tools: None,
         max_output_tokens: None,
+        asker: None,
     }
 }
 

@@ -93,15 +93,26 @@ impl RunLoop {
 
     /// Logs once per run, at an agent's first call, when the agent's own cap on calls in
     /// flight is below the run's concurrency: the run will not get the concurrency it asked
-    /// for from this agent, and the line says which key to raise (docs/DESIGN.md §4).
+    /// for from this agent, and the line says which key to raise (docs/DESIGN.md §4). And
+    /// when the agent has `permissions = "ask"` but the run has nobody to ask: its
+    /// permission requests are denied, and the line says how to change that.
     async fn log_agent_cap(&mut self, agent: &str) {
         if self.caps_logged.contains(agent) {
             return;
         }
         self.caps_logged.insert(agent.to_string());
-        let Some(config) = self.engine.config.agents.get(agent) else {
+        let engine = self.engine.clone();
+        let Some(config) = engine.config.agents.get(agent) else {
             return;
         };
+        if config.permissions() == Some(booflow_agents::config::Permissions::Ask)
+            && self.permission_asker.is_none()
+        {
+            let message = format!(
+                "agent {agent}: permissions = \"ask\" but this run has no editor to ask (only runs started from an editor through `booflow acp` have one), so its permission requests are denied; set permissions = \"allow\" in [agents.{agent}] to allow them"
+            );
+            self.log(booflow_types::LogLevel::Warn, message).await;
+        }
         let concurrency = self.engine.settings.concurrency;
         let Some(cap) = config.max_in_flight().filter(|&cap| cap < concurrency) else {
             return;
@@ -346,6 +357,7 @@ impl RunLoop {
                 effort: call.opts.effort.clone(),
                 tools: call.opts.tools.clone(),
                 max_output_tokens: None,
+                asker: self.permission_asker.clone(),
             },
             stall: Duration::from_millis(call.opts.stall_ms.unwrap_or(settings.stall_ms)),
             max_retries: settings.stall_retries,

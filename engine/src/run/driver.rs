@@ -126,6 +126,8 @@ pub(super) struct RunLoop {
     /// The workflow's name and when the run started here, for the run histogram.
     pub workflow: String,
     pub started: std::time::Instant,
+    /// Answers `permissions = "ask"` agents' requests (the run request's), if anyone.
+    pub permission_asker: Option<booflow_agents::PermissionAsker>,
     pub timers: HashMap<u64, tokio::task::AbortHandle>,
     pub calls: JoinSet<()>,
 }
@@ -176,6 +178,7 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
         phase_span: None,
         workflow: setup.request.workflow.clone(),
         started: std::time::Instant::now(),
+        permission_asker: setup.request.permission_asker.clone(),
         timers: HashMap::new(),
         calls: JoinSet::new(),
         engine,

@@ -46,6 +46,11 @@ pub struct RunRequest {
     /// `--budget`; `None` uses `WORKFLOW_DEFAULT_BUDGET`.
     pub budget: Option<u64>,
     pub sandbox: SandboxKind,
+    /// Who answers the permission requests of agents with `permissions = "ask"`: the
+    /// editor of a run started by `booflow acp`. Not stored with a queued run: a run with
+    /// no asker denies them (docs/DESIGN.md §4).
+    #[serde(skip)]
+    pub permission_asker: Option<booflow_agents::PermissionAsker>,
 }
 
 impl RunRequest {
@@ -65,6 +70,7 @@ impl RunRequest {
             no_cache: false,
             budget: None,
             sandbox: SandboxKind::default_for(entry.source),
+            permission_asker: None,
         }
     }
 }

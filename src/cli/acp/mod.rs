@@ -5,6 +5,7 @@
 //! protocol only: logs go to stderr.
 
 mod commands;
+mod permissions;
 mod updates;
 
 use std::collections::HashMap;
@@ -192,7 +193,16 @@ async fn prompt_turn(
             .map_err(|e| format!("{e:#}\n\n{}", help(&session.place))),
     };
     match request {
-        Ok(request) => drive(session, cx, &id, request, &cancel).await,
+        Ok(mut request) => {
+            // Agents with `permissions = "ask"` ask this editor (docs/DESIGN.md §4).
+            request.permission_asker = Some(booflow_agents::PermissionAsker::new(
+                permissions::EditorAsker {
+                    cx: cx.clone(),
+                    session_id: id.clone(),
+                },
+            ));
+            drive(session, cx, &id, request, &cancel).await
+        }
         Err(text) => {
             send(cx, &id, updates::message(text));
             StopReason::EndTurn

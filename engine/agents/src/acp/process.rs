@@ -23,7 +23,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio_util::sync::CancellationToken;
 
 use super::output::{self, Fatal, Peer, StderrTail};
-use super::routes::Routes;
+use super::routes::{PermissionAnswer, Routes};
 use crate::AgentError;
 use crate::config::Permissions;
 
@@ -337,8 +337,14 @@ async fn connect(
             agent_client_protocol::on_receive_notification!(),
         )
         .on_receive_request(
-            async move |req: RequestPermissionRequest, responder, _cx| {
-                responder.respond(r2.permission(&req))
+            async move |req: RequestPermissionRequest, responder, cx: ConnectionTo<Agent>| {
+                match r2.permission(&req) {
+                    PermissionAnswer::Now(answer) => responder.respond(answer),
+                    // A person may take a while: answer from a task, not the dispatch loop.
+                    PermissionAnswer::Ask(question) => {
+                        cx.spawn(async move { responder.respond(question.answer(req).await) })
+                    }
+                }
             },
             agent_client_protocol::on_receive_request!(),
         )

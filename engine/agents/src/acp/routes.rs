@@ -13,9 +13,10 @@ use agent_client_protocol::v1::schema::{
     WriteTextFileRequest, WriteTextFileResponse,
 };
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Permissions;
-use crate::{Progress, Usage};
+use crate::{PermissionAsker, Progress, Usage};
 
 /// What one prompt turn has received so far.
 pub(crate) struct TurnAcc {
@@ -155,6 +156,54 @@ struct Route {
     turn: Option<TurnAcc>,
     /// `session/cancel` was sent for the running turn: permission requests get `cancelled`.
     cancelling: bool,
+    /// Who answers under `permissions = "ask"` (the run's asker), if anyone.
+    asker: Option<PermissionAsker>,
+    /// Cancelled when the turn is cancelled or the session closes: questions still with
+    /// the asker then get `cancelled`. Replaced at each turn.
+    questions: CancellationToken,
+}
+
+/// How a `session/request_permission` is answered: at once, or by asking the run's asker.
+pub(crate) enum PermissionAnswer {
+    /// The answer, from the agent's `permissions` setting.
+    Now(RequestPermissionResponse),
+    /// `permissions = "ask"` with an asker: see [`Question::answer`].
+    Ask(Question),
+}
+
+/// A permission request on its way to the run's asker.
+pub(crate) struct Question {
+    asker: PermissionAsker,
+    cancel: CancellationToken,
+    /// The running turn's progress: the stall clock pauses while a person decides.
+    progress: Option<Progress>,
+}
+
+impl Question {
+    /// Asks and waits: the asker's outcome, or `cancelled` when the turn is cancelled or
+    /// the session closes first, or when the asker selects an option the agent did not
+    /// offer. While waiting the turn counts as running a tool (docs/DESIGN.md §4: a
+    /// person's answer is not a stall).
+    pub(crate) async fn answer(self, req: RequestPermissionRequest) -> RequestPermissionResponse {
+        if let Some(progress) = &self.progress {
+            progress.tool_running(true);
+        }
+        let offered: Vec<_> = req.options.iter().map(|o| o.option_id.clone()).collect();
+        let outcome = tokio::select! {
+            outcome = self.asker.ask(req) => match outcome {
+                RequestPermissionOutcome::Selected(s) if !offered.contains(&s.option_id) => {
+                    tracing::warn!(option = %s.option_id, "the permission asker chose an option the agent did not offer; answering cancelled");
+                    RequestPermissionOutcome::Cancelled
+                }
+                outcome => outcome,
+            },
+            () = self.cancel.cancelled() => RequestPermissionOutcome::Cancelled,
+        };
+        if let Some(progress) = &self.progress {
+            progress.tool_running(false);
+        }
+        RequestPermissionResponse::new(outcome)
+    }
 }
 
 /// Routing table of one agent process, shared with its connection's handlers.
@@ -175,24 +224,28 @@ impl Routes {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a session opened with `session/new` (`cwd` canonical).
-    pub(crate) fn open(&self, session: &str, cwd: PathBuf) {
+    /// Registers a session opened with `session/new` (`cwd` canonical); `asker` answers its
+    /// permission requests under `permissions = "ask"`.
+    pub(crate) fn open(&self, session: &str, cwd: PathBuf, asker: Option<PermissionAsker>) {
         self.lock().insert(
             session.to_string(),
             Route {
                 cwd,
                 turn: None,
                 cancelling: false,
+                asker,
+                questions: CancellationToken::new(),
             },
         );
     }
 
     /// Forgets a session: later updates and requests for it are dropped or refused.
     pub(crate) fn close(&self, session: &str) {
-        if let Some(mut route) = self.lock().remove(session)
-            && let Some(turn) = route.turn.as_mut()
-        {
-            turn.finish_tools();
+        if let Some(mut route) = self.lock().remove(session) {
+            route.questions.cancel();
+            if let Some(turn) = route.turn.as_mut() {
+                turn.finish_tools();
+            }
         }
     }
 
@@ -201,6 +254,7 @@ impl Routes {
         if let Some(route) = self.lock().get_mut(session) {
             route.turn = Some(TurnAcc::new(progress));
             route.cancelling = false;
+            route.questions = CancellationToken::new();
         }
     }
 
@@ -217,6 +271,7 @@ impl Routes {
     pub(crate) fn cancelling(&self, session: &str) {
         if let Some(route) = self.lock().get_mut(session) {
             route.cancelling = true;
+            route.questions.cancel();
         }
     }
 
@@ -232,35 +287,44 @@ impl Routes {
 
     /// ACP `session/request_permission`: `permissions = "allow"` picks an `allow_once`
     /// (else `allow_always`) option, `"deny"` a `reject_once` (else `reject_always`) one;
-    /// `cancelled` when no option fits, the session is unknown, or its turn is being
-    /// cancelled (ACP spec: pending permission requests of a cancelled turn MUST get
-    /// `cancelled`).
-    pub(crate) fn permission(&self, req: &RequestPermissionRequest) -> RequestPermissionResponse {
+    /// `"ask"` hands the request to the session's asker ([`PermissionAnswer::Ask`]) and,
+    /// with none, answers as `"deny"` (docs/DESIGN.md §4). `cancelled` when no option fits,
+    /// the session is unknown, or its turn is being cancelled (ACP spec: pending permission
+    /// requests of a cancelled turn MUST get `cancelled`).
+    pub(crate) fn permission(&self, req: &RequestPermissionRequest) -> PermissionAnswer {
         let cancelled = RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled);
-        match self.lock().get(&*req.session_id.0) {
-            Some(route) if !route.cancelling => {}
-            _ => return cancelled,
-        }
-        let kinds = match self.permissions {
-            Permissions::Allow => [
-                PermissionOptionKind::AllowOnce,
-                PermissionOptionKind::AllowAlways,
-            ],
-            Permissions::Deny => [
-                PermissionOptionKind::RejectOnce,
-                PermissionOptionKind::RejectAlways,
-            ],
+        let allow = [
+            PermissionOptionKind::AllowOnce,
+            PermissionOptionKind::AllowAlways,
+        ];
+        let reject = [
+            PermissionOptionKind::RejectOnce,
+            PermissionOptionKind::RejectAlways,
+        ];
+        let kinds = match self.lock().get(&*req.session_id.0) {
+            Some(route) if !route.cancelling => match (self.permissions, &route.asker) {
+                (Permissions::Allow, _) => allow,
+                (Permissions::Deny, _) | (Permissions::Ask, None) => reject,
+                (Permissions::Ask, Some(asker)) => {
+                    return PermissionAnswer::Ask(Question {
+                        asker: asker.clone(),
+                        cancel: route.questions.clone(),
+                        progress: route.turn.as_ref().map(|t| t.progress.clone()),
+                    });
+                }
+            },
+            _ => return PermissionAnswer::Now(cancelled),
         };
         let chosen = kinds
             .iter()
             .find_map(|k| req.options.iter().find(|o| o.kind == *k))
             .map(|o| o.option_id.clone());
-        match chosen {
+        PermissionAnswer::Now(match chosen {
             Some(id) => RequestPermissionResponse::new(RequestPermissionOutcome::Selected(
                 SelectedPermissionOutcome::new(id),
             )),
             None => cancelled,
-        }
+        })
     }
 
     fn cwd(&self, session: &str) -> Result<PathBuf, agent_client_protocol::Error> {

@@ -168,3 +168,36 @@ fn an_openai_agent_has_no_cap_of_its_own_unless_set() {
         "{err}"
     );
 }
+
+#[test]
+fn permissions_take_ask_and_a_bad_value_names_the_allowed_ones() {
+    let mut config = Config::default();
+    config
+        .merge_text(
+            Path::new("p.toml"),
+            "[agents.q]\nkind = \"acp\"\ncommand = [\"q\"]\npermissions = \"ask\"\n",
+        )
+        .unwrap();
+    assert_eq!(
+        config.agents["q"].permissions(),
+        Some(Permissions::Ask),
+        "docs/DESIGN.md §4"
+    );
+    let err = config
+        .merge_text(
+            Path::new("p.toml"),
+            "[agents.q]\nkind = \"acp\"\ncommand = [\"q\"]\npermissions = \"prompt\"\n",
+        )
+        .unwrap_err();
+    // The file, the table, the bad value and the allowed ones (the `kind`-tagged table
+    // loses the key: the message does not name `permissions`).
+    assert!(
+        err.0.contains("p.toml")
+            && err.0.contains("[agents.q]")
+            && err.0.contains("`prompt`")
+            && ["`allow`", "`deny`", "`ask`"]
+                .iter()
+                .all(|v| err.0.contains(v)),
+        "{err}"
+    );
+}

@@ -41,7 +41,9 @@ impl ToolCall {
         })
     }
 
-    /// This call under the name of the offered tool it means, if the request offers one.
+    /// This call under the name of the offered tool it means, if the request offers one:
+    /// the tool of exactly that name, else the first named `mcp__SERVER__NAME` or
+    /// `SERVER.NAME` (`workflow` is not `run_workflow`).
     pub(super) fn offered_in(&self, body: &Value) -> Option<ToolCall> {
         let offered = offered_tools(body);
         let name = offered
