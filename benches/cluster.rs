@@ -43,6 +43,7 @@ fn request(source: &str, args: serde_json::Value) -> RunRequest {
         script: PreparedScript {
             file: "bench.js".into(),
             body: script.body,
+            module: None,
         },
         args: Some(args),
         resume_from: None,

@@ -152,6 +152,7 @@ fn request(source: &str, args: serde_json::Value, sandbox: SandboxKind) -> RunRe
         script: PreparedScript {
             file: "bench.js".into(),
             body: script.body,
+            module: None,
         },
         args: Some(args),
         resume_from: None,

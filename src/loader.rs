@@ -14,6 +14,20 @@ pub struct DiscoveryLoader {
 
 impl ScriptLoader for DiscoveryLoader {
     fn load(&self, target: &WorkflowTarget, from_file: &str) -> Result<PreparedScript, String> {
+        let script = self.find(target, from_file)?;
+        match &script.module {
+            // The nested body runs in the caller's JavaScript runtime (docs/DESIGN.md §1).
+            Some(module) => Err(format!(
+                "workflow(): {} is a .wasm workflow; nested workflows must be JavaScript",
+                module.path
+            )),
+            None => Ok(script),
+        }
+    }
+}
+
+impl DiscoveryLoader {
+    fn find(&self, target: &WorkflowTarget, from_file: &str) -> Result<PreparedScript, String> {
         match target {
             WorkflowTarget::Name(name) => {
                 let found = discover(&self.cwd, self.home.as_deref());

@@ -15,5 +15,7 @@ pub mod messages;
 pub mod options;
 
 pub use errors::{ErrorName, ScriptError};
-pub use messages::{GuestRequest, HostEvent, Init, LogLevel, PreparedScript, WorkflowTarget};
+pub use messages::{
+    GuestRequest, HostEvent, Init, LogLevel, ModuleRef, PreparedScript, WorkflowTarget,
+};
 pub use options::{AgentOptions, OptionsError};

@@ -11,8 +11,23 @@ use crate::{AgentOptions, ScriptError};
 pub struct PreparedScript {
     /// Path or name shown in errors (`.boocode/workflows/review.js`, `catalog:hello`).
     pub file: String,
-    /// The body, same length in lines as the file.
+    /// The body, same length in lines as the file. Empty for a `.wasm` workflow.
     pub body: String,
+    /// Set for a `.wasm` workflow (docs/DESIGN.md §2): the module the wasm sandbox runs
+    /// instead of the JavaScript runtime; `body` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<ModuleRef>,
+}
+
+/// A `.wasm` workflow module: where it is and the SHA-256 of its bytes when it was found,
+/// so a run never executes a module other than the one that was validated (the sandbox
+/// reads the file again and refuses it when the hash differs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleRef {
+    /// The module file, absolute or relative to the run's working directory.
+    pub path: String,
+    /// Hex SHA-256 of the module's bytes.
+    pub sha256: String,
 }
 
 /// The first message a sandbox receives: what to run and the limits it enforces itself.

@@ -1,16 +1,134 @@
-//! The Rust guest SDK for booflow `.wasm` workflows (docs/DESIGN.md §2).
+//! The Rust SDK for booflow `.wasm` workflows (docs/DESIGN.md §2): the JavaScript globals
+//! of docs/DESIGN.md §1 as an async Rust API with the same names and semantics.
 //!
-//! A `.wasm` workflow is a `wasm32-wasip1` command that talks to the host through three
-//! imports in the `booflow` module — the same ones the built-in JavaScript runtime uses:
+//! ```ignore
+//! use booflow_sdk as booflow;
 //!
-//! - `send(ptr, len)`: a [`GuestRequest`](booflow_host_api::GuestRequest) as UTF-8 JSON;
-//! - `wait() -> len`: blocks until the next [`HostEvent`](booflow_host_api::HostEvent)
-//!   (the first is the [`Init`](booflow_host_api::Init)) and returns its byte length;
-//! - `recv(ptr)`: copies that event into guest memory.
+//! booflow::meta!(r#"{"name": "hello-rust", "description": "Says hello through an agent"}"#);
 //!
-//! The script-level typings for JavaScript authors are in `booflow.d.ts` beside this crate.
+//! fn main() {
+//!     booflow::run(|| async {
+//!         booflow::phase("Greet");
+//!         let answer = booflow::agent("Say hello").label("greeting").await?;
+//!         Ok(serde_json::json!({ "answer": answer }))
+//!     })
+//! }
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip1` and run the `.wasm` with
+//! `booflow run path/to/flow.wasm`, or put it in `.boocode/workflows/`.
+//!
+//! - [`agent`] builds a call (`.schema(..)`, `.label(..)`, `.model(..)`, `.agent_type(..)`)
+//!   and is awaited for the answer, or `.json::<T>()` for typed structured output whose
+//!   JSON Schema `schemars` derives from `T`.
+//! - [`parallel`] is a barrier over futures (a failed branch gives `None`), [`pipeline`]
+//!   runs each item on without one; [`phase`], [`log`], [`budget`], [`args`], [`artifact`]
+//!   and [`sleep`] (`setTimeout`) are as in JavaScript.
+//! - Errors are [`Error`]s whose [`ErrorKind`] carries the stable names
+//!   (`WorkflowAgentCapError`, …).
+//! - [`run`] reads the run's `Init`, drives the workflow's future on a tiny single-threaded
+//!   executor fed by the host's events (no tokio in the guest), and reports its result.
+//!
+//! The module talks to the host through three imports in the `booflow` module, the same
+//! ones the built-in JavaScript runtime uses ([`raw`]); the sandbox refuses a module that
+//! imports anything else beyond an allowlist of WASI functions.
 
+mod agent;
+mod error;
+mod executor;
+mod flow;
+
+pub use agent::{AgentCall, agent};
 pub use booflow_host_api as api;
+pub use booflow_host_api::{ErrorName, LogLevel};
+pub use error::{Error, ErrorKind, Result};
+pub use flow::{
+    Budget, args, artifact, budget, log, log_at, parallel, phase, pipeline, sleep, workflow,
+};
+pub use serde_json::{Value, json};
+
+use booflow_host_api::{ErrorName as Name, GuestRequest, ScriptError};
+use serde::Serialize;
+
+/// Declares the workflow's meta (docs/DESIGN.md §1) as a JSON string literal, embedded as
+/// the wasm custom section `booflow.meta` so the host reads it without instantiating the
+/// module. Use once, at the crate's top level:
+///
+/// ```ignore
+/// booflow_sdk::meta!(r#"{"name": "review", "description": "Reviews a file",
+///                       "phases": [{"title": "Review"}]}"#);
+/// ```
+#[macro_export]
+macro_rules! meta {
+    ($json:literal) => {
+        #[used]
+        #[unsafe(link_section = "booflow.meta")]
+        static __BOOFLOW_META: [u8; $json.len()] = $crate::__meta_bytes::<{ $json.len() }>($json);
+    };
+}
+
+/// The bytes of `text` as an array, for [`meta!`].
+#[doc(hidden)]
+pub const fn __meta_bytes<const N: usize>(text: &str) -> [u8; N] {
+    let bytes = text.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// Runs the workflow `body` to its end and reports it to the host: its `Ok` value (as JSON)
+/// is the run's result, its `Err` fails the run with the error's name and message. A panic
+/// fails the run too, with the panic's message and place. Call it from `main`.
+pub fn run<F, Fut, T>(body: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+    T: Serialize,
+{
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let error = ScriptError {
+            name: "Error".into(),
+            message: format!("the workflow panicked{place}: {what}"),
+            line: info.location().map(|l| l.line()),
+            file: info.location().map(|l| l.file().to_string()),
+        };
+        raw::send(&GuestRequest::Failed { error }.to_json());
+        // Ends the module cleanly: the run's end is the `failed` just sent.
+        std::process::exit(0);
+    }));
+    let end = match executor::block_on(body) {
+        Ok(Ok(value)) => match serde_json::to_value(value) {
+            Ok(result) => GuestRequest::Done { result },
+            Err(e) => GuestRequest::Failed {
+                error: ScriptError::new(
+                    Name::WorkflowInputError,
+                    format!("the workflow's result is not JSON data: {e}"),
+                ),
+            },
+        },
+        Ok(Err(error)) => GuestRequest::Failed {
+            error: error.to_script(),
+        },
+        Err(message) => GuestRequest::Failed {
+            error: ScriptError::new(Name::WorkflowSandboxError, message),
+        },
+    };
+    raw::send(&end.to_json());
+}
 
 /// The raw host imports. On other targets they panic: only the wasm sandbox provides them.
 pub mod raw {
@@ -25,7 +143,7 @@ pub mod raw {
         fn host_recv(ptr: *mut u8);
     }
 
-    /// Sends one request (JSON text) to the host.
+    /// Sends one request (a `GuestRequest` as JSON text) to the host.
     pub fn send(message: &str) {
         #[cfg(target_arch = "wasm32")]
         // SAFETY: the host reads exactly `len` bytes from our memory at `ptr`.
@@ -36,7 +154,8 @@ pub mod raw {
         panic!("booflow_sdk::raw::send is only available inside the wasm sandbox ({message})");
     }
 
-    /// Blocks until the host's next event and returns it (JSON text).
+    /// Blocks until the host's next event (a `HostEvent`; the first is the `Init`) and
+    /// returns it as JSON text.
     pub fn wait() -> String {
         #[cfg(target_arch = "wasm32")]
         {
@@ -51,25 +170,5 @@ pub mod raw {
         }
         #[cfg(not(target_arch = "wasm32"))]
         panic!("booflow_sdk::raw::wait is only available inside the wasm sandbox")
-    }
-}
-
-/// Typed helpers over [`raw`].
-pub mod host {
-    use booflow_host_api::{GuestRequest, HostEvent, Init};
-
-    /// Reads the run's [`Init`]; call once, first.
-    pub fn init() -> Result<Init, serde_json::Error> {
-        serde_json::from_str(&super::raw::wait())
-    }
-
-    /// Sends a request.
-    pub fn send(request: &GuestRequest) {
-        super::raw::send(&request.to_json());
-    }
-
-    /// Waits for the next host event.
-    pub fn next_event() -> Result<HostEvent, serde_json::Error> {
-        serde_json::from_str(&super::raw::wait())
     }
 }

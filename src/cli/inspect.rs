@@ -46,6 +46,9 @@ pub fn list(place: &Place, json_out: bool) -> anyhow::Result<ExitCode> {
 }
 
 pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
+    if file.extension().is_some_and(|e| e == "wasm") {
+        return validate_module(file);
+    }
     // A FIFO or device is refused at once, and no more than the script cap is read.
     let text = match booflow_workflows::read_script(file) {
         Ok(text) => text,
@@ -65,6 +68,7 @@ pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
             let body = booflow_host_api::PreparedScript {
                 file: file.display().to_string(),
                 body: script.body.clone(),
+                module: None,
             };
             if let Err(e) = booflow_engine::sandbox::check_syntax(&body) {
                 esay!("error: {e}");
@@ -75,6 +79,33 @@ pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             esay!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `booflow validate flow.wasm`: the module's imports against the sandbox's allowlist, and
+/// the meta of its `booflow.meta` section (docs/DESIGN.md §2, §6), without running it.
+fn validate_module(file: &Path) -> anyhow::Result<ExitCode> {
+    use booflow_workflows::module::{check_module, read_module};
+    let bytes = match read_module(file) {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            esay!("error: {}: {e}", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => bail!("cannot read {}: {e}", file.display()),
+    };
+    match check_module(&bytes) {
+        Ok(checked) => {
+            for warning in &checked.warnings {
+                esay!("warning: {}: {warning}", file.display());
+            }
+            say!("ok {}", checked.meta.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            esay!("error: {}: {e}", file.display());
             Ok(ExitCode::FAILURE)
         }
     }

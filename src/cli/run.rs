@@ -17,7 +17,7 @@ use super::{Place, SandboxArg};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// A workflow name (see `booflow list`) or a path to a `.js` file.
+    /// A workflow name (see `booflow list`) or a path to a `.js` or `.wasm` file.
     workflow: String,
     /// The run's input as JSON (an object, a string, …).
     #[arg(long)]
@@ -113,6 +113,12 @@ pub(super) async fn request(
         Some(arg) => SandboxKind::from(arg),
         None => SandboxKind::default_for(entry.source),
     };
+    if sandbox == SandboxKind::Boa && entry.module.is_some() {
+        anyhow::bail!(
+            "{} is a .wasm workflow, which runs only in the wasm sandbox; drop --sandbox boa",
+            entry.path.display()
+        );
+    }
     if sandbox == SandboxKind::Boa && entry.source != Source::Catalog {
         esay!(
             "warning: --sandbox boa runs {} in-process without CPU or memory bounds; use it only for scripts you trust",

@@ -10,11 +10,11 @@ use serde_json::{Map, Value};
 
 use super::Place;
 
-/// The workflow `name` names: a path to a `.js` file, or a name discovered from
+/// The workflow `name` names: a path to a `.js` or `.wasm` file, or a name discovered from
 /// `place.cwd` (project, global, catalog); the error lists the known ones.
 pub(super) fn resolve(place: &Place, name: &str) -> anyhow::Result<WorkflowEntry> {
     let path = Path::new(name);
-    let looks_like_path = name.ends_with(".js") || name.contains('/');
+    let looks_like_path = name.ends_with(".js") || name.ends_with(".wasm") || name.contains('/');
     if looks_like_path {
         let full = if path.is_absolute() {
             path.to_path_buf()

@@ -13,8 +13,11 @@
 //! - Nearer shadows farther: a nearer project directory shadows a farther one, project
 //!   shadows global, global shadows catalog. Two files with the same `meta.name` in one
 //!   directory (or twice in the catalog) are a [`Problem`]; the first by file name wins.
-//! - Files whose name starts with `.` (editor temporaries) and non-`.js` entries are
-//!   ignored. Unreadable or invalid files are [`Problem`]s and are skipped, never fatal.
+//! - Workflows are `.js` scripts and `.wasm` modules (docs/DESIGN.md §2; a module's meta is
+//!   its `booflow.meta` section, see [`crate::module`]); both kinds share one namespace.
+//! - Files whose name starts with `.` (editor temporaries) and entries that are neither
+//!   `.js` nor `.wasm` are ignored. Unreadable or invalid files are [`Problem`]s and are
+//!   skipped, never fatal.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,10 +43,12 @@ pub struct WorkflowEntry {
     /// The file it came from; for the catalog, the catalog path
     /// (`catalog/workflows/hello.js`).
     pub path: PathBuf,
-    /// The parsed script: meta, warnings and body.
+    /// The parsed script: meta, warnings and body (empty for a `.wasm` module).
     pub script: ParsedScript,
-    /// The full source text.
+    /// The full source text (empty for a `.wasm` module).
     pub text: String,
+    /// Set for a `.wasm` workflow: the module file and its hash.
+    pub module: Option<booflow_host_api::ModuleRef>,
 }
 
 impl WorkflowEntry {
@@ -52,6 +57,7 @@ impl WorkflowEntry {
         booflow_host_api::PreparedScript {
             file: self.path.display().to_string(),
             body: self.script.body.clone(),
+            module: self.module.clone(),
         }
     }
 
@@ -152,6 +158,16 @@ pub enum LoadError {
     /// The script is too large or its meta is invalid.
     #[error(transparent)]
     Meta(#[from] MetaError),
+    /// A `.wasm` module that is not a runnable workflow (malformed, a forbidden import, no
+    /// or an invalid `booflow.meta`).
+    #[error("{}: {source}", path.display())]
+    Module {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: crate::module::ModuleError,
+    },
     /// A nested `workflow({scriptPath})` named a file outside the project and the global
     /// workflows directory (see [`load_confined`]).
     #[error(
@@ -170,6 +186,7 @@ impl LoadError {
             LoadError::Read { source, .. } => Problem::new(path, format!("cannot read: {source}")),
             LoadError::NotUtf8 { .. } => Problem::new(path, "not valid UTF-8"),
             LoadError::Outside { .. } => Problem::new(path, self.to_string()),
+            LoadError::Module { source, .. } => Problem::new(path, source.to_string()),
             LoadError::Meta(e) => Problem {
                 path: path.to_path_buf(),
                 line: Some(e.line),
@@ -229,6 +246,9 @@ pub fn discover(cwd: &Path, home: Option<&Path>) -> Discovery {
 /// [`LoadError`] when the file cannot be read, is not a regular file, is not UTF-8,
 /// exceeds the 512 KiB script cap (never reading more than that), or has an invalid meta.
 pub fn load_path(path: &Path) -> Result<WorkflowEntry, LoadError> {
+    if path.extension().is_some_and(|e| e == "wasm") {
+        return load_module(path);
+    }
     let text = read_script(path)?;
     let file = path.display().to_string();
     let script = parse_script(&text, &file)?;
@@ -442,7 +462,9 @@ fn is_script_file(path: &Path) -> bool {
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     // `is_file` follows symlinks: a FIFO or device named `x.js` is not a script.
-    !name.starts_with('.') && path.extension().is_some_and(|e| e == "js") && path.is_file()
+    !name.starts_with('.')
+        && path.extension().is_some_and(|e| e == "js" || e == "wasm")
+        && path.is_file()
 }
 
 fn catalog(problems: &mut Vec<Problem>) -> Vec<WorkflowEntry> {
@@ -487,7 +509,7 @@ fn entry(
     let name = script.meta.name.clone();
     if let Some(stem) = stem.filter(|s| *s != name) {
         script.warnings.push(format!(
-            "meta.name '{name}' differs from the file name '{stem}.js'; the workflow is \
+            "meta.name '{name}' differs from the file name '{stem}'; the workflow is \
              listed as '{name}'"
         ));
     }
@@ -497,7 +519,43 @@ fn entry(
         path,
         script,
         text,
+        module: None,
     }
+}
+
+/// Loads a `.wasm` workflow: checks its imports and reads its meta from the `booflow.meta`
+/// section (docs/DESIGN.md §2), without instantiating it.
+fn load_module(path: &Path) -> Result<WorkflowEntry, LoadError> {
+    let module_err = |source| LoadError::Module {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = crate::module::read_module(path)
+        .map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .map_err(module_err)?;
+    let checked = crate::module::check_module(&bytes).map_err(module_err)?;
+    let script = ParsedScript {
+        meta: checked.meta,
+        warnings: checked.warnings,
+        body: String::new(),
+        meta_span: 0..0,
+    };
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let mut entry = entry(
+        script,
+        String::new(),
+        Source::Project,
+        path.to_path_buf(),
+        stem.as_deref(),
+    );
+    entry.module = Some(booflow_host_api::ModuleRef {
+        path: path.display().to_string(),
+        sha256: checked.sha256,
+    });
+    Ok(entry)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 mod discovery;
 mod literal;
 mod meta;
+pub mod module;
 mod scan;
 mod tokens;
 

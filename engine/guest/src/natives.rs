@@ -216,6 +216,7 @@ fn compile_loaded(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<
         &PreparedScript {
             file,
             body: script.body,
+            module: None,
         },
         ctx,
     )

@@ -2,6 +2,7 @@
 //! speak the same `host-api` messages: the engine sends [`HostEvent`] JSON and receives
 //! [`GuestRequest`]s, and cannot tell the sandboxes apart except by speed and limits.
 
+mod modules;
 mod native;
 pub mod wasm;
 
@@ -27,15 +28,20 @@ pub struct SandboxHandle {
     pub events: std::sync::mpsc::Sender<String>,
 }
 
-/// Starts a sandbox of `kind` running `init`.
+/// Starts a sandbox of `kind` running `init`. A `.wasm` workflow (`init.script.module`)
+/// runs only in the wasm sandbox: with `kind` [`SandboxKind::Boa`] it fails at once.
 pub fn spawn(kind: SandboxKind, init: &Init, limits: SandboxLimits) -> SandboxHandle {
     let (req_tx, requests) = mpsc::unbounded_channel();
     let (events, ev_rx) = std::sync::mpsc::channel::<String>();
     let _ = events.send(serde_json::to_string(init).expect("init serialises"));
     let sink = RequestSink(req_tx);
-    match kind {
-        SandboxKind::Wasm => wasm::spawn(sink, ev_rx, limits),
-        SandboxKind::Boa => native::spawn(sink, ev_rx),
+    match (kind, init.script.module.clone()) {
+        (SandboxKind::Wasm, module) => wasm::spawn(sink, ev_rx, limits, module),
+        (SandboxKind::Boa, None) => native::spawn(sink, ev_rx),
+        (SandboxKind::Boa, Some(module)) => sink.fail(format!(
+            "{} is a .wasm workflow, which runs only in the wasm sandbox (not --sandbox boa)",
+            module.path
+        )),
     }
     SandboxHandle { requests, events }
 }

@@ -10,6 +10,8 @@
 //!   fresh machine only deserializes it. Should wasmtime find the artifact incompatible
 //!   with this machine (another CPU, say), the guest is compiled once, with one log line,
 //!   and cached on disk (`~/.cache/booflow/`) for the next runs.
+//! - A `.wasm` workflow runs its own module in place of the guest, on the same engine,
+//!   limits and host imports (see [`super::modules`]).
 
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
@@ -23,6 +25,8 @@ use wasmtime::{
 };
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
+
+use booflow_host_api::ModuleRef;
 
 use super::{RequestSink, SandboxLimits, hung_up};
 
@@ -116,7 +120,7 @@ fn compiled_module(engine: &Engine) -> wasmtime::Result<Module> {
     Ok(module)
 }
 
-fn write_cache(module: &Module, path: &PathBuf) -> wasmtime::Result<()> {
+pub(super) fn write_cache(module: &Module, path: &std::path::Path) -> wasmtime::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).context("cannot create the cache directory")?;
     }
@@ -266,12 +270,24 @@ fn describe_trap(error: &wasmtime::Error, limits: SandboxLimits) -> String {
     }
 }
 
-fn run(sink: RequestSink, events: Receiver<String>, limits: SandboxLimits) -> Result<(), String> {
+fn run(
+    sink: RequestSink,
+    events: Receiver<String>,
+    limits: SandboxLimits,
+    workflow: Option<ModuleRef>,
+) -> Result<(), String> {
     let runtime = runtime()?;
+    let (module, wasi) = match &workflow {
+        Some(workflow) => (
+            super::modules::load(&runtime.engine, workflow)?,
+            super::modules::wasi(),
+        ),
+        // No preopened directories, no environment, no sockets, no args.
+        None => (runtime.module.clone(), WasiCtxBuilder::new().build_p1()),
+    };
     let deadline_ticks = limits.sync_timeout_ms.div_ceil(TICK_MS).max(1);
     let state = State {
-        // No preopened directories, no environment, no sockets, no args.
-        wasi: WasiCtxBuilder::new().build_p1(),
+        wasi,
         limits: StoreLimitsBuilder::new()
             .memory_size((limits.memory_mb as usize) << 20)
             .trap_on_grow_failure(true)
@@ -289,7 +305,7 @@ fn run(sink: RequestSink, events: Receiver<String>, limits: SandboxLimits) -> Re
         .map_err(|e| e.to_string())?;
     add_host_imports(&mut linker).map_err(|e| e.to_string())?;
     let instance = linker
-        .instantiate(&mut store, &runtime.module)
+        .instantiate(&mut store, &module)
         .map_err(|e| describe_trap(&e, limits))?;
     let start = instance
         .get_typed_func::<(), ()>(&mut store, "_start")
@@ -303,13 +319,19 @@ fn run(sink: RequestSink, events: Receiver<String>, limits: SandboxLimits) -> Re
     }
 }
 
-pub(super) fn spawn(sink: RequestSink, events: Receiver<String>, limits: SandboxLimits) {
+/// Runs the guest, or the `.wasm` workflow `workflow`, on its own thread.
+pub(super) fn spawn(
+    sink: RequestSink,
+    events: Receiver<String>,
+    limits: SandboxLimits,
+    workflow: Option<ModuleRef>,
+) {
     let failure_sink = sink.clone();
     let spawned = std::thread::Builder::new()
         .name("booflow-wasm".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
-            if let Err(message) = run(sink, events, limits) {
+            if let Err(message) = run(sink, events, limits, workflow) {
                 failure_sink.fail(message);
             }
         });
