@@ -49,6 +49,8 @@ fn request(source: &str, args: serde_json::Value) -> RunRequest {
         no_cache: true,
         budget: Some(0),
         sandbox: SandboxKind::Wasm,
+        answers: Default::default(),
+        max_cost_usd: None,
     }
 }
 

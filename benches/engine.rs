@@ -46,6 +46,8 @@ fn request(source: &str, args: serde_json::Value, sandbox: SandboxKind) -> RunRe
         no_cache: false,
         budget: Some(0),
         sandbox,
+        answers: Default::default(),
+        max_cost_usd: None,
     }
 }
 
