@@ -88,7 +88,7 @@ pub async fn pause(engine: &Engine, run_id: &str) -> anyhow::Result<ExitCode> {
 /// again under its id for the servers (as `POST /api/runs/{id}/resume`).
 pub async fn resume(engine: &Engine, run_id: &str) -> anyhow::Result<ExitCode> {
     let status = engine.run(run_id).await?.map(|r| r.status);
-    if status.is_some_and(|s| !s.is_finished()) {
+    if status == Some(booflow_types::RunStatus::Paused) {
         return match engine.pause(run_id, false).await? {
             PauseOutcome::Done => {
                 say!("resuming {run_id}");

@@ -237,7 +237,7 @@ pub async fn resume(
 ) -> Reply<RunResumed> {
     // A run in progress (paused) goes on: its pause flag is cleared (docs/DESIGN.md §6).
     if let Some(run) = state.engine.run(&run_id).await?
-        && !run.status.is_finished()
+        && run.status == RunStatus::Paused
     {
         return crate::api::person::unpause(&state, run_id).await;
     }
