@@ -51,6 +51,8 @@ fn request(source: &str, args: serde_json::Value) -> RunRequest {
         budget: Some(0),
         sandbox: SandboxKind::Wasm,
         permission_asker: None,
+        answers: Default::default(),
+        max_cost_usd: None,
     }
 }
 

@@ -160,6 +160,8 @@ fn request(source: &str, args: serde_json::Value, sandbox: SandboxKind) -> RunRe
         budget: Some(0),
         sandbox,
         permission_asker: None,
+        answers: Default::default(),
+        max_cost_usd: None,
     }
 }
 

@@ -58,6 +58,22 @@ declare function log(...message: unknown[]): void;
 declare function workflow(nameOrRef: string | { scriptPath: string }, args?: unknown): Promise<any>;
 /** booflow extension: a named output kept with the run. */
 declare function artifact(name: string, content: unknown): void;
+/** booflow extension: the options of ask(). Any other key rejects with WorkflowInputError. */
+interface AskOptions {
+  /** The answer is one of these strings (arrow keys on a terminal, buttons in the pane). */
+  choices?: string[];
+  /** The answer must satisfy this JSON Schema (the pane builds a form from it). */
+  schema?: JsonSchema;
+  /** Taken with `booflow run --yes`, or when timeoutMs passes. */
+  default?: unknown;
+  /** Milliseconds to wait for a person; then the default, or a rejection. */
+  timeoutMs?: number;
+  /** How `--answers FILE.json` names this question, and its title. */
+  label?: string;
+}
+
+/** booflow extension: pauses the script until a person answers; resolves to the answer. The run is `waiting` meanwhile. */
+declare function ask(question: string, opts?: AskOptions): Promise<any>;
 /** The run's token budget; total is null without one. */
 declare const budget: { readonly total: number | null; spent(): number; remaining(): number };
 /** The run's input exactly as given. */

@@ -18,7 +18,9 @@ fn hello_from_the_catalog_runs_and_prints_the_contract_shape() {
         .collect();
     assert_eq!(
         keys,
-        ["run_id", "status", "result", "error", "agents", "usage"]
+        [
+            "run_id", "status", "result", "error", "agents", "usage", "cost"
+        ]
     );
     assert_eq!(
         outcome["agents"],

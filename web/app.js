@@ -162,8 +162,19 @@ const view = new RunView({
   skip: (callId) => postAction(runPath(view.model.id, `/calls/${encodeURIComponent(callId)}/skip`)),
   retry: (callId) => postAction(runPath(view.model.id, `/calls/${encodeURIComponent(callId)}/retry`)),
   cancel: () => postAction(runPath(view.model.id, '/cancel')),
+  pause: () => postAction(runPath(view.model.id, '/pause')),
+  answer: async (questionId, answer) => {
+    try {
+      await api('POST', runPath(view.model.id, `/questions/${encodeURIComponent(questionId)}/answer`), { answer, by: 'pane' });
+      return null;
+    } catch (e) {
+      return e.message;
+    }
+  },
   resume: () => {
     const m = view.model;
+    // A paused run goes on where it is (docs/DESIGN.md §6).
+    if (m.status === 'paused') return postAction(runPath(m.id, '/resume'));
     if (RESUMABLE.has(m.status)) return resumeHere(m.id);
     /** @type {StartRun} */
     const body = { workflow: m.workflow, resume_from: m.id };

@@ -5,16 +5,22 @@ import { el, setText, fmtDuration, fmtClock, fmtCount, chip, updateChip, TERMINA
 import { renderMarkdown } from './markdown.js';
 import { isArenaRun } from './arena.js';
 import { RunModel, NO_PHASE } from './run_model.js';
+import { QuestionsView } from './questions.js';
 
-/** A failed or interrupted run can be resumed under its own id (docs/DESIGN.md §7). */
-export const RESUMABLE = new Set(['failed', 'interrupted']);
+/** A failed or interrupted run can be resumed under its own id (docs/DESIGN.md §7); a
+ * paused one goes on (docs/DESIGN.md §6). */
+export const RESUMABLE = new Set(['failed', 'interrupted', 'paused']);
+/** A run in progress: it can be cancelled and paused. */
+const IN_PROGRESS = new Set(['queued', 'running', 'waiting']);
 
 /**
  * @typedef {object} RunActions
  * @property {(callId: string) => void} skip
  * @property {(callId: string) => void} retry
  * @property {() => void} cancel
- * @property {() => void} resume a failed or interrupted run: the same id; a cancelled one: a new run replaying its calls
+ * @property {() => void} resume a paused, failed or interrupted run: the same id; a cancelled one: a new run replaying its calls
+ * @property {() => void} pause a run in progress: no new agent call starts
+ * @property {(questionId: string, answer: unknown) => Promise<string | null>} answer answers an `ask()`; the refusal's message, or null
  * @property {(ownerId: string) => string} describeOwner how to show the process that executes the run
  */
 
@@ -48,6 +54,9 @@ export class RunView {
     this.cancelButton = document.querySelector('[data-testid="cancel-button"]');
     /** @type {HTMLButtonElement} */
     this.resumeButton = document.querySelector('[data-testid="resume-button"]');
+    /** @type {HTMLButtonElement} */
+    this.pauseButton = document.querySelector('[data-testid="pause-button"]');
+    this.questions = new QuestionsView(document.getElementById('questions'), (qid, answer) => this.actions.answer(qid, answer));
     this.phasesRoot = document.getElementById('phases');
     this.logView = document.querySelector('[data-testid="log-view"]');
     this.resultView = document.querySelector('[data-testid="result-view"]');
@@ -55,6 +64,7 @@ export class RunView {
     this.argsView = document.getElementById('run-args');
     this.cancelButton.addEventListener('click', () => this.actions.cancel());
     this.resumeButton.addEventListener('click', () => this.actions.resume());
+    this.pauseButton.addEventListener('click', () => this.actions.pause());
   }
 
   /** Start showing run `id` (empty until its detail arrives). */
@@ -78,6 +88,7 @@ export class RunView {
     setText(this.title, m.workflow || 'run');
     setText(this.runId, m.id);
     this.renderHeader();
+    this.questions.render(m.ended ? [] : m.openQuestions());
     this.renderPhases();
     this.renderLog();
     this.renderResult();
@@ -94,8 +105,11 @@ export class RunView {
     setText(this.statusText, parts.join(' · '));
     setText(this.cachedIndicator, `${m.cachedCount()} of ${m.calls.size} cached`);
     const u = m.liveUsage();
-    setText(this.usageText, u ? `${fmtCount(u.input_tokens)} in · ${fmtCount(u.output_tokens)} out tokens` : '');
-    this.cancelButton.disabled = !(m.status === 'queued' || m.status === 'running');
+    const cost = m.liveCost();
+    const spent = !cost ? '' : cost.unknown_calls && !cost.usd ? ' · cost unknown' : ` · $${cost.usd.toFixed(4)}${cost.unknown_calls ? ` + ${cost.unknown_calls} unknown` : ''}`;
+    setText(this.usageText, u ? `${fmtCount(u.input_tokens)} in · ${fmtCount(u.output_tokens)} out tokens${spent}` : '');
+    this.cancelButton.disabled = !(IN_PROGRESS.has(m.status) || m.status === 'paused');
+    this.pauseButton.hidden = !IN_PROGRESS.has(m.status) || m.status === 'queued';
     this.resumeButton.hidden = !(RESUMABLE.has(m.status) || m.status === 'cancelled');
     const sameId = RESUMABLE.has(m.status);
     setText(this.resumeButton, sameId ? 'Resume' : 'Resume as a new run');
@@ -226,7 +240,7 @@ export class RunView {
       return;
     }
     const now = Date.now();
-    if (m.status === 'running') this.renderHeader(now);
+    if (m.status === 'running' || m.status === 'waiting' || m.status === 'paused') this.renderHeader(now);
     for (const r of this.rows.values()) if (r.call.status === 'running') this.tickRow(r, now);
   }
 

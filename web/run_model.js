@@ -17,6 +17,8 @@ import { toMs, statusRank, TERMINAL } from './ui.js';
 /** @typedef {import('./types/Usage').Usage} Usage */
 /** @typedef {import('./types/AgentCounts').AgentCounts} AgentCounts */
 /** @typedef {import('./types/UsageTotals').UsageTotals} UsageTotals */
+/** @typedef {import('./types/QuestionRecord').QuestionRecord} QuestionRecord */
+/** @typedef {import('./types/CostTotals').CostTotals} CostTotals */
 /** A call's step update (`flow_run_step_updated` of a call). @typedef {Extract<StepUpdate, {agent: string}>} CallUpdate */
 /** The run's own step update (`step_id` `run`). @typedef {Extract<StepUpdate, {run_status: unknown}>} RunUpdate */
 /**
@@ -35,6 +37,7 @@ import { toMs, statusRank, TERMINAL } from './ui.js';
  * @property {number | null} duration ms at the agent
  * @property {Usage | null} usage
  * @property {string | null} error
+ * @property {number | null} cost US dollars; null = unknown (no price) or not ended
  */
 
 export const NO_PHASE = '(no phase)';
@@ -83,7 +86,43 @@ export class RunModel {
     this.nextSeq = 0; // local order for calls first seen on the WebSocket (no seq yet)
     this.logs = [];
     this.logKeys = new Set();
+    /** `ask()` questions by id, in the order asked (docs/DESIGN.md §1). @type {Map<string, QuestionRecord>} */
+    this.questions = new Map();
+    /** Dollars at the run's end (its outcome), else summed from the calls. @type {CostTotals | null} */
+    this.cost = null;
     this.version = 0; // bumped on every change the view must show
+  }
+
+  /** The questions still open. @returns {QuestionRecord[]} */
+  openQuestions() {
+    return [...this.questions.values()].filter((q) => q.status === 'open');
+  }
+
+  /** @param {QuestionRecord} q a question as journaled; a later status wins */
+  setQuestion(q) {
+    if (!q || !q.question_id) return;
+    const old = this.questions.get(q.question_id);
+    if (old && old.status !== 'open' && q.status === 'open') return;
+    this.questions.set(q.question_id, q);
+    this.version += 1;
+  }
+
+  /** Spend so far: the outcome's once the run ended, else the calls' known costs. @returns {CostTotals | null} */
+  liveCost() {
+    if (this.cost) return this.cost;
+    let usd = 0;
+    let unknown = 0;
+    let any = false;
+    for (const c of this.calls.values()) {
+      if (c.cost !== null && c.cost !== undefined) {
+        usd += c.cost;
+        any = true;
+      } else if (TERMINAL.has(c.status) && !c.cached && c.duration !== null) {
+        unknown += 1;
+        any = true;
+      }
+    }
+    return any ? { usd, unknown_calls: unknown } : null;
   }
 
   get ended() {
@@ -130,12 +169,14 @@ export class RunModel {
         duration: c.duration_ms ?? null,
         usage: c.usage || null,
         error: c.error || null,
+        cost: c.cost_usd ?? null,
       };
       if (call.status === 'running' && call.startedAt === null) call.startedAt = Date.now();
       this.nextSeq = Math.max(this.nextSeq, (call.seq ?? 0) + 1);
       this.calls.set(call.call_id, call);
       if (call.phase) this.addPhase(call.phase);
     }
+    for (const q of d.questions || []) this.setQuestion(q);
     this.version += 1;
   }
 
@@ -195,7 +236,7 @@ export class RunModel {
   updateCall(id, s, snapshot) {
     let call = this.calls.get(id);
     if (!call) {
-      call = { call_id: id, seq: this.nextSeq++, label: null, phase: null, status: 'pending', cached: false, agent: null, model: null, startedAt: null, finishedAt: null, duration: null, usage: null, error: null };
+      call = { call_id: id, seq: this.nextSeq++, label: null, phase: null, status: 'pending', cached: false, agent: null, model: null, startedAt: null, finishedAt: null, duration: null, usage: null, error: null, cost: null };
       this.calls.set(id, call);
     }
     if (s.label) call.label = s.label;
@@ -256,6 +297,10 @@ export class RunModel {
       case 'workflow_log':
         this.addLog(f);
         return false;
+      case 'question_asked':
+      case 'question_answered':
+        this.setQuestion(f.question);
+        return false;
       case 'workflow_phase':
         this.addPhase(f.title);
         this.currentPhase = f.title || this.currentPhase;
@@ -284,6 +329,7 @@ export class RunModel {
       if (r.error) this.error = r.error;
       if (r.agents) this.agents = r.agents;
       if (r.usage) this.usage = r.usage;
+      if (r.cost) this.cost = r.cost;
     }
     this.version += 1;
     return !wasEnded;
@@ -303,7 +349,7 @@ export class RunModel {
   runElapsed(now = Date.now()) {
     if (this.startedAt === null) return null;
     if (this.ended) return this.finishedAt !== null ? this.finishedAt - this.startedAt : null;
-    return this.status === 'running' ? now - this.startedAt : null;
+    return ['running', 'waiting', 'paused'].includes(this.status) ? now - this.startedAt : null;
   }
 
   /** Tokens so far: the calls' reports while live, the server's totals once known. */

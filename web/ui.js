@@ -105,7 +105,8 @@ export const TERMINAL = new Set(['completed', 'failed', 'skipped', 'cancelled', 
 /** Order of a status in a call's or run's life: a snapshot never moves a status backwards. */
 export function statusRank(status) {
   if (status === 'pending' || status === 'queued') return 0;
-  if (status === 'running') return 1;
+  // waiting and paused are running runs (docs/DESIGN.md §6): a snapshot may move between them.
+  if (status === 'running' || status === 'waiting' || status === 'paused') return 1;
   return TERMINAL.has(status) ? 2 : 0;
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, watch};
 
 /// What a person can ask of one agent call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,13 +17,59 @@ pub enum CallCommand {
     Retry,
 }
 
-/// The calls of one run that can still be steered, by call id. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+/// The calls of one run that can still be steered, by call id, the run's pause gate and
+/// its wake-up for journal changes made in this process (an answer, a pause). Cheap to
+/// clone.
+#[derive(Debug, Clone)]
 pub struct RunControl {
     calls: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<CallCommand>>>>,
+    /// `true` while the run is paused (docs/DESIGN.md §6 `booflow pause`).
+    paused: Arc<watch::Sender<bool>>,
+    nudge: Arc<Notify>,
+}
+
+impl Default for RunControl {
+    fn default() -> Self {
+        Self {
+            calls: Arc::default(),
+            paused: Arc::new(watch::Sender::new(false)),
+            nudge: Arc::default(),
+        }
+    }
 }
 
 impl RunControl {
+    /// Closes (`true`) or opens the pause gate; returns whether it changed.
+    pub(crate) fn set_paused(&self, paused: bool) -> bool {
+        self.paused.send_if_modified(|now| {
+            let changed = *now != paused;
+            *now = paused;
+            changed
+        })
+    }
+
+    /// Whether the run is paused now.
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Waits until the run is not paused (at once when it is not).
+    pub(crate) async fn unpaused(&self) {
+        let mut gate = self.paused.subscribe();
+        let _ = gate.wait_for(|paused| !paused).await;
+    }
+
+    /// Tells the run loop that its journal changed here (an answer, a pause), so it looks
+    /// now instead of at its next poll.
+    pub(crate) fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    /// Waits for [`RunControl::nudge`].
+    pub(crate) async fn nudged(&self) {
+        self.nudge.notified().await;
+    }
+
     /// Sends `command` to the call; false when the call is unknown or already finished.
     pub fn send(&self, call_id: &str, command: CallCommand) -> bool {
         let calls = self.calls.lock().unwrap();

@@ -3,7 +3,7 @@
 //! channel ([`crate::Engine::subscribe`]); a slow receiver may miss events (it is told how
 //! many), but the journal has everything.
 
-use booflow_types::{CallStatus, LogLevel, RunOutcome, Usage};
+use booflow_types::{CallStatus, LogLevel, QuestionRecord, RunOutcome, Usage};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -59,6 +59,21 @@ pub enum RunEvent {
     RunFinished {
         outcome: RunOutcome,
     },
+    /// An `ask()` question is open (docs/DESIGN.md §1): the run is `waiting`.
+    QuestionAsked {
+        run_id: String,
+        question: QuestionRecord,
+    },
+    /// A question was answered (or failed): its row as journaled.
+    QuestionAnswered {
+        run_id: String,
+        question: QuestionRecord,
+    },
+    /// The run was paused (`paused: true`) or resumed.
+    RunPaused {
+        run_id: String,
+        paused: bool,
+    },
 }
 
 impl RunEvent {
@@ -71,7 +86,10 @@ impl RunEvent {
             | Self::CallStarted { run_id, .. }
             | Self::CallRunning { run_id, .. }
             | Self::CallFinished { run_id, .. }
-            | Self::Log { run_id, .. } => run_id,
+            | Self::Log { run_id, .. }
+            | Self::QuestionAsked { run_id, .. }
+            | Self::QuestionAnswered { run_id, .. }
+            | Self::RunPaused { run_id, .. } => run_id,
             Self::RunFinished { outcome } => &outcome.run_id,
         }
     }

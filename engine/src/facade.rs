@@ -253,7 +253,7 @@ impl Engine {
         };
         Ok(match control {
             // Another process executes it: the command goes through the journal.
-            None if run.status == RunStatus::Running && !call.status.is_finished() => {
+            None if run.status.is_active() && !call.status.is_finished() => {
                 let word = match command {
                     CallCommand::Skip => "skip",
                     CallCommand::Retry => "retry",

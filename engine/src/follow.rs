@@ -12,7 +12,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use booflow_types::{
-    AgentCounts, CallRecord, CallStatus, RunOutcome, RunRecord, RunStatus, UsageTotals,
+    AgentCounts, CallRecord, CallStatus, QuestionStatus, RunOutcome, RunRecord, RunStatus,
+    UsageTotals,
 };
 use tokio::sync::Notify;
 
@@ -29,6 +30,8 @@ struct Seen {
     calls: HashMap<String, CallStatus>,
     phases: HashSet<String>,
     log_seq: u32,
+    questions: HashMap<String, QuestionStatus>,
+    paused: bool,
 }
 
 impl Engine {
@@ -128,7 +131,28 @@ impl Engine {
             }
             _ => {}
         }
+        let was_paused = state.paused;
+        state.paused = run.status == RunStatus::Paused;
+        if state.paused != was_paused {
+            self.emit(RunEvent::RunPaused {
+                run_id: run.run_id.clone(),
+                paused: state.paused,
+            });
+        }
         state.status = Some(run.status);
+        for question in self.journal.questions(&run.run_id).await? {
+            let before = state
+                .questions
+                .insert(question.question_id.clone(), question.status);
+            if before == Some(question.status) {
+                continue;
+            }
+            let run_id = run.run_id.clone();
+            self.emit(match question.status {
+                QuestionStatus::Open => RunEvent::QuestionAsked { run_id, question },
+                _ => RunEvent::QuestionAnswered { run_id, question },
+            });
+        }
         for call in self.journal.calls_page(&run.run_id, 0, u32::MAX).await? {
             self.call_changed(&run.run_id, &call, state);
         }
@@ -207,6 +231,10 @@ impl Engine {
             usage: UsageTotals {
                 input_tokens: t.input_tokens,
                 output_tokens: t.output_tokens,
+            },
+            cost: booflow_types::CostTotals {
+                usd: t.cost_usd,
+                unknown_calls: t.unknown_cost_calls,
             },
         })
     }

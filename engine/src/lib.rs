@@ -19,6 +19,7 @@ mod follow;
 mod journal;
 pub mod metrics;
 mod owner;
+mod person;
 mod run;
 pub mod sandbox;
 pub mod schema;
@@ -44,7 +45,8 @@ pub use events::{RunEvent, RunEvents};
 pub use facade::{AnnotateError, CancelOutcome, ResumeOutcome, Steer};
 pub use journal::JournalStats;
 pub use owner::{LeaseCounters, OwnerKind};
-pub use run::{InputError, RunHandle, RunRequest, check_args};
+pub use person::{AnswerError, PauseOutcome};
+pub use run::{AnswerPolicy, InputError, RunHandle, RunRequest, check_args};
 pub use settings::Settings;
 
 /// Resolves `workflow(nameOrRef)` to a script (discovery lives in `booflow-workflows`; the

@@ -23,6 +23,12 @@ pub struct Settings {
     pub memory_mb: u64,
     /// `WORKFLOW_DEFAULT_BUDGET` (100000; 0 = no budget).
     pub default_budget: u64,
+    /// `WORKFLOW_MAX_COST_USD` (0 = no ceiling, up to 10⁹): the dollar ceiling of a run
+    /// without `--max-cost-usd`, priced by `[prices."MODEL"]` (docs/DESIGN.md §1, §4).
+    pub max_cost_usd: f64,
+    /// `WORKFLOW_CONFIRM_ABOVE` (0 = never, up to 1 000 000): a run that has made this many
+    /// agent calls asks a person before it makes more (docs/DESIGN.md §6).
+    pub confirm_above: u32,
     /// `WORKFLOW_CACHE_SIZE` (2000): LRU entries in front of the cache table.
     pub cache_size: usize,
     /// `WORKFLOW_STALL_MS` (180000): default stall timeout when `stallMs` is not given.
@@ -70,6 +76,8 @@ impl Default for Settings {
             sync_timeout_ms: limits::SYNC_TIMEOUT_MS,
             memory_mb: limits::MEMORY_MB,
             default_budget: limits::DEFAULT_BUDGET,
+            max_cost_usd: 0.0,
+            confirm_above: 0,
             cache_size: limits::CACHE_SIZE,
             stall_ms: limits::STALL_MS,
             stall_retries: limits::STALL_RETRIES,
@@ -198,6 +206,13 @@ impl Settings {
                 "WORKFLOW_DEFAULT_BUDGET",
                 d.default_budget,
                 0..=MAX_BUDGET,
+                lookup,
+            )?,
+            max_cost_usd: read("WORKFLOW_MAX_COST_USD", d.max_cost_usd, 0.0..=1e9, lookup)?,
+            confirm_above: read(
+                "WORKFLOW_CONFIRM_ABOVE",
+                d.confirm_above,
+                0..=MAX_COUNT,
                 lookup,
             )?,
             cache_size: read(

@@ -130,6 +130,10 @@ pub(crate) fn end_call(span: &Span, record: &CallRecord) {
     span.record("booflow.retries", int(record.retries));
     span.record("booflow.status", record.status.as_str());
     span.record("booflow.first_update_ms", record.first_update_ms.map(int));
+    // docs/DESIGN.md §4 prices: absent when the cost is unknown.
+    if let Some(usd) = record.cost_usd {
+        span.set_attribute("booflow.cost_usd", Value::F64(usd));
+    }
     if let Some(reason) = &record.stop_reason {
         let reasons = Array::String(vec![StringValue::from(reason.clone())]);
         span.set_attribute("gen_ai.response.finish_reasons", Value::Array(reasons));

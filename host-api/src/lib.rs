@@ -8,12 +8,14 @@
 //! allowlist ([`options`]), content keys ([`keys`]), the stable error names ([`errors`]) and
 //! the default limits ([`limits`]).
 
+pub mod ask;
 pub mod errors;
 pub mod keys;
 pub mod limits;
 pub mod messages;
 pub mod options;
 
+pub use ask::AskOptions;
 pub use errors::{ErrorName, ScriptError};
 pub use messages::{
     GuestRequest, HostEvent, Init, LogLevel, ModuleRef, PreparedScript, WorkflowTarget,

@@ -40,6 +40,9 @@ pub struct Init {
     pub args: Option<Value>,
     /// `budget.total`; `None` means no budget (`total` is `null`, `remaining()` is `Infinity`).
     pub budget_total: Option<u64>,
+    /// The dollar ceiling (`budget.cost().total`); `None`: none.
+    #[serde(default)]
+    pub cost_total: Option<f64>,
     /// Names of the configured agents, for `agentType` checks.
     pub agent_types: Vec<String>,
     /// Items per `parallel`/`pipeline` call.
@@ -113,6 +116,19 @@ pub enum GuestRequest {
     },
     /// `artifact(name, content)`: a named output kept with the run.
     Artifact { name: String, content: Value },
+    /// `ask(question, opts)` (booflow extension, docs/DESIGN.md §1): answered by
+    /// [`HostEvent::Resolve`] with a person's answer, or [`HostEvent::Reject`]. `opts` is
+    /// the script's options object as given; the host checks it
+    /// ([`crate::AskOptions::from_js`]).
+    Ask {
+        id: u64,
+        question: String,
+        #[serde(default)]
+        opts: Value,
+        /// Line of the `ask()` call in the file, when known.
+        #[serde(default)]
+        line: Option<u32>,
+    },
     /// The body returned; `result` is its JSON value (`null` for `undefined`).
     Done { result: Value },
     /// The body threw, or the runtime stopped it.
@@ -146,6 +162,10 @@ pub enum HostEvent {
     },
     /// The timer `id` fired.
     Timer { id: u64 },
+    /// What the run spent in dollars changed (`budget.cost()`, a booflow extension): sent
+    /// before the reply that follows the change. `unknown_calls` counts live calls whose
+    /// model has no price.
+    Cost { spent_usd: f64, unknown_calls: u64 },
     /// The run was cancelled: pending promises reject with `WorkflowAbortError`, timers are
     /// cleared and the sandbox ends.
     Cancel,

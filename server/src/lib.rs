@@ -64,6 +64,11 @@ fn router(state: Arc<AppState>, mcp: Option<Router>) -> Router {
         .route("/api/runs/{id}", get(api::runs::get))
         .route("/api/runs/{id}/cancel", post(api::runs::cancel))
         .route("/api/runs/{id}/resume", post(api::runs::resume))
+        .route("/api/runs/{id}/pause", post(api::person::pause))
+        .route(
+            "/api/runs/{id}/questions/{question_id}/answer",
+            post(api::person::answer),
+        )
         .route("/api/runs/{id}/calls/{call_id}/skip", post(api::runs::skip))
         .route(
             "/api/runs/{id}/calls/{call_id}/retry",

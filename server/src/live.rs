@@ -35,6 +35,10 @@ pub struct RunView {
     /// `meta.phases` titles with `pending`/`running`/`completed`/`skipped`/how the run ended.
     pub phases: Vec<(String, StepStatus)>,
     pub calls: Vec<CallView>,
+    /// `ask()` questions not answered yet (the run is `waiting` while there are any).
+    pub open_questions: Vec<booflow_types::QuestionRecord>,
+    /// A person paused the run (`paused` wins over `waiting`).
+    pub paused: bool,
 }
 
 /// Step id of a phase step: `phase:<title>`.
@@ -59,6 +63,8 @@ impl RunView {
             },
             phases: phases.iter().map(|p| (p.clone(), PENDING)).collect(),
             calls: Vec::new(),
+            open_questions: Vec::new(),
+            paused: false,
         }
     }
 
@@ -106,9 +112,35 @@ impl RunView {
         }
     }
 
-    /// What a client that connects now needs: the run with the current state of each step.
+    /// What a client that connects now needs: the run with the current state of each step,
+    /// then its open questions.
     pub fn snapshot(&self) -> Vec<Frame> {
-        vec![self.started_frame()]
+        let mut frames = vec![self.started_frame()];
+        frames.extend(self.open_questions.iter().map(|q| Frame::QuestionAsked {
+            run_id: self.run_id.clone(),
+            question: q.clone(),
+        }));
+        frames
+    }
+
+    /// `running`, `waiting` or `paused` from the open questions and the pause flag, with
+    /// the run frame when that changed (docs/DESIGN.md §6 run statuses).
+    fn restate(&mut self) -> Vec<Frame> {
+        if !self.status.is_active() {
+            return Vec::new();
+        }
+        let status = if self.paused {
+            RunStatus::Paused
+        } else if !self.open_questions.is_empty() {
+            RunStatus::Waiting
+        } else {
+            RunStatus::Running
+        };
+        if status == self.status {
+            return Vec::new();
+        }
+        self.status = status;
+        vec![self.run_frame(None)]
     }
 
     fn call_frame(&self, call: &CallView) -> Frame {
@@ -171,7 +203,9 @@ impl RunView {
             RunEvent::RunStarted { .. } => vec![self.started_frame()],
             RunEvent::RunRunning { .. } => {
                 self.status = RunStatus::Running;
-                vec![self.run_frame(None)]
+                let mut frames = vec![self.run_frame(None)];
+                frames.extend(self.restate());
+                frames
             }
             RunEvent::Phase { title, .. } => {
                 if !self.phases.iter().any(|(name, _)| name == title) {
@@ -236,6 +270,31 @@ impl RunView {
                 at: at.clone(),
             }],
             RunEvent::RunFinished { outcome } => self.finish(outcome),
+            RunEvent::QuestionAsked { question, .. } => {
+                self.open_questions
+                    .retain(|q| q.question_id != question.question_id);
+                self.open_questions.push(question.clone());
+                let mut frames = vec![Frame::QuestionAsked {
+                    run_id: self.run_id.clone(),
+                    question: question.clone(),
+                }];
+                frames.extend(self.restate());
+                frames
+            }
+            RunEvent::QuestionAnswered { question, .. } => {
+                self.open_questions
+                    .retain(|q| q.question_id != question.question_id);
+                let mut frames = vec![Frame::QuestionAnswered {
+                    run_id: self.run_id.clone(),
+                    question: question.clone(),
+                }];
+                frames.extend(self.restate());
+                frames
+            }
+            RunEvent::RunPaused { paused, .. } => {
+                self.paused = *paused;
+                self.restate()
+            }
         }
     }
 
@@ -243,6 +302,7 @@ impl RunView {
     /// `skipped` (an optional step that did not apply, or a run that ended early).
     fn finish(&mut self, outcome: &booflow_types::RunOutcome) -> Vec<Frame> {
         self.status = outcome.status;
+        self.open_questions.clear();
         let phase_end = StepStatus::Run(outcome.status);
         let mut changed = Vec::new();
         for (name, status) in &mut self.phases {
@@ -361,6 +421,7 @@ mod tests {
                 error: None,
                 agents: AgentCounts::default(),
                 usage: UsageTotals::default(),
+                cost: Default::default(),
             },
         }));
         let end = frames.last().unwrap();
@@ -389,6 +450,7 @@ mod tests {
                 error: Some("boom".into()),
                 agents: AgentCounts::default(),
                 usage: UsageTotals::default(),
+                cost: Default::default(),
             },
         }));
         let status = |id: &str| {

@@ -5,6 +5,8 @@ mod acp;
 mod init;
 mod inspect;
 mod mcp;
+mod person;
+mod plan;
 mod progress;
 mod run;
 mod show;
@@ -62,6 +64,21 @@ enum Command {
     Show(show::ShowArgs),
     /// Cancel a run that is going on in another booflow process.
     Cancel { run_id: String },
+    /// Answer an `ask()` question of a run, from any shell sharing its journal. VALUE is
+    /// JSON when it parses as JSON (a choice is taken as text), else a string.
+    #[command(override_usage = "booflow answer RUN_ID [QUESTION_ID] VALUE")]
+    Answer {
+        run_id: String,
+        /// `[QUESTION_ID] VALUE`: the question may be left out when only one is open.
+        #[arg(required = true, num_args = 1..=2, value_name = "[QUESTION_ID] VALUE")]
+        rest: Vec<String>,
+    },
+    /// Pause a run in progress: no new agent call starts, calls in flight finish, the
+    /// script's timers are held.
+    Pause { run_id: String },
+    /// Resume a paused run; a failed or interrupted one is queued again under its id for
+    /// the servers and workers sharing the journal.
+    Resume { run_id: String },
     /// Set annotations on a finished run, e.g. `winner=c2` to override an Arena winner.
     Annotate {
         run_id: String,
@@ -177,6 +194,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             inspect::annotate(&*place.engine(false).await?, &run_id, &pairs).await
         }
         Command::Cancel { run_id } => inspect::cancel(&*place.engine(false).await?, &run_id).await,
+        Command::Answer { run_id, rest } => {
+            person::answer(&*place.engine(false).await?, &run_id, &rest).await
+        }
+        Command::Pause { run_id } => person::pause(&*place.engine(false).await?, &run_id).await,
+        Command::Resume { run_id } => person::resume(&*place.engine(false).await?, &run_id).await,
         Command::Agents { json, check } => {
             inspect::agents(&*place.engine(true).await?, json, check).await
         }

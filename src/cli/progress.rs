@@ -138,10 +138,51 @@ impl Progress {
                 ..
             } => self.held_error = Some(message.clone()),
             RunEvent::Log { level, message, .. } => self.log(*level, message),
+            RunEvent::QuestionAsked { question, .. } => {
+                let name = question.label.as_deref().unwrap_or(&question.question);
+                let line = format!("? {} {name}: {}", question.question_id, question.question);
+                self.line(&line);
+            }
+            RunEvent::QuestionAnswered { question, .. } => {
+                let what = match (&question.answer, &question.error) {
+                    (Some(answer), _) => format!(
+                        "answered {answer} ({})",
+                        question.answered_by.as_deref().unwrap_or("?")
+                    ),
+                    (None, Some(error)) => format!("failed: {error}"),
+                    (None, None) => "closed".to_string(),
+                };
+                self.line(&format!("  {} {what}", question.question_id));
+            }
+            RunEvent::RunPaused { paused, .. } => {
+                self.line(if *paused { "⏸ paused" } else { "▶ resumed" })
+            }
             RunEvent::RunStarted { .. }
             | RunEvent::RunRunning { .. }
             | RunEvent::RunFinished { .. } => {}
         }
+    }
+
+    /// A line of the run's own (a question, a pause) above the tree.
+    fn line(&self, line: &str) {
+        let line = safe_echo(line);
+        if self.tty {
+            let _ = self.multi.println(format!("  {line}"));
+        } else {
+            esay!("  {line}");
+        }
+    }
+
+    /// Stops drawing the tree (an inline prompt owns the terminal), or draws it again.
+    pub fn hide(&self, hidden: bool) {
+        if !self.tty {
+            return;
+        }
+        let target = match hidden {
+            true => indicatif::ProgressDrawTarget::hidden(),
+            false => indicatif::ProgressDrawTarget::stderr(),
+        };
+        self.multi.set_draw_target(target);
     }
 
     /// A new call: a line under its phase (on a terminal) or a plain line.
@@ -237,7 +278,7 @@ impl Progress {
             outcome.usage.output_tokens
         );
         // Every bar is finished now, so this lands below the tree.
-        esay!("{line}");
+        esay!("{line}, spent {}", outcome.cost);
         if let Some(error) = &outcome.error {
             esay!("error: {error}");
         }

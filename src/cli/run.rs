@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Token budget (output tokens) for this run; 0 = none. Default: WORKFLOW_DEFAULT_BUDGET.
     #[arg(long)]
     budget: Option<u64>,
+    /// Dollar ceiling for this run, priced by `[prices."MODEL"]` of booflow.toml; 0 = none.
+    /// Default: WORKFLOW_MAX_COST_USD.
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    max_cost_usd: Option<f64>,
     /// Sandbox: wasm (default for your workflows) or boa (in-process; default for the catalog).
     #[arg(long, value_enum)]
     sandbox: Option<SandboxArg>,
@@ -45,6 +49,17 @@ pub struct RunArgs {
     /// worker`) and print its id at once; `booflow show ID --follow` watches it.
     #[arg(long)]
     detach: bool,
+    /// Answer every `ask()` that has a default with its default, without asking.
+    #[arg(long)]
+    yes: bool,
+    /// Answer `ask()` questions from this JSON file: an object of answers by question
+    /// label, e.g. `{"approve": "yes"}`.
+    #[arg(long, value_name = "FILE.json")]
+    answers: Option<std::path::PathBuf>,
+    /// Print the workflow's phases and a static estimate of the agent calls it may make
+    /// (call sites, the agent cap, the budgets), and run nothing.
+    #[arg(long)]
+    plan: bool,
 }
 
 pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
@@ -53,14 +68,29 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
         esay!("warning: {}: {warning}", entry.path.display());
     }
     let engine = place.engine(true).await?;
+    if opts.plan {
+        return super::plan::plan(&engine, &entry, opts.budget, opts.max_cost_usd, opts.json);
+    }
     let options = RunOptions {
         args: build_args(&opts.args, &opts.arg)?,
         resume: opts.resume.clone(),
         no_cache: opts.no_cache,
         budget: opts.budget,
+        max_cost_usd: opts.max_cost_usd,
         sandbox: opts.sandbox,
     };
-    let request = request(&engine, &entry, options).await?;
+    let mut request = request(&engine, &entry, options).await?;
+    // A foreground run without a terminal has nobody to ask: its questions fail at once
+    // unless --yes or --answers answers them; a detached run waits for `booflow answer`.
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    request.answers = booflow_engine::AnswerPolicy {
+        defaults: opts.yes,
+        preset: match &opts.answers {
+            Some(path) => super::person::answers_file(path)?,
+            None => Default::default(),
+        },
+        unattended: !opts.detach && !interactive,
+    };
     if opts.detach {
         let run_id = engine.enqueue(request).await?;
         if opts.json {
@@ -78,7 +108,7 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let handle = engine.start_run(request).await?;
-    let outcome = watch(handle, &entry.name).await?;
+    let outcome = watch(&engine, handle, &entry.name, interactive).await?;
     engine.shutdown().await;
     print_outcome(&outcome, opts.json)?;
     Ok(if outcome.status == RunStatus::Completed {
@@ -97,6 +127,8 @@ pub(super) struct RunOptions {
     pub resume: Option<String>,
     pub no_cache: bool,
     pub budget: Option<u64>,
+    /// `--max-cost-usd`.
+    pub max_cost_usd: Option<f64>,
     /// `None`: the default for the workflow's source.
     pub sandbox: Option<SandboxArg>,
 }
@@ -128,14 +160,21 @@ pub(super) async fn request(
     Ok(RunRequest {
         no_cache: opts.no_cache,
         budget: opts.budget,
+        max_cost_usd: opts.max_cost_usd,
         sandbox,
         ..base
     })
 }
 
 /// Shows the run live until it ends; Ctrl-C cancels it (its finished calls stay
-/// journaled for `--resume`).
-pub(super) async fn watch(mut handle: RunHandle, name: &str) -> anyhow::Result<RunOutcome> {
+/// journaled for `--resume`). With `interactive`, an `ask()` question is prompted for
+/// inline (the tree stops drawing meanwhile).
+pub(super) async fn watch(
+    engine: &booflow_engine::Engine,
+    mut handle: RunHandle,
+    name: &str,
+    interactive: bool,
+) -> anyhow::Result<RunOutcome> {
     let mut view = Progress::new(std::io::stderr().is_terminal(), &handle.run_id, name);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -144,6 +183,11 @@ pub(super) async fn watch(mut handle: RunHandle, name: &str) -> anyhow::Result<R
         tokio::select! {
             event = handle.events.recv() => match event {
                 Some(RunEvent::RunFinished { .. }) | None => break,
+                Some(RunEvent::QuestionAsked { question, .. }) if interactive => {
+                    view.hide(true);
+                    super::person::answer_inline(engine, &handle.run_id, question).await;
+                    view.hide(false);
+                }
                 Some(event) => view.show(&event),
             },
             _ = &mut ctrl_c, if !interrupted => {
@@ -172,4 +216,14 @@ pub(super) fn print_outcome(outcome: &RunOutcome, json: bool) -> anyhow::Result<
         other => println!("{}", serde_json::to_string_pretty(other)?),
     }
     Ok(())
+}
+
+/// `--max-cost-usd`: dollars from 0 (no ceiling) to 10⁹.
+fn parse_usd(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(usd) if (0.0..=1e9).contains(&usd) => Ok(usd),
+        _ => Err(format!(
+            "expected dollars from 0 to 1000000000, got {text:?}"
+        )),
+    }
 }

@@ -68,6 +68,7 @@ pub async fn show(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Resu
             .into_iter()
             .map(|(name, _)| name)
             .collect(),
+        questions: engine.questions(run_id).await?,
         run,
     };
     if json_out {
@@ -76,6 +77,7 @@ pub async fn show(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Resu
     }
     header(&shown);
     calls(&shown);
+    questions(&shown);
     if !shown.logs.is_empty() {
         println!();
         for line in &shown.logs {
@@ -89,6 +91,30 @@ pub async fn show(engine: &Engine, run_id: &str, json_out: bool) -> anyhow::Resu
         _ => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's `ask()` questions: asked, answered by whom and when, or still open.
+fn questions(shown: &RunShow) {
+    if shown.questions.is_empty() {
+        return;
+    }
+    println!();
+    for q in &shown.questions {
+        let name = q.label.as_deref().unwrap_or(&q.question);
+        let state = match (&q.answer, &q.error) {
+            (Some(answer), _) => format!(
+                "answered {answer} by {} at {}",
+                q.answered_by.as_deref().unwrap_or("?"),
+                q.answered_at.as_deref().unwrap_or("?")
+            ),
+            (None, Some(error)) => format!("failed: {error}"),
+            (None, None) => format!(
+                "open: booflow answer {} {} VALUE",
+                shown.run.run_id, q.question_id
+            ),
+        };
+        say!("{} {name}: {}\n      {state}", q.question_id, q.question);
+    }
 }
 
 fn header(shown: &RunShow) {
@@ -114,6 +140,15 @@ fn header(shown: &RunShow) {
             run.resume_count
         );
     }
+    let cost = booflow_types::CostTotals {
+        usd: shown.calls.iter().filter_map(|c| c.cost_usd).sum(),
+        unknown_calls: shown
+            .calls
+            .iter()
+            .filter(|c| c.cost_usd.is_none() && c.duration_ms.is_some() && !c.cached)
+            .count() as u32,
+    };
+    say!("spent     {cost}");
     say!("sandbox   {}", run.sandbox);
     say!("started   {}", run.started_at);
     if let Some(finished) = &run.finished_at {
@@ -140,7 +175,7 @@ fn header(shown: &RunShow) {
 
 fn calls(shown: &RunShow) {
     say!(
-        "{:5}  {:24}  {:14}  {:10}  {:6}  {:10}  {:>8}  {:>7}  {:>7}",
+        "{:5}  {:24}  {:14}  {:10}  {:6}  {:10}  {:>8}  {:>7}  {:>7}  {:>9}",
         "CALL",
         "LABEL",
         "PHASE",
@@ -149,15 +184,22 @@ fn calls(shown: &RunShow) {
         "AGENT",
         "TIME",
         "IN",
-        "OUT"
+        "OUT",
+        "COST"
     );
     for c in &shown.calls {
         let time = c
             .duration_ms
             .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
             .unwrap_or_default();
+        // docs/DESIGN.md §4 prices: a call without a price shows `unknown`, never $0.
+        let cost = match (c.cost_usd, c.duration_ms) {
+            (Some(usd), _) => format!("${usd:.4}"),
+            (None, Some(_)) => "unknown".to_string(),
+            (None, None) => String::new(),
+        };
         say!(
-            "{:5}  {:24}  {:14}  {:10}  {:6}  {:10}  {:>8}  {:>7}  {:>7}",
+            "{:5}  {:24}  {:14}  {:10}  {:6}  {:10}  {:>8}  {:>7}  {:>7}  {:>9}",
             c.call_id,
             truncate(c.label.as_deref().unwrap_or("-"), 24),
             truncate(c.phase.as_deref().unwrap_or("-"), 14),
@@ -166,7 +208,8 @@ fn calls(shown: &RunShow) {
             truncate(&c.agent, 10),
             time,
             c.usage.input_tokens,
-            c.usage.output_tokens
+            c.usage.output_tokens,
+            cost
         );
         if let Some(error) = &c.error {
             say!("       └ {}", error.lines().next().unwrap_or_default());

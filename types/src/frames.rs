@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
 
-use crate::records::Usage;
+use crate::records::{QuestionRecord, Usage};
 use crate::status::{CallStatus, LogLevel, RunStatus};
 use crate::wire::RunOutcome;
 
@@ -114,6 +114,16 @@ pub enum Frame {
     FlowRunStepUpdated(StepUpdate),
     /// The script entered a phase.
     WorkflowPhase { run_id: String, title: String },
+    /// An `ask()` question is open: the run is `waiting` until it is answered.
+    QuestionAsked {
+        run_id: String,
+        question: QuestionRecord,
+    },
+    /// A question was answered (or failed), as journaled.
+    QuestionAnswered {
+        run_id: String,
+        question: QuestionRecord,
+    },
     /// A log line.
     WorkflowLog {
         run_id: String,

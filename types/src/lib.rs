@@ -13,12 +13,13 @@ pub mod status;
 pub mod wire;
 
 pub use frames::{CallReport, Frame, Step, StepKind, StepStatus, StepUpdate};
-pub use records::{CallRecord, CallTotals, LogRecord, RunRecord, Usage};
-pub use status::{CallStatus, LogLevel, RunStatus, SandboxKind, Source};
+pub use records::{CallRecord, CallTotals, LogRecord, QuestionRecord, RunRecord, Usage};
+pub use status::{CallStatus, LogLevel, QuestionStatus, RunStatus, SandboxKind, Source};
 pub use wire::{
-    ActiveRuns, AgentCounts, AgentOrigin, AgentRow, ApiErrorBody, CallSummary, CliTraceRow, Health,
-    LogsPage, OwnerInfo, Phase, PoolStatus, RunAccepted, RunDetail, RunOutcome, RunResumed,
-    RunShow, RunSummary, RunsPage, StartRun, TraceRow, TracesPage, UsageTotals, WorkflowInfo,
+    ActiveRuns, AgentCounts, AgentOrigin, AgentRow, AnswerQuestion, ApiErrorBody, CallSummary,
+    CliTraceRow, CostTotals, Health, LogsPage, OwnerInfo, Phase, PoolStatus, RunAccepted,
+    RunDetail, RunOutcome, RunResumed, RunShow, RunSummary, RunsPage, StartRun, TraceRow,
+    TracesPage, UsageTotals, WorkflowInfo,
 };
 
 use ts_rs::TS;
@@ -40,6 +41,7 @@ pub fn export_typescript(dir: &std::path::Path) -> Result<(), String> {
         StartRun::export_all(&config),
         RunAccepted::export_all(&config),
         RunResumed::export_all(&config),
+        AnswerQuestion::export_all(&config),
         Health::export_all(&config),
         ApiErrorBody::export_all(&config),
         RunShow::export_all(&config),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
 
-use crate::status::{CallStatus, LogLevel, RunStatus, SandboxKind, Source};
+use crate::status::{CallStatus, LogLevel, QuestionStatus, RunStatus, SandboxKind, Source};
 
 /// Token usage of a call (or a sum of calls), as the agent reported it; 0 where it reports
 /// nothing.
@@ -134,6 +134,11 @@ pub struct CallRecord {
     pub worktree_diff: Option<String>,
     /// Which agent process served the call (`warm (pid N)` / `cold start (pid N)`).
     pub served_by: Option<String>,
+    /// What the call cost in US dollars, from its usage and `[prices."MODEL"]` of its
+    /// model (docs/DESIGN.md §4); `null`: unknown (the model has no price, or the call has
+    /// not ended). A replayed call cost nothing now: 0.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
 }
 
 /// A line of a run's log.
@@ -149,7 +154,7 @@ pub struct LogRecord {
 
 /// A run's call counts and token sums, as `booflow run --json` counts them: `live` =
 /// reached an agent, `cached` = replayed, `failed` = failed or timed out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, TS)]
 pub struct CallTotals {
     pub total: u32,
     pub live: u32,
@@ -159,4 +164,44 @@ pub struct CallTotals {
     pub input_tokens: u64,
     #[ts(type = "number")]
     pub output_tokens: u64,
+    /// Dollars of the calls with a known cost.
+    #[serde(default)]
+    pub cost_usd: f64,
+    /// Live calls whose model has no price.
+    #[serde(default)]
+    pub unknown_cost_calls: u32,
+}
+
+/// One `ask()` question's row (docs/DESIGN.md §1, §3): asked, and how it was answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct QuestionRecord {
+    /// `q0001`, `q0002`, … in the order the script asked.
+    pub question_id: String,
+    pub seq: u32,
+    /// SHA-256 of the question and its `choices`/`schema`/`default`, with its occurrence
+    /// number: how a resumed run finds the answer (docs/DESIGN.md §3).
+    pub question_key: String,
+    pub label: Option<String>,
+    pub question: String,
+    /// The answer is one of these.
+    pub choices: Option<Vec<String>>,
+    /// A JSON Schema the answer satisfies.
+    #[ts(type = "unknown")]
+    pub schema: Option<Value>,
+    /// Taken with `--yes`, or when `timeout_ms` passes.
+    #[ts(type = "unknown")]
+    pub default: Option<Value>,
+    #[ts(type = "number | null")]
+    pub timeout_ms: Option<u64>,
+    pub status: QuestionStatus,
+    #[ts(type = "unknown")]
+    pub answer: Option<Value>,
+    /// Who answered: `cli:<user>@<host>`, `api`, `pane`, `answers-file`, `default (--yes)`,
+    /// `default (timeout)`, `replayed from <run>`.
+    pub answered_by: Option<String>,
+    /// RFC 3339 UTC.
+    pub asked_at: String,
+    pub answered_at: Option<String>,
+    /// Why `ask()` rejected (status `failed`).
+    pub error: Option<String>,
 }

@@ -61,6 +61,12 @@ text_enum! {
         Queued = "queued",
         /// Its script is running.
         Running = "running",
+        /// Its script waits for a person to answer an `ask()` (docs/DESIGN.md §1); calls
+        /// already in flight go on.
+        Waiting = "waiting",
+        /// A person paused it (`booflow pause`): no new agent call starts, calls in flight
+        /// finish, the script's timers are held. `booflow resume` goes on.
+        Paused = "paused",
         /// The script returned; the result is journaled.
         Completed = "completed",
         /// The script threw, a limit stopped it, or its journal could not be written.
@@ -75,7 +81,30 @@ text_enum! {
 impl RunStatus {
     /// Whether the run has ended (nothing will change it but a resume, which is a new run).
     pub fn is_finished(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
+        !matches!(
+            self,
+            Self::Queued | Self::Running | Self::Waiting | Self::Paused
+        )
+    }
+
+    /// Whether an owner executes the run now: `running`, `waiting` or `paused` (the
+    /// journal stores all three as running; the last two are read from its open questions
+    /// and its pause flag).
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Running | Self::Waiting | Self::Paused)
+    }
+}
+
+text_enum! {
+    /// Where one `ask()` question is (docs/DESIGN.md §1).
+    QuestionStatus {
+        /// Asked; nobody has answered yet.
+        Open = "open",
+        /// Answered (by a person, `--answers`, `--yes` or a timeout's default).
+        Answered = "answered",
+        /// Nobody could answer (no terminal and no `--yes`/`--answers`), or its
+        /// `timeoutMs` passed without a default: `ask()` rejected.
+        Failed = "failed",
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
 
-use crate::records::{CallRecord, LogRecord, RunRecord, Usage};
+use crate::records::{CallRecord, LogRecord, QuestionRecord, RunRecord, Usage};
 use crate::status::{CallStatus, RunStatus, Source};
 
 /// Call counts of a run, as in `booflow run --json`.
@@ -34,6 +34,26 @@ pub struct UsageTotals {
     pub output_tokens: u64,
 }
 
+/// What a run spent in US dollars (docs/DESIGN.md §4 prices): `usd` sums the live calls
+/// whose model has a price; `unknown_calls` counts those whose model has none, whose cost
+/// is unknown (shown as such, never as $0). Replayed calls cost nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, TS)]
+pub struct CostTotals {
+    pub usd: f64,
+    pub unknown_calls: u32,
+}
+
+impl std::fmt::Display for CostTotals {
+    /// `$0.0123`, `$0.0123 + 2 calls of unknown cost`, or `unknown (2 calls)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.usd, self.unknown_calls) {
+            (_, 0) => write!(f, "${:.4}", self.usd),
+            (usd, n) if usd == 0.0 => write!(f, "unknown ({n} calls without a price)"),
+            (usd, n) => write!(f, "${usd:.4} + {n} calls of unknown cost"),
+        }
+    }
+}
+
 /// The final object of `booflow run --json`: exactly these keys (docs/DESIGN.md §6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct RunOutcome {
@@ -46,6 +66,9 @@ pub struct RunOutcome {
     pub error: Option<String>,
     pub agents: AgentCounts,
     pub usage: UsageTotals,
+    /// Dollars spent (docs/DESIGN.md §4 prices).
+    #[serde(default)]
+    pub cost: CostTotals,
 }
 
 /// One entry of `meta.phases`: `{title, detail?, model?}`.
@@ -120,6 +143,9 @@ pub struct CallSummary {
     pub duration_ms: Option<u64>,
     pub usage: Usage,
     pub error: Option<String>,
+    /// US dollars; `null` = unknown (no price for its model, or not ended).
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
 }
 
 impl From<&CallRecord> for CallSummary {
@@ -138,6 +164,7 @@ impl From<&CallRecord> for CallSummary {
             duration_ms: c.duration_ms,
             usage: c.usage,
             error: c.error.clone(),
+            cost_usd: c.cost_usd,
         }
     }
 }
@@ -167,6 +194,9 @@ pub struct RunDetail {
     /// Takeovers after its owner died or lost its lease.
     pub resume_count: u32,
     pub calls: Vec<CallSummary>,
+    /// Its `ask()` questions, in the order asked (docs/DESIGN.md §1).
+    #[serde(default)]
+    pub questions: Vec<QuestionRecord>,
 }
 
 /// One call's trace in `GET /api/runs/{id}/traces`.
@@ -191,6 +221,9 @@ pub struct TraceRow {
     pub stop_reason: Option<String>,
     pub tool_calls: u32,
     pub served_by: Option<String>,
+    /// US dollars; `null` = unknown.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
 }
 
 impl From<&CallRecord> for TraceRow {
@@ -213,6 +246,7 @@ impl From<&CallRecord> for TraceRow {
             stop_reason: c.stop_reason.clone(),
             tool_calls: c.tool_calls,
             served_by: c.served_by.clone(),
+            cost_usd: c.cost_usd,
         }
     }
 }
@@ -250,6 +284,9 @@ pub struct CliTraceRow {
     pub stop_reason: Option<String>,
     pub retries: u32,
     pub served_by: Option<String>,
+    /// US dollars; `null` = unknown.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
 }
 
 impl From<&CallRecord> for CliTraceRow {
@@ -268,6 +305,7 @@ impl From<&CallRecord> for CliTraceRow {
             stop_reason: c.stop_reason.clone(),
             retries: c.retries,
             served_by: c.served_by.clone(),
+            cost_usd: c.cost_usd,
         }
     }
 }
@@ -281,6 +319,9 @@ pub struct RunShow {
     pub annotations: BTreeMap<String, String>,
     /// Artifact names.
     pub artifacts: Vec<String>,
+    /// Its `ask()` questions and their answers.
+    #[serde(default)]
+    pub questions: Vec<QuestionRecord>,
 }
 
 /// Warm processes of one agent: `live = idle + busy`.
@@ -340,6 +381,19 @@ pub struct StartRun {
     #[serde(default)]
     #[ts(type = "number", optional)]
     pub budget: Option<u64>,
+}
+
+/// `POST /api/runs/{id}/questions/{qid}/answer` body (docs/DESIGN.md §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerQuestion {
+    /// The answer: one of the question's `choices`, or a value its `schema` accepts.
+    #[ts(type = "unknown")]
+    pub answer: Value,
+    /// Who answers, kept as `api:<by>` (1–64 characters; default `api`).
+    #[serde(default)]
+    #[ts(optional)]
+    pub by: Option<String>,
 }
 
 /// `202` of `POST /api/runs`.

@@ -57,4 +57,10 @@ worktree_stat: string | null,
 /**
  * Which agent process served the call (`warm (pid N)` / `cold start (pid N)`).
  */
-served_by: string | null, };
+served_by: string | null, 
+/**
+ * What the call cost in US dollars, from its usage and `[prices."MODEL"]` of its
+ * model (docs/DESIGN.md §4); `null`: unknown (the model has no price, or the call has
+ * not ended). A replayed call cost nothing now: 0.
+ */
+cost_usd: number | null, };

@@ -5,4 +5,8 @@ import type { Usage } from "./Usage";
 /**
  * A call in `GET /api/runs/{id}`; `status` is live (`pending`/`running`) while it goes on.
  */
-export type CallSummary = { call_id: string, seq: number, label: string | null, phase: string | null, status: CallStatus, cached: boolean, agent: string, model: string | null, started_at: string, finished_at: string | null, duration_ms: number | null, usage: Usage, error: string | null, };
+export type CallSummary = { call_id: string, seq: number, label: string | null, phase: string | null, status: CallStatus, cached: boolean, agent: string, model: string | null, started_at: string, finished_at: string | null, duration_ms: number | null, usage: Usage, error: string | null, 
+/**
+ * US dollars; `null` = unknown (no price for its model, or not ended).
+ */
+cost_usd: number | null, };

@@ -9,4 +9,8 @@ export type CliTraceRow = { call_id: string, label: string | null, agent: string
 /**
  * Milliseconds at the agent (`duration_ms` of the journal).
  */
-latency_ms: number | null, first_update_ms: number | null, usage: Usage, tool_calls: number, stop_reason: string | null, retries: number, served_by: string | null, };
+latency_ms: number | null, first_update_ms: number | null, usage: Usage, tool_calls: number, stop_reason: string | null, retries: number, served_by: string | null, 
+/**
+ * US dollars; `null` = unknown.
+ */
+cost_usd: number | null, };

@@ -3,4 +3,4 @@
 /**
  * Where a run is in its life (docs/DESIGN.md §6).
  */
-export type RunStatus = "queued" | "running" | "completed" | "failed" | "cancelled" | "interrupted";
+export type RunStatus = "queued" | "running" | "waiting" | "paused" | "completed" | "failed" | "cancelled" | "interrupted";

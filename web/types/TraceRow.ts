@@ -5,4 +5,8 @@ import type { Usage } from "./Usage";
 /**
  * One call's trace in `GET /api/runs/{id}/traces`.
  */
-export type TraceRow = { call_id: string, seq: number, label: string | null, phase: string | null, agent: string, model: string | null, status: CallStatus, cached: boolean, started_at: string, finished_at: string | null, duration_ms: number | null, first_update_ms: number | null, usage: Usage, retries: number, stop_reason: string | null, tool_calls: number, served_by: string | null, };
+export type TraceRow = { call_id: string, seq: number, label: string | null, phase: string | null, agent: string, model: string | null, status: CallStatus, cached: boolean, started_at: string, finished_at: string | null, duration_ms: number | null, first_update_ms: number | null, usage: Usage, retries: number, stop_reason: string | null, tool_calls: number, served_by: string | null, 
+/**
+ * US dollars; `null` = unknown.
+ */
+cost_usd: number | null, };

@@ -1,4 +1,4 @@
-//! `booflow.toml`: agents, the default agent and model aliases (docs/DESIGN.md §4).
+//! `booflow.toml`: agents, the default agent, model aliases and prices (docs/DESIGN.md §4).
 //!
 //! The project file `.boocode/booflow.toml` is merged over the global
 //! `~/.boocode/booflow.toml`: an agent defined in both is taken whole from the project,
@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub mod prices;
 
 /// How an agent's calls may overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -280,6 +282,8 @@ pub struct Config {
     pub agents: BTreeMap<String, AgentConfig>,
     /// `agent({model})` aliases: alias → model name.
     pub models: BTreeMap<String, String>,
+    /// `[prices."MODEL"]`: dollars per million tokens, by model name.
+    pub prices: BTreeMap<String, prices::Price>,
     /// Files that were read, global first.
     pub sources: Vec<PathBuf>,
     /// The agent detection chose because none is configured (docs/DESIGN.md §4), by name.
@@ -298,6 +302,8 @@ struct FileConfig {
     agents: BTreeMap<String, toml::Table>,
     #[serde(default)]
     models: BTreeMap<String, String>,
+    #[serde(default)]
+    prices: BTreeMap<String, toml::Table>,
 }
 
 /// A configuration problem, naming the file and key and saying how to fix it.
@@ -358,8 +364,20 @@ impl Config {
         if file.default_agent.is_some() {
             self.default_agent = file.default_agent;
         }
+        let mut prices = BTreeMap::new();
+        for (model, table) in file.prices {
+            let at = format!("{}: [prices.\"{model}\"]", path.display());
+            let price: prices::Price = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e| ConfigError(format!("{at}: {}", e.to_string().trim_end())))?;
+            price
+                .check()
+                .map_err(|e| ConfigError(format!("{at}: {e}")))?;
+            prices.insert(model, price);
+        }
         self.agents.extend(agents);
         self.models.extend(file.models);
+        self.prices.extend(prices);
         self.sources.push(path.to_path_buf());
         Ok(())
     }

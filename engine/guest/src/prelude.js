@@ -139,6 +139,23 @@
     return request({ type: 'agent_start', prompt, opts: checked, phase: currentPhase, line: native.callerLine() });
   };
 
+  // booflow extension (docs/DESIGN.md §1): pauses the script until a person answers. The
+  // host checks the options (choices, schema, default, timeoutMs, label) and rejects the
+  // promise with WorkflowInputError for an unknown or ill-typed one.
+  G.ask = function ask(question, opts) {
+    if (typeof question !== 'string' || question === '') {
+      return Prom.reject(makeError('WorkflowInputError', `ask() question must be a non-empty string, got ${typeof question}`));
+    }
+    let options = null;
+    if (opts !== undefined && opts !== null) {
+      if (typeof opts !== 'object' || Array.isArray(opts)) {
+        return Prom.reject(makeError('WorkflowInputError', `ask() options must be an object, got ${Array.isArray(opts) ? 'array' : typeof opts}`));
+      }
+      options = jsonParse(jsonStringify(opts));
+    }
+    return request({ type: 'ask', question, opts: options, line: native.callerLine() });
+  };
+
   G.parallel = async function parallel(thunks) {
     checkItems('parallel', thunks);
     return Prom.all(
@@ -213,10 +230,15 @@
     if (timers.delete(id)) send({ type: 'timer_clear', id });
   };
 
+  // booflow extension: budget.cost() is what the run spent in dollars (live calls priced
+  // by [prices."MODEL"]; calls whose model has no price are counted apart, never as $0).
+  let cost = { usd: 0, unknownCalls: 0 };
+  const costTotal = init.cost_total === undefined ? null : init.cost_total;
   G.budget = Object.freeze({
     total: init.budget_total,
     spent: () => spent,
     remaining: () => (init.budget_total === null ? Infinity : Math.max(0, init.budget_total - spent)),
+    cost: () => Object.freeze({ usd: cost.usd, unknownCalls: cost.unknownCalls, total: costTotal }),
   });
 
   G.artifact = function artifact(name, content) {
@@ -315,6 +337,10 @@
             logLine('error', ['setTimeout callback threw:', e]);
           }
         }
+        break;
+      }
+      case 'cost': {
+        cost = { usd: ev.spent_usd, unknownCalls: ev.unknown_calls };
         break;
       }
       case 'cancel': {

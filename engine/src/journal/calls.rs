@@ -14,7 +14,7 @@ use super::{Journal, big, from_json_text, opt_uint, parsed, to_json_text, uint, 
 const START_COLUMNS: &str =
     "call_id, seq, content_key, label, phase, line, agent, model, prompt, started_at";
 /// The columns that change as a call goes and ends, in [`bind_end`]'s order.
-const END_COLUMNS: [&str; 18] = [
+const END_COLUMNS: [&str; 19] = [
     "status",
     "cached",
     "finished_at",
@@ -33,6 +33,7 @@ const END_COLUMNS: [&str; 18] = [
     "worktree_stat",
     "worktree_diff",
     "served_by",
+    "cost_usd",
 ];
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
@@ -58,6 +59,7 @@ fn bind_end<'q>(query: AnyQuery<'q>, call: &'q CallRecord) -> AnyQuery<'q> {
         .bind(&call.worktree_stat)
         .bind(&call.worktree_diff)
         .bind(&call.served_by)
+        .bind(call.cost_usd)
 }
 
 /// `$from, $from+1, …` for `n` parameters.
@@ -96,6 +98,7 @@ fn call_from_row(r: &AnyRow) -> anyhow::Result<CallRecord> {
         worktree_stat: r.try_get("worktree_stat")?,
         worktree_diff: r.try_get("worktree_diff")?,
         served_by: r.try_get("served_by")?,
+        cost_usd: r.try_get("cost_usd")?,
     })
 }
 
@@ -264,7 +267,9 @@ impl Journal {
                     CAST(COALESCE(SUM(cached), 0) AS BIGINT) AS cached,
                     CAST(COALESCE(SUM(CASE WHEN status IN ($2, $3) THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed,
                     CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens,
-                    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens
+                    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens,
+                    CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd,
+                    CAST(COALESCE(SUM(CASE WHEN cost_usd IS NULL AND duration_ms IS NOT NULL AND cached = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS unknown_cost
              FROM calls WHERE run_id = $1",
         )
         .bind(run_id)
@@ -280,6 +285,8 @@ impl Journal {
             failed: count("failed"),
             input_tokens: uint(&row, "input_tokens"),
             output_tokens: uint(&row, "output_tokens"),
+            cost_usd: row.try_get::<f64, _>("cost_usd").unwrap_or(0.0),
+            unknown_cost_calls: count("unknown_cost"),
         })
     }
 }

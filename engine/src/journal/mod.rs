@@ -5,7 +5,8 @@
 //! default, `.boocode/booflow.db`) and PostgreSQL (`DATABASE_URL=postgres://…`). The
 //! queries stay within what both accept: `$N` parameters, `ON CONFLICT … DO UPDATE`,
 //! integers as `BIGINT`, flags as integers, JSON as text. Each table family has its file:
-//! [`runs`], [`calls`], [`cache`], [`extras`] (logs, artifacts, annotations).
+//! [`runs`], [`calls`], [`cache`], [`extras`] (logs, artifacts, annotations), [`questions`]
+//! (`ask()` and the pause flag).
 //!
 //! Every write is one statement or one transaction, so a killed process leaves each record
 //! whole or absent. Results are journaled before the script sees them.
@@ -14,6 +15,7 @@ mod cache;
 mod calls;
 mod extras;
 mod leases;
+mod questions;
 mod runs;
 
 use std::num::NonZeroUsize;

@@ -21,11 +21,17 @@ pub struct JournalStats {
     /// Calls answered from the cache or a resumed journal.
     pub cache_hits: u64,
     pub tokens: Usage,
+    /// Dollars over every call with a known cost (docs/DESIGN.md §4 prices).
+    pub cost_usd: f64,
+    /// Live calls whose model has no price.
+    pub unknown_cost_calls: u64,
 }
 
 const RUN_COLUMNS: &str = "run_id, workflow, source, path, args, status, result, error, resumed_from, no_cache,
     budget_total, sandbox, started_at, finished_at, pid, phases, annotation_rules, owner, owner_host,
-    lease_until, resume_count";
+    lease_until, resume_count, paused,
+    CAST((SELECT COUNT(*) FROM questions q WHERE q.run_id = runs.run_id AND q.status = 'open') AS BIGINT)
+        AS open_questions";
 
 /// Whether process `pid` of this machine is alive.
 pub(crate) fn pid_alive(pid: i64) -> bool {
@@ -78,6 +84,12 @@ fn run_from_row(r: &AnyRow, now: &Now) -> anyhow::Result<RunRecord> {
         let dead_here = host.as_deref() == Some(now.host.as_str()) && !pid.is_some_and(pid_alive);
         if lease_until < now.ms || dead_here {
             status = RunStatus::Interrupted;
+        } else if uint(r, "paused") != 0 {
+            // Stored as running: the lease, claim and adoption rules stay those of a
+            // running run (docs/DESIGN.md §6 run statuses).
+            status = RunStatus::Paused;
+        } else if uint(r, "open_questions") > 0 {
+            status = RunStatus::Waiting;
         }
     }
     let json_text = |column: &str| -> anyhow::Result<Option<String>> { Ok(r.try_get(column)?) };
@@ -325,13 +337,17 @@ impl Journal {
                     CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens,
                     CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens,
                     CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT) AS cached_tokens,
-                    CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT) AS reasoning_tokens
+                    CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT) AS reasoning_tokens,
+                    CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd,
+                    CAST(COALESCE(SUM(CASE WHEN cost_usd IS NULL AND duration_ms IS NOT NULL AND cached = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS unknown_cost
              FROM calls",
         )
         .fetch_one(&self.pool)
         .await?;
         stats.cache_hits = uint(&row, "hits");
         stats.tokens = super::usage(&row);
+        stats.cost_usd = row.try_get::<f64, _>("cost_usd").unwrap_or(0.0);
+        stats.unknown_cost_calls = uint(&row, "unknown_cost");
         Ok(stats)
     }
 }

@@ -60,6 +60,7 @@ pub(crate) fn call_record(seq: u32) -> CallRecord {
         worktree_stat: None,
         worktree_diff: None,
         served_by: None,
+        cost_usd: None,
     }
 }
 

@@ -124,6 +124,9 @@ impl RunLoop {
                 from_file,
             } => self.load_workflow(id, &target, &from_file),
             GuestRequest::Artifact { name, content } => self.artifact(name, content).await,
+            GuestRequest::Ask {
+                id, question, opts, ..
+            } => self.ask(id, question, opts).await,
         }
     }
 

@@ -54,6 +54,7 @@ impl RunLoop {
             self.faults.no_agents = Some(error.map(|e| e.0).unwrap_or_default());
             return;
         }
+        let calls = self.hold_for_confirmation(calls).await;
         let mut ready = Vec::with_capacity(calls.len());
         for call in calls {
             match self.prepare(&call) {
@@ -228,6 +229,7 @@ impl RunLoop {
             worktree_stat: None,
             worktree_diff: None,
             served_by: None,
+            cost_usd: None,
         }
     }
 
@@ -402,5 +404,7 @@ fn replayed(mut record: CallRecord, hit: &CachedResult) -> CallRecord {
     record.duration_ms = Some(0);
     record.usage = hit.usage;
     record.result = Some(hit.value.clone());
+    // Nothing was spent now (docs/DESIGN.md §4 prices).
+    record.cost_usd = Some(0.0);
     record
 }

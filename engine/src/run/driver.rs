@@ -41,6 +41,8 @@ pub(crate) struct RunSetup {
     /// What may replay instead of asking an agent.
     pub replay: Replay,
     pub budget_total: Option<u64>,
+    /// The dollar ceiling (`--max-cost-usd`, else `WORKFLOW_MAX_COST_USD`).
+    pub max_cost_usd: Option<f64>,
     /// Taken over from an owner that died or lost its lease.
     pub resumed: bool,
     pub cancel: CancellationToken,
@@ -55,6 +57,11 @@ pub(super) enum Internal {
     /// A journal write failed: the run must stop and fail, since what the script would see
     /// next is no longer recorded (docs/DESIGN.md §3: journaled before the script sees it).
     JournalFailed(String),
+    /// The `timeoutMs` of the `ask()` question with this id passed.
+    AskTimeout(String),
+    /// The `WORKFLOW_CONFIRM_ABOVE` question was answered: go on (`true`) or not, and why
+    /// not when it failed.
+    Confirmed(bool, Option<String>),
 }
 
 /// How a call ended, for the run's counters.
@@ -129,6 +136,12 @@ pub(super) struct RunLoop {
     /// Answers `permissions = "ask"` agents' requests (the run request's), if anyone.
     pub permission_asker: Option<booflow_agents::PermissionAsker>,
     pub timers: HashMap<u64, tokio::task::AbortHandle>,
+    /// Timers that fired while the run was paused: they reach the script on resume.
+    pub held_timers: Vec<u64>,
+    /// The run's `ask()` questions.
+    pub asks: super::ask::Asks,
+    /// The spend the guest last heard of (`budget.cost()`).
+    pub told_spend: std::sync::Mutex<crate::budget::Spend>,
     pub calls: JoinSet<()>,
 }
 
@@ -140,6 +153,7 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
         script: setup.request.script.clone(),
         args: setup.request.args.clone(),
         budget_total: setup.budget_total,
+        cost_total: setup.max_cost_usd,
         agent_types: engine.config.agent_names(),
         max_items: engine.settings.max_items,
     };
@@ -151,10 +165,24 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
     let (internal, mut internal_rx) = mpsc::unbounded_channel();
     let run_id = setup.fence.run_id.clone();
     let span = crate::telemetry::run_span(&run_id, &setup.request.workflow, setup.resumed);
-    let log_seq = match setup.replay.has_own_calls() || setup.resumed {
+    let earlier_copy = setup.replay.has_own_calls() || setup.resumed;
+    let log_seq = match earlier_copy {
         true => engine.journal.last_log_seq(&run_id).await.unwrap_or(0),
         false => 0,
     };
+    let last_question = match earlier_copy {
+        true => engine.journal.last_question_seq(&run_id).await.unwrap_or(0),
+        false => 0,
+    };
+    let asks = super::ask::Asks::new(
+        setup.request.answers.clone(),
+        setup.request.resume_from.clone(),
+        last_question,
+    );
+    // A run paused before its owner stopped stays paused under its next owner.
+    if earlier_copy && engine.journal.paused(&run_id).await.unwrap_or(false) {
+        setup.control.set_paused(true);
+    }
     let mut lp = RunLoop {
         next_seq: setup.replay.last_own_seq() + 1,
         run_id,
@@ -163,7 +191,7 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
         internal,
         cancel: setup.cancel.clone(),
         control: setup.control,
-        budget: Arc::new(Budget::new(setup.budget_total)),
+        budget: Arc::new(Budget::new(setup.budget_total).with_cost_ceiling(setup.max_cost_usd)),
         slots: Arc::new(Semaphore::new(engine.settings.concurrency)),
         replay: setup.replay,
         occurrences: HashMap::new(),
@@ -180,6 +208,9 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
         started: std::time::Instant::now(),
         permission_asker: setup.request.permission_asker.clone(),
         timers: HashMap::new(),
+        held_timers: Vec::new(),
+        asks,
+        told_spend: Default::default(),
         calls: JoinSet::new(),
         engine,
     };
@@ -215,6 +246,12 @@ impl RunLoop {
             );
             self.log(LogLevel::Info, message).await;
         }
+        if self.control.is_paused() {
+            self.engine.emit(RunEvent::RunPaused {
+                run_id: self.run_id.clone(),
+                paused: true,
+            });
+        }
     }
 
     /// Links the run's span to its earlier copy (resumed or taken over under the same id)
@@ -244,6 +281,7 @@ impl RunLoop {
     ) -> Result<Value, ScriptError> {
         let cancel = self.cancel.clone();
         let mut cancel_sent = false;
+        let control = self.control.clone();
         let mut poll = tokio::time::interval(Duration::from_millis(500));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -282,11 +320,14 @@ impl RunLoop {
                     return Err(ScriptError::new(ErrorName::WorkflowAbortError, "the run was cancelled (the script did not stop in time)"));
                 }
                 _ = poll.tick(), if !cancel_sent => self.poll_requests().await,
+                // An answer or a pause written by this process: look now.
+                _ = control.nudged(), if !cancel_sent => self.poll_requests().await,
             }
         }
     }
 
-    /// What other processes asked through the journal: a cancel, skips and retries.
+    /// What people asked through the journal: a cancel, a pause or resume, answers to
+    /// open questions, skips and retries.
     async fn poll_requests(&mut self) {
         let journal = &self.engine.journal;
         if journal
@@ -296,6 +337,11 @@ impl RunLoop {
         {
             self.cancel.cancel();
         }
+        if let Ok(paused) = journal.paused(&self.run_id).await {
+            self.pause_changed(paused).await;
+        }
+        self.poll_answers().await;
+        let journal = &self.engine.journal;
         for (call_id, command) in journal
             .take_commands(&self.run_id)
             .await
@@ -314,11 +360,17 @@ impl RunLoop {
     pub(super) async fn internal(&mut self, message: Internal) {
         match message {
             Internal::Reply(HostEvent::Timer { id }, _) => {
-                // A timer cleared after it fired is dropped.
+                // A timer cleared after it fired is dropped; one that fires while the run
+                // is paused is held until it resumes.
                 if self.timers.remove(&id).is_some() {
-                    self.reply(HostEvent::Timer { id });
+                    match self.control.is_paused() {
+                        true => self.held_timers.push(id),
+                        false => self.reply(HostEvent::Timer { id }),
+                    }
                 }
             }
+            Internal::AskTimeout(question_id) => self.ask_timed_out(question_id).await,
+            Internal::Confirmed(yes, why) => self.confirmed(yes, why).await,
             Internal::Reply(event, tally) => {
                 if let Some(tally) = tally {
                     self.count(&tally);
@@ -330,8 +382,20 @@ impl RunLoop {
         }
     }
 
-    /// Sends an event to the guest.
+    /// Sends an event to the guest; a reply to a request is preceded by the run's spend in
+    /// dollars when that changed since the guest last heard it (`budget.cost()`).
     pub(super) fn reply(&self, event: HostEvent) {
+        if matches!(event, HostEvent::Resolve { .. } | HostEvent::Reject { .. }) {
+            let spend = self.budget.spend();
+            let told = std::mem::replace(&mut *self.told_spend.lock().unwrap(), spend);
+            if told != spend {
+                let cost = HostEvent::Cost {
+                    spent_usd: spend.usd,
+                    unknown_calls: spend.unknown_calls,
+                };
+                let _ = self.guest.send(cost.to_json());
+            }
+        }
         let _ = self.guest.send(event.to_json());
     }
 
@@ -407,6 +471,7 @@ impl RunLoop {
         for (_, timer) in self.timers.drain() {
             timer.abort();
         }
+        self.drop_questions();
         let drain = async { while self.calls.join_next().await.is_some() {} };
         let _ = tokio::time::timeout(DRAIN, drain).await;
         while let Ok(message) = internal_rx.try_recv() {
@@ -414,7 +479,7 @@ impl RunLoop {
                 Internal::Reply(_, Some(tally)) => self.count(&tally),
                 Internal::Log(level, message) => self.log(level, message).await,
                 Internal::JournalFailed(error) => self.journal_failed(error),
-                Internal::Reply(_, None) => {}
+                Internal::Reply(_, None) | Internal::AskTimeout(_) | Internal::Confirmed(..) => {}
             }
         }
         // A write that failed while the leftovers drained still fails the run.
@@ -452,6 +517,7 @@ impl RunLoop {
             )),
             agents: self.counts,
             usage: self.usage,
+            cost: Default::default(),
         }
     }
 
@@ -483,10 +549,16 @@ impl RunLoop {
                 error,
                 agents: AgentCounts::default(),
                 usage: UsageTotals::default(),
+                cost: Default::default(),
             },
         };
         outcome.agents = self.counts;
         outcome.usage = self.usage;
+        let spend = self.budget.spend();
+        outcome.cost = booflow_types::CostTotals {
+            usd: spend.usd,
+            unknown_calls: spend.unknown_calls.min(u32::MAX as u64) as u32,
+        };
         let seconds = self.started.elapsed().as_secs_f64();
         (self.engine.metrics).run(&self.workflow, outcome.status.as_str(), seconds);
         if journaled_failed {

@@ -30,6 +30,10 @@ const UNFINISHED: &[&str] = &[
     "content_filter",
 ];
 
+/// Tokens a call's reservation allows for what booflow adds to its prompt (a schema's
+/// instructions, a repair turn).
+const PROMPT_OVERHEAD: u64 = 2048;
+
 /// One live call and what it needs.
 pub(super) struct LiveCall {
     pub engine: Arc<Engine>,
@@ -82,20 +86,22 @@ impl LiveCall {
             Err(failure) => return self.end_unsent(Err(failure), None).await,
         };
         let budget = self.budget.clone();
-        let reservation = match self.pending(budget.reserve()).await {
+        let estimate = self.cost_estimate();
+        let reservation = match self.pending(budget.reserve(estimate)).await {
             Ok(Ok(reservation)) => reservation,
             Ok(Err(exhausted)) => {
-                let message = format!(
-                    "the run's token budget is used up ({} of {} output tokens); no new agent call may start",
-                    exhausted.spent, exhausted.total
-                );
-                let refused = Err(CallFailure::Failed(message));
+                let refused = Err(CallFailure::Failed(exhausted.to_string()));
                 return self
                     .end_unsent(refused, Some(ErrorName::WorkflowBudgetExceededError))
                     .await;
             }
             Err(failure) => return self.end_unsent(Err(failure), None).await,
         };
+        // A paused run starts no new agent call (docs/DESIGN.md §6 `booflow pause`).
+        let control = self.control.clone();
+        if let Err(failure) = self.pending(control.unpaused()).await {
+            return self.end_unsent(Err(failure), None).await;
+        }
         self.spec.session.max_output_tokens = reservation.limit();
         if let Err(e) = self
             .engine
@@ -135,7 +141,8 @@ impl LiveCall {
         let report = self.execute(worktree.as_ref()).await;
         // From here the call is ending: a late skip/retry must be refused, not swallowed.
         self.control.release(&self.record.call_id);
-        reservation.settle(report.usage.output_tokens);
+        self.record.cost_usd = self.cost(&report.usage);
+        reservation.settle(report.usage.output_tokens, self.record.cost_usd);
         let kept = match worktree {
             Some(worktree) => self.tidy(worktree).await,
             None => None,
@@ -153,6 +160,30 @@ impl LiveCall {
             worktree: kept,
         };
         self.end(ending).await;
+    }
+
+    /// The price of the call's model (`[prices."MODEL"]`, docs/DESIGN.md §4), if it has one.
+    fn price(&self) -> Option<booflow_agents::config::prices::Price> {
+        let model = self.record.model.as_deref()?;
+        self.engine.config.prices.get(model).copied()
+    }
+
+    /// What `usage` cost; `None` when the model has no price (unknown, never $0).
+    fn cost(&self, usage: &Usage) -> Option<f64> {
+        self.price().map(|price| price.cost(usage))
+    }
+
+    /// The dollars a call reserves before it starts: its price applied to an upper
+    /// estimate of its usage (every prompt byte a token, plus room for the instructions
+    /// booflow adds, and a full reply of [`crate::budget::RESERVATION`] tokens).
+    fn cost_estimate(&self) -> f64 {
+        let usage = Usage {
+            input_tokens: self.spec.prompt.len() as u64 + PROMPT_OVERHEAD,
+            output_tokens: crate::budget::RESERVATION,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+        };
+        self.cost(&usage).unwrap_or(0.0)
     }
 
     fn announce_running(&self) {

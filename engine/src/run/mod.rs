@@ -4,12 +4,15 @@
 //! A run's life is split by job, one file each: [`driver`] (the loop over the sandbox and
 //! the run's end), [`bridge`] (the sandbox's requests other than `agent()`), [`dispatch`]
 //! (an `agent()` call: key, replay or live), [`live`] (one live call: slot → reservation →
-//! execute → journal → resolve) and [`replay`] (the resumed journal and the cache).
+//! execute → journal → resolve), [`replay`] (the resumed journal and the cache), [`ask`]
+//! (`ask()` questions and their answers) and [`pause`] (the pause gate).
 
+mod ask;
 mod bridge;
 mod dispatch;
 mod driver;
 mod live;
+mod pause;
 mod replay;
 mod start;
 
@@ -23,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Engine;
 use crate::events::RunEvents;
+
+pub use ask::AnswerPolicy;
+pub(crate) use ask::check_answer;
 
 /// What to run. Stored with a queued run (as JSON), so any server can start it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -45,12 +51,19 @@ pub struct RunRequest {
     pub no_cache: bool,
     /// `--budget`; `None` uses `WORKFLOW_DEFAULT_BUDGET`.
     pub budget: Option<u64>,
+    /// `--max-cost-usd`: the dollar ceiling; `None` uses `WORKFLOW_MAX_COST_USD`, 0 = none.
+    #[serde(default)]
+    pub max_cost_usd: Option<f64>,
     pub sandbox: SandboxKind,
     /// Who answers the permission requests of agents with `permissions = "ask"`: the
     /// editor of a run started by `booflow acp`. Not stored with a queued run: a run with
     /// no asker denies them (docs/DESIGN.md §4).
     #[serde(skip)]
     pub permission_asker: Option<booflow_agents::PermissionAsker>,
+    /// Who answers the run's `ask()` questions besides a person (`--yes`, `--answers`),
+    /// and whether anyone can (docs/DESIGN.md §6).
+    #[serde(default)]
+    pub answers: AnswerPolicy,
 }
 
 impl RunRequest {
@@ -69,8 +82,10 @@ impl RunRequest {
             resume_from: None,
             no_cache: false,
             budget: None,
+            max_cost_usd: None,
             sandbox: SandboxKind::default_for(entry.source),
             permission_asker: None,
+            answers: AnswerPolicy::default(),
         }
     }
 }

@@ -138,6 +138,7 @@ impl Engine {
         let setup = RunSetup {
             engine: self.clone(),
             budget_total: self.budget_total(&request),
+            max_cost_usd: self.max_cost_usd(&request),
             fence,
             request,
             replay,
@@ -152,6 +153,11 @@ impl Engine {
             cancel,
             done,
         }
+    }
+
+    /// The run's dollar ceiling: `--max-cost-usd`, else `WORKFLOW_MAX_COST_USD`; 0 = none.
+    fn max_cost_usd(&self, request: &RunRequest) -> Option<f64> {
+        Some(request.max_cost_usd.unwrap_or(self.settings.max_cost_usd)).filter(|&usd| usd > 0.0)
     }
 
     fn budget_total(&self, request: &RunRequest) -> Option<u64> {
@@ -225,6 +231,7 @@ async fn cancelled_before_start(engine: &Engine, fence: &Fence) -> RunOutcome {
         error: Some(error),
         agents: Default::default(),
         usage: Default::default(),
+        cost: Default::default(),
     }
 }
 
@@ -238,6 +245,7 @@ pub(crate) fn unjournaled_outcome(run_id: &str, error: String) -> RunOutcome {
         error: Some(error),
         agents: Default::default(),
         usage: Default::default(),
+        cost: Default::default(),
     }
 }
 

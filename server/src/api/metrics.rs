@@ -100,6 +100,22 @@ fn journal_metrics(registry: &mut Registry, stats: &JournalStats) {
     ] {
         tokens.get_or_create(&Kind { kind: kind.into() }).inc_by(n);
     }
+    // docs/DESIGN.md §4 prices: dollars of the calls whose model has a price, and the calls
+    // whose cost is unknown (no price), counted apart rather than as $0.
+    let cost = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+    registry.register(
+        "cost_usd",
+        "US dollars over every agent call whose model has a [prices] entry",
+        cost.clone(),
+    );
+    cost.inc_by(stats.cost_usd);
+    let unknown = Counter::<u64>::default();
+    registry.register(
+        "unknown_cost_calls",
+        "Live agent calls whose model has no [prices] entry: their cost is unknown",
+        unknown.clone(),
+    );
+    unknown.inc_by(stats.unknown_cost_calls);
 }
 
 fn server_metrics(registry: &mut Registry, state: &AppState) {

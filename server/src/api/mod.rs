@@ -1,6 +1,7 @@
 //! The REST + WebSocket API under `/api`, and `/metrics`.
 
 pub mod metrics;
+pub mod person;
 pub mod runs;
 pub mod ws;
 

@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{ApiError, parse_body};
 use crate::state::AppState;
 
-type Reply<T> = Result<(StatusCode, Json<T>), ApiError>;
+pub(crate) type Reply<T> = Result<(StatusCode, Json<T>), ApiError>;
 
 fn ok<T>(value: T) -> Reply<T> {
     Ok((StatusCode::OK, Json(value)))
@@ -201,6 +201,7 @@ pub async fn get(
         owner: run.owner,
         resume_count: run.resume_count,
         calls,
+        questions: state.engine.questions(&run_id).await?,
     })
 }
 
@@ -227,13 +228,19 @@ pub async fn cancel(
     }
 }
 
-/// `POST /api/runs/{id}/resume` → `202 {run_id}` (the same id): a `failed` or
-/// `interrupted` run is queued again and continues under its id (docs/DESIGN.md §7); 409
-/// naming the status of any other run; 404 for an unknown one.
+/// `POST /api/runs/{id}/resume` → `202 {run_id}` (the same id): a paused run goes on; a
+/// `failed` or `interrupted` run is queued again and continues under its id
+/// (docs/DESIGN.md §7); 409 naming the status of any other run; 404 for an unknown one.
 pub async fn resume(
     State(state): State<Arc<AppState>>,
     Path(run_id): Path<String>,
 ) -> Reply<RunResumed> {
+    // A run in progress (paused) goes on: its pause flag is cleared (docs/DESIGN.md §6).
+    if let Some(run) = state.engine.run(&run_id).await?
+        && run.status == RunStatus::Paused
+    {
+        return crate::api::person::unpause(&state, run_id).await;
+    }
     match state.engine.resume(&run_id).await? {
         ResumeOutcome::Queued => Ok((StatusCode::ACCEPTED, Json(RunResumed { run_id }))),
         ResumeOutcome::Unknown => Err(ApiError::not_found(format!("unknown run '{run_id}'"))),

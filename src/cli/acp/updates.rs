@@ -120,7 +120,10 @@ pub fn from_event(
             updates.push(result_message(outcome));
             updates
         }
-        RunEvent::RunRunning { .. } => Vec::new(),
+        RunEvent::RunRunning { .. }
+        | RunEvent::QuestionAsked { .. }
+        | RunEvent::QuestionAnswered { .. }
+        | RunEvent::RunPaused { .. } => Vec::new(),
     }
 }
 
