@@ -117,11 +117,13 @@ fn guest_only(n: usize) {
         script: PreparedScript {
             file: "bench.js".into(),
             body: script.body,
+            module: None,
         },
         args: Some(serde_json::json!({ "n": n })),
         budget_total: None,
         agent_types: vec!["model".into()],
         max_items: 4096,
+        cost_total: None,
     };
     let host = AnsweringHost {
         events: VecDeque::from([serde_json::to_string(&init).unwrap()]),

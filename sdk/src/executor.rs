@@ -137,6 +137,8 @@ fn dispatch(event: HostEvent) {
                 (id, Reply::Error(error), budget_spent)
             }
             HostEvent::Timer { id } => (id, Reply::Value(Value::Null), s.spent),
+            // Dollars spent (`budget.cost()` of JavaScript); the SDK has no dollar view yet.
+            HostEvent::Cost { .. } => return,
             HostEvent::Cancel => {
                 s.cancelled = true;
                 s.outstanding.clear();
