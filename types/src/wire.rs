@@ -48,7 +48,7 @@ impl std::fmt::Display for CostTotals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.usd, self.unknown_calls) {
             (_, 0) => write!(f, "${:.4}", self.usd),
-            (usd, n) if usd == 0.0 => write!(f, "unknown ({n} calls without a price)"),
+            (0.0, n) => write!(f, "unknown ({n} calls without a price)"),
             (usd, n) => write!(f, "${usd:.4} + {n} calls of unknown cost"),
         }
     }
