@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::pin::Pin;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,9 +15,8 @@ use agent_client_protocol::v1::schema::{
     PromptRequest, SessionNotification, SessionUpdate, StopReason, TextContent, ToolCallContent,
     ToolCallStatus,
 };
-use agent_client_protocol::{Agent, Client, Lines};
+use agent_client_protocol::{Agent, Client};
 use common::Project;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 const THREE: &str = r#"phase('Ask')
 const a = await agent('first question', { label: 'first' })
@@ -35,37 +32,9 @@ struct Acp {
     updates: Arc<Mutex<Vec<SessionUpdate>>>,
 }
 
-type Transport = Lines<
-    Pin<Box<dyn futures::Sink<String, Error = std::io::Error> + Send>>,
-    Pin<Box<dyn futures::Stream<Item = std::io::Result<String>> + Send>>,
->;
-
 impl Acp {
     async fn start(project: &Project) -> Self {
-        let mut command = tokio::process::Command::from(project.booflow());
-        command
-            .arg("acp")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("spawn booflow acp");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let outgoing = futures::sink::unfold(stdin, |mut w, line: String| async move {
-            w.write_all(line.as_bytes()).await?;
-            w.write_all(b"\n").await?;
-            w.flush().await?;
-            Ok::<_, std::io::Error>(w)
-        });
-        let incoming = futures::stream::unfold(stdout, |mut lines| async move {
-            lines
-                .next_line()
-                .await
-                .transpose()
-                .map(|line| (line, lines))
-        });
-        let transport: Transport = Lines::new(Box::pin(outgoing), Box::pin(incoming));
+        let (child, transport) = common::acp::spawn(project);
         let updates = Arc::new(Mutex::new(Vec::new()));
         let sink = updates.clone();
         let (cx_tx, cx_rx) = tokio::sync::oneshot::channel();

@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::pin::Pin;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use agent_client_protocol::schema::ProtocolVersion;
@@ -19,11 +17,10 @@ use agent_client_protocol::v1::schema::{
     RequestPermissionRequest, RequestPermissionResponse, SelectedPermissionOutcome, StopReason,
     TextContent,
 };
-use agent_client_protocol::{Agent, Client, Lines};
+use agent_client_protocol::{Agent, Client};
 use booflow_testkit::test_agent::test_agent_bin;
 use common::Project;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 /// A project whose default agent is the test agent with `permissions = "ask"`, and a
 /// workflow `edit` whose one call asks for permission (its `attempt` arg keeps each run's
@@ -41,11 +38,6 @@ fn project() -> Project {
     project
 }
 
-type Transport = Lines<
-    Pin<Box<dyn futures::Sink<String, Error = std::io::Error> + Send>>,
-    Pin<Box<dyn futures::Stream<Item = std::io::Result<String>> + Send>>,
->;
-
 /// The editor: a `booflow acp` process and the client connection to it, which answers
 /// every permission request with the option id in `choice` and keeps the requests.
 struct Editor {
@@ -57,30 +49,7 @@ struct Editor {
 
 impl Editor {
     async fn start(project: &Project) -> Self {
-        let mut command = tokio::process::Command::from(project.booflow());
-        command
-            .arg("acp")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("spawn booflow acp");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let outgoing = futures::sink::unfold(stdin, |mut w, line: String| async move {
-            w.write_all(line.as_bytes()).await?;
-            w.write_all(b"\n").await?;
-            w.flush().await?;
-            Ok::<_, std::io::Error>(w)
-        });
-        let incoming = futures::stream::unfold(stdout, |mut lines| async move {
-            lines
-                .next_line()
-                .await
-                .transpose()
-                .map(|line| (line, lines))
-        });
-        let transport: Transport = Lines::new(Box::pin(outgoing), Box::pin(incoming));
+        let (child, transport) = common::acp::spawn(project);
         let choice = Arc::new(Mutex::new(String::new()));
         let asked = Arc::new(Mutex::new(Vec::new()));
         let (choice_, asked_) = (choice.clone(), asked.clone());

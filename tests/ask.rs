@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::http::{get, post, start, wait_for};
-use common::{Project, Served, stderr};
+use common::{Project, Served, output_within, stderr};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -21,31 +21,6 @@ const pick = await ask('Which colour?', { choices: ['red', 'green', 'blue'], lab
 const said = await agent(`say ${pick}`)
 return { pick, said }
 ";
-
-/// Runs `cmd` to its end within `within`, or kills it and fails: a test never hangs.
-fn output_within(mut cmd: Command, within: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start booflow");
-    let deadline = Instant::now() + within;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "booflow did not finish within {within:?} (it must never hang)\nstderr: {}",
-                stderr(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The outcome object `booflow run --json` printed last.
 fn outcome(output: &Output) -> Value {

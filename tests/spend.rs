@@ -6,34 +6,11 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
-use common::{Project, stderr};
+use common::{Project, output_within, stderr};
 use serde_json::Value;
-
-/// Runs `cmd` within `within`, or kills it and fails: a test never hangs.
-fn output_within(mut cmd: Command, within: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start booflow");
-    let deadline = Instant::now() + within;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "booflow did not finish within {within:?}\nstderr: {}",
-                stderr(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
 
 fn run(project: &Project, args: &[&str]) -> (Value, Output) {
     let mut cmd = project.booflow();

@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
+pub mod acp;
 pub mod http;
 
 use booflow_testkit::model_server::ModelServer;
@@ -259,4 +261,29 @@ pub fn node_package(rel: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Runs `cmd` to its end within `within`, or kills it and fails: a test never hangs.
+pub fn output_within(mut cmd: Command, within: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start booflow");
+    let deadline = Instant::now() + within;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "booflow did not finish within {within:?} (it must never hang)\nstderr: {}",
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
