@@ -283,6 +283,17 @@ impl RunLoop {
             .insert(q.question_id.clone(), Open { waiter, timer });
     }
 
+    /// The question was settled by someone else before this run's own write landed: keep
+    /// it open (no timer) and take their answer from the journal now.
+    async fn taken_elsewhere(&mut self, waiter: Waiter, q: &QuestionRecord) {
+        let open = Open {
+            waiter,
+            timer: None,
+        };
+        self.asks.open.insert(q.question_id.clone(), open);
+        self.poll_answers().await;
+    }
+
     /// Writes an answer the run gives itself (policy, timeout); when someone else answered
     /// first, theirs is taken at the next poll.
     async fn take_answer(&mut self, waiter: Waiter, q: &QuestionRecord, answer: Value, by: &str) {
@@ -302,14 +313,7 @@ impl RunLoop {
                 self.announce_answer(&answered);
                 self.answered(waiter, &answered);
             }
-            Ok(false) => {
-                let open = Open {
-                    waiter,
-                    timer: None,
-                };
-                self.asks.open.insert(q.question_id.clone(), open);
-                self.poll_answers().await;
-            }
+            Ok(false) => self.taken_elsewhere(waiter, q).await,
             Err(e) => self.journal_failed(self.engine.journal_failure("an answer", &e)),
         }
     }
@@ -330,14 +334,7 @@ impl RunLoop {
                 self.announce_answer(&failed);
                 self.refuse(waiter, message);
             }
-            Ok(false) => {
-                let open = Open {
-                    waiter,
-                    timer: None,
-                };
-                self.asks.open.insert(q.question_id.clone(), open);
-                self.poll_answers().await;
-            }
+            Ok(false) => self.taken_elsewhere(waiter, q).await,
             Err(e) => self.journal_failed(self.engine.journal_failure("a question", &e)),
         }
     }
