@@ -62,7 +62,7 @@ const HOSTILE: &[(&str, &str, &[&str])] = &[
     (
         "deep-recursion",
         "function f(n) { return f(n + 1) + 1 }\nf(0)",
-        &["RangeError", "recursive calls", ":2)"],
+        &["RangeError", "recursive calls", ":2:25)"],
     ),
     (
         "require",
@@ -173,44 +173,135 @@ fn hostile_scripts_end_with_clear_errors_within_the_bound() {
     );
 }
 
-#[test]
-fn errors_point_at_the_line_in_the_file() {
-    let project = hostile_project();
-    project.workflow(
+/// (workflow, body, the error's first line must end with) for errors the script throws and
+/// errors the JavaScript engine raises, before and after an `await`. The meta is the
+/// file's line 1, so the body starts on line 2.
+const PLACED: &[(&str, &str, &str)] = &[
+    (
         "thrower",
         "const x = 1\n\nthrow new Error('boom on line 4')",
-    );
-    let (outcome, _) = project.run_json(&["thrower"]);
-    let error = outcome["error"].as_str().unwrap();
-    assert!(error.contains("boom on line 4"), "{error}");
-    assert!(
-        error.contains(":4"),
-        "the error names line 4 of the file: {error}"
-    );
-
-    // A name the VM cannot resolve, before and after the first await.
-    project.workflow("unbound", "const a = 1\nconst b = nope(a)\nreturn b");
-    let (outcome, _) = project.run_json(&["unbound"]);
-    let error = outcome["error"].as_str().unwrap();
-    assert!(
-        error.contains("ReferenceError") && error.contains("unbound.js:3)"),
-        "the error names line 3 of the file: {error}"
-    );
-    project.workflow(
+        "Error: boom on line 4 (FILE:4:7)",
+    ),
+    (
+        "unbound",
+        "const a = 1\nconst b = nope(a)\nreturn b",
+        "ReferenceError: nope is not defined (FILE:3:11)",
+    ),
+    (
         "unbound_later",
-        "await parallel([() => 1])\nlog('between')\nconst c = missing + 1\nreturn c",
-    );
-    let (outcome, _) = project.run_json(&["unbound_later"]);
-    let error = outcome["error"].as_str().unwrap();
-    assert!(error.contains("unbound_later.js:4)"), "line 4: {error}");
+        "await agent('warm up')\nlog('between')\nconst c = missing + 1\nreturn c",
+        "ReferenceError: missing is not defined (FILE:4:11)",
+    ),
+    (
+        "type_later",
+        "await agent('warm up')\nconst box = null\nreturn box.size",
+        "TypeError: cannot convert 'null' or 'undefined' to object (FILE:4:12)",
+    ),
+    (
+        "range_later",
+        "await agent('warm up')\nconst n = -1\nreturn new Array(n)",
+        "RangeError: invalid array length (FILE:4:8)",
+    ),
+    (
+        "first_line",
+        "",
+        "TypeError: cannot convert 'null' or 'undefined' to object (FILE:1:81)",
+    ),
+    (
+        "syntax",
+        "const ok = 1\nconst = broken",
+        "SyntaxError: expected token 'identifier', got '=' in identifier parsing at line 3, col 7 (FILE:3:7)",
+    ),
+];
 
-    project.workflow("syntax", "const ok = 1\nconst = broken");
-    let (outcome, _) = project.run_json(&["syntax"]);
-    let error = outcome["error"].as_str().unwrap();
-    assert!(
-        error.contains("SyntaxError") && error.contains("line 3"),
-        "{error}"
+#[test]
+fn errors_name_the_file_line_and_column_in_both_sandboxes() {
+    let project = hostile_project();
+    for (name, body, _) in PLACED {
+        project.workflow(name, body);
+    }
+    // The meta and a first statement on one line: columns on line 1 are the file's.
+    project.write_file(
+        ".boocode/workflows/first_line.js",
+        "export const meta = { name: 'first_line', description: 'x' }; const q = null; q.x\n",
     );
+    let mut wrong = Vec::new();
+    for sandbox in ["wasm", "boa"] {
+        for (name, _, expected) in PLACED {
+            let (outcome, _) = project.run_json(&[name, "--sandbox", sandbox]);
+            let error = outcome["error"].as_str().unwrap_or_default().to_string();
+            let file = project.path().join(format!(".boocode/workflows/{name}.js"));
+            let expected = expected.replace("FILE", &file.display().to_string());
+            if error.lines().next() != Some(expected.as_str()) {
+                wrong.push(format!(
+                    "{sandbox} {name}: got {error:?}, want {expected:?}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "misplaced errors:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn an_error_through_functions_carries_the_scripts_stack() {
+    let project = Project::new();
+    project.workflow(
+        "deep",
+        "function inner(x) { return x.missing.deep }\nfunction outer() { return inner({}) }\nawait agent('warm up')\nreturn outer()",
+    );
+    let file = project.path().join(".boocode/workflows/deep.js");
+    let file = file.display();
+    for sandbox in ["wasm", "boa"] {
+        let (outcome, _) = project.run_json(&["deep", "--sandbox", sandbox]);
+        let error = outcome["error"].as_str().unwrap();
+        let expected = format!(
+            "TypeError: cannot convert 'null' or 'undefined' to object ({file}:2:38)\n    at inner ({file}:2:38)\n    at outer ({file}:3:32)\n    at <main> ({file}:5:13)"
+        );
+        assert_eq!(error, expected, "{sandbox}");
+        assert!(
+            !error.contains("booflow:prelude"),
+            "no runtime frames: {error}"
+        );
+    }
+}
+
+#[test]
+fn a_dropped_parallel_slot_logs_where_its_thunk_failed() {
+    let project = Project::new();
+    project.workflow(
+        "slots",
+        "await agent('warm up')\nconst out = await parallel([\n  () => nope(1),\n  () => null.size,\n  () => new Array(-1),\n  () => 'fine',\n])\nreturn out",
+    );
+    let file = project.path().join(".boocode/workflows/slots.js");
+    let file = file.display();
+    let expected = [
+        format!(
+            "parallel item 0 failed, its slot is null: ReferenceError: nope is not defined ({file}:4:9)"
+        ),
+        format!(
+            "parallel item 1 failed, its slot is null: TypeError: cannot convert 'null' or 'undefined' to object ({file}:5:14)"
+        ),
+        format!(
+            "parallel item 2 failed, its slot is null: RangeError: invalid array length ({file}:6:9)"
+        ),
+    ];
+    for sandbox in ["wasm", "boa"] {
+        let outcome = project.run_ok(&["slots", "--sandbox", sandbox]);
+        assert_eq!(
+            outcome["result"],
+            serde_json::json!([null, null, null, "fine"]),
+            "{sandbox}"
+        );
+        let shown = project.show_json(outcome["run_id"].as_str().unwrap(), &[]);
+        let warnings: Vec<&str> = shown["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l["message"].as_str())
+            .filter(|m| m.starts_with("parallel item"))
+            .collect();
+        assert_eq!(warnings, expected, "{sandbox}");
+    }
 }
 
 #[test]

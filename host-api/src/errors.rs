@@ -43,16 +43,32 @@ impl std::fmt::Display for ErrorName {
 }
 
 /// An error as it crosses the sandbox boundary: `name` is a stable runtime name or any
-/// JavaScript error name (`TypeError`, a user's own class…), `line` is the 1-based line in
-/// the workflow file when known.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// JavaScript error name (`TypeError`, a user's own class…); `file`, `line` and `column`
+/// (1-based, columns in characters) place the failing expression in the workflow file when
+/// known; `stack` holds the script's own frames, innermost first, with the runtime's frames
+/// left out (docs/DESIGN.md §1: errors name the file, line and column).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScriptError {
     pub name: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<StackFrame>,
+}
+
+/// One frame of a script's stack: the function (`<main>` for the workflow body, the
+/// function's own name, or `<anonymous>`) and where in which file it stood.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackFrame {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
 }
 
 impl ScriptError {
@@ -61,20 +77,46 @@ impl ScriptError {
         Self {
             name: name.as_str().to_string(),
             message: message.into(),
-            line: None,
-            file: None,
+            ..Self::default()
+        }
+    }
+
+    /// Where the error stands, as ` (FILE:LINE:COLUMN)`, ` (FILE:LINE)` or ` (line LINE)`,
+    /// or the empty string when nothing is known.
+    pub fn place(&self) -> String {
+        match (&self.file, self.line, self.column) {
+            (Some(file), Some(line), Some(column)) => format!(" ({file}:{line}:{column})"),
+            (Some(file), Some(line), None) => format!(" ({file}:{line})"),
+            (None, Some(line), _) => format!(" (line {line})"),
+            _ => String::new(),
         }
     }
 }
 
+/// `NAME: MESSAGE (FILE:LINE:COLUMN)`, then, when the error went through more than one of
+/// the script's functions, one `    at FUNCTION (FILE:LINE:COLUMN)` line per frame, as
+/// Node.js prints a stack.
 impl std::fmt::Display for ScriptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.name, self.message)?;
-        match (&self.file, self.line) {
-            (Some(file), Some(line)) => write!(f, " ({file}:{line})"),
-            (None, Some(line)) => write!(f, " (line {line})"),
-            _ => Ok(()),
+        write!(f, "{}: {}{}", self.name, self.message, self.place())?;
+        if self.stack.len() > 1 {
+            for frame in &self.stack {
+                write!(f, "\n    at {frame}")?;
+            }
         }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for StackFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            function,
+            file,
+            line,
+            column,
+        } = self;
+        write!(f, "{function} ({file}:{line}:{column})")
     }
 }
 

@@ -16,7 +16,7 @@ pub mod messages;
 pub mod options;
 
 pub use ask::AskOptions;
-pub use errors::{ErrorName, ScriptError};
+pub use errors::{ErrorName, ScriptError, StackFrame};
 pub use messages::{
     GuestRequest, HostEvent, Init, LogLevel, ModuleRef, PreparedScript, WorkflowTarget,
 };

@@ -75,8 +75,7 @@ impl Error {
         ScriptError {
             name: self.name().to_string(),
             message: self.message.clone(),
-            line: None,
-            file: None,
+            ..ScriptError::default()
         }
     }
 }

@@ -104,7 +104,9 @@ where
             name: "Error".into(),
             message: format!("the workflow panicked{place}: {what}"),
             line: info.location().map(|l| l.line()),
+            column: info.location().map(|l| l.column()),
             file: info.location().map(|l| l.file().to_string()),
+            stack: Vec::new(),
         };
         raw::send(&GuestRequest::Failed { error }.to_json());
         // Ends the module cleanly: the run's end is the `failed` just sent.

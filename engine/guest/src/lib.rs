@@ -11,6 +11,7 @@
 //! the main promise is pending, wait for the host's next event and dispatch it.
 
 mod natives;
+mod place;
 
 use std::cell::RefCell;
 
@@ -29,22 +30,25 @@ use booflow_host_api::{
 /// are the file's lines, docs/DESIGN.md §1).
 pub fn check_syntax(script: &PreparedScript) -> Result<(), ScriptError> {
     let mut ctx = Context::default();
-    let wrapped = natives::wrapped_body(script);
+    let wrapped = place::wrapped_body(script);
     let source = Source::from_bytes(&wrapped).with_path(std::path::Path::new(&script.file));
     match boa_engine::Script::parse(source, None, &mut ctx) {
         Ok(_) => Ok(()),
         Err(e) => {
             let message = e.to_string();
+            // boa's text for an error raised outside any script frame ends with where it
+            // was raised: " (native)", which says nothing to the script's author.
+            let message = message.strip_suffix(" (native)").unwrap_or(&message);
             let message = message
                 .strip_prefix("SyntaxError: ")
-                .unwrap_or(&message)
+                .unwrap_or(message)
                 .to_string();
-            Err(ScriptError {
+            let thrown = place::Thrown {
                 name: "SyntaxError".into(),
-                line: natives::line_from_message(&message),
                 message,
-                file: Some(script.file.clone()),
-            })
+                stack: String::new(),
+            };
+            Err(place::describe(thrown, script))
         }
     }
 }
@@ -314,9 +318,9 @@ pub(crate) fn accept_event(event: String) -> (String, bool) {
     (event, false)
 }
 
-/// Turns a thrown value into a [`GuestRequest::Failed`] with its name, message and the line
-/// in the workflow file where it was thrown (from the error's stack, else from a syntax
-/// error's position).
+/// Turns a thrown value into a [`GuestRequest::Failed`] with its name, message, the file,
+/// line and column of the failing expression and the script's frames
+/// ([`place::describe`]).
 fn failed(
     hooks: &Hooks,
     error: JsError,
@@ -328,39 +332,17 @@ fn failed(
         Ok(value) => value,
         Err(e) => JsValue::from(js_string!(e.to_string())),
     };
-    let described = call(&hooks.describe_error, &[value], ctx)
+    let thrown = call(&hooks.describe_error, &[value], ctx)
         .ok()
         .and_then(|v| v.to_string(ctx).ok())
         .map(|s| s.to_std_string_escaped())
-        .and_then(|text| serde_json::from_str::<ScriptError>(&text).ok());
-    let mut error = described.unwrap_or_else(|| ScriptError {
-        name: "Error".into(),
-        message: fallback,
-        line: None,
-        file: None,
-    });
-    // boa reports its runtime limits as `RuntimeLimitError: …` with the stack folded into
-    // the message; give it the name scripts expect and keep the stack out of the message.
-    if let Some((head, stack)) = error.message.split_once("\n    at ") {
-        if error.line.is_none() {
-            error.line = natives::line_from_frame(stack, &script.file);
-        }
-        error.message = head.to_string();
+        .and_then(|text| serde_json::from_str::<place::Thrown>(&text).ok())
+        .unwrap_or_else(|| place::Thrown {
+            name: "Error".into(),
+            message: fallback,
+            stack: String::new(),
+        });
+    GuestRequest::Failed {
+        error: place::describe(thrown, script),
     }
-    if let Some(rest) = error.message.strip_prefix("RuntimeLimitError: ") {
-        error.message = rest.to_string();
-        error.name = "RangeError".into();
-    }
-    // Only a syntax error carries its position in the message; other messages may quote
-    // unrelated "line N" text (a JSON error from an agent, say).
-    if error.line.is_none() && error.name == "SyntaxError" {
-        error.line = natives::line_from_message(&error.message);
-    }
-    if error.file.is_none() {
-        error.file = Some(script.file.clone());
-    }
-    if error.file.as_deref() == Some(script.file.as_str()) {
-        natives::place_unbound_name(&mut error, &script.body);
-    }
-    GuestRequest::Failed { error }
 }

@@ -1,7 +1,7 @@
 //! The native side of the runtime: the boa context with booflow's host hooks, and the
 //! primitives the prelude is built on: `send`, `checkOptions`, `callerLine`,
-//! `compileLoaded` (a nested workflow the host loaded) and `inNested` (whether the caller
-//! is a nested workflow's code).
+//! `compileLoaded` (a nested workflow the host loaded), `inNested` (whether the caller
+//! is a nested workflow's code) and `errorPlace` (where a caught error stands).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -237,18 +237,26 @@ fn in_nested(_: &JsValue, _: &[JsValue], ctx: &mut Context) -> JsResult<JsValue>
     Ok(JsValue::from(nested))
 }
 
+/// `native.errorPlace(name, message, stack)`: where a caught error stands, as
+/// ` (FILE:LINE:COLUMN)` (or `""`), for the warning a dropped `parallel()`/`pipeline()`
+/// slot leaves: the same place the run's error would name (see [`crate::place::describe`]).
+fn error_place(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let thrown = crate::place::Thrown {
+        name: arg_string(args, 0, ctx)?,
+        message: arg_string(args, 1, ctx)?,
+        stack: arg_string(args, 2, ctx)?,
+    };
+    let place = crate::with_init(|init| crate::place::describe(thrown, &init.script).place());
+    Ok(js_string!(place.unwrap_or_default()).into())
+}
+
 /// Compiles a workflow body into a factory `(args, workflow) => async () => { body }`.
 /// `args` and `workflow` are parameters of the *outer* function, so a script may still
 /// declare its own `const args` at top level, as it could under Claude Code. The wrapper
 /// opens on the body's first line and closes after its last, so every line keeps its number.
 pub(crate) fn compile_body(script: &PreparedScript, ctx: &mut Context) -> JsResult<JsValue> {
-    let wrapped = wrapped_body(script);
+    let wrapped = crate::place::wrapped_body(script);
     ctx.eval(Source::from_bytes(&wrapped).with_path(Path::new(&script.file)))
-}
-
-/// The body as the function both sandboxes compile; its first line is the body's first.
-pub(crate) fn wrapped_body(script: &PreparedScript) -> String {
-    format!("((args, workflow) => async () => {{{}\n}})", script.body)
 }
 
 /// The object handed to the prelude as `native`.
@@ -280,99 +288,11 @@ pub(crate) fn native_object(ctx: &mut Context) -> JsValue {
             js_string!("inNested"),
             0,
         )
+        .function(
+            NativeFunction::from_fn_ptr(error_place),
+            js_string!("errorPlace"),
+            3,
+        )
         .build();
     object.into()
-}
-
-/// The line of a syntax error, from boa's message (`… at line 3, col 7`).
-pub(crate) fn line_from_message(message: &str) -> Option<u32> {
-    let at = message.rfind("line ")?;
-    let digits: String = message[at + 5..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// The line of the first stack frame in `file` (`at f (file:12:5)`).
-pub(crate) fn line_from_frame(stack: &str, file: &str) -> Option<u32> {
-    let needle = format!("{file}:");
-    let at = stack.find(&needle)? + needle.len();
-    let digits: String = stack[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// Moves a `ReferenceError: NAME is not defined` to the line where `NAME` is used.
-///
-/// boa 0.22 records source positions at calls and property accesses but not at name
-/// lookups, so the error's frame carries the last position recorded before it (for a name
-/// used before the body's first call, the body's own start: line 1). The name is looked
-/// for as a whole identifier from that line on, skipping uses after a `.` (properties);
-/// the first such line is where the lookup failed in straight-line code. Left as it is
-/// when the name is not found there.
-pub(crate) fn place_unbound_name(error: &mut booflow_host_api::ScriptError, body: &str) {
-    if error.name != "ReferenceError" {
-        return;
-    }
-    let Some(name) = error.message.strip_suffix(" is not defined") else {
-        return;
-    };
-    let from = error.line.unwrap_or(1).max(1) as usize;
-    let is_ident = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
-    for (index, line) in body.lines().enumerate().skip(from - 1) {
-        let found = line.match_indices(name).any(|(at, _)| {
-            let before = line[..at].chars().next_back();
-            let after = line[at + name.len()..].chars().next();
-            !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident)
-        });
-        if found {
-            error.line = Some(index as u32 + 1);
-            return;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use booflow_host_api::ScriptError;
-
-    fn unbound(line: Option<u32>, body: &str) -> Option<u32> {
-        let mut error = ScriptError {
-            name: "ReferenceError".into(),
-            message: "nope is not defined".into(),
-            line,
-            file: None,
-        };
-        super::place_unbound_name(&mut error, body);
-        error.line
-    }
-
-    #[test]
-    fn an_unbound_name_is_placed_on_the_line_that_uses_it() {
-        let body = "\nconst a = 1 // not nope_x, nor x.nope\nconst b = nope(a)\n";
-        assert_eq!(unbound(Some(1), body), Some(3));
-        // From the recorded position on: an earlier use does not count.
-        assert_eq!(unbound(Some(3), "nope()\n\nnope\n"), Some(3));
-        // Not found: the line stays.
-        assert_eq!(unbound(Some(2), "a\nb\n"), Some(2));
-    }
-
-    #[test]
-    fn frame_lines_are_read_for_the_workflow_file() {
-        let stack = "f (/p/w.js:2:25)\n    at f (/p/w.js:2:25)";
-        assert_eq!(super::line_from_frame(stack, "/p/w.js"), Some(2));
-        assert_eq!(super::line_from_frame(stack, "/p/other.js"), None);
-    }
-
-    #[test]
-    fn syntax_error_lines_are_read_from_the_message() {
-        assert_eq!(
-            super::line_from_message("unexpected token at line 12, col 4"),
-            Some(12)
-        );
-        assert_eq!(super::line_from_message("no position"), None);
-    }
 }

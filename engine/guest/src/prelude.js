@@ -92,7 +92,10 @@
 
   const show = (value) => {
     if (typeof value === 'string') return value;
-    if (value instanceof Error) return `${value.name}: ${value.message}`;
+    if (value instanceof Error) {
+      const stack = typeof value.stack === 'string' ? value.stack : '';
+      return `${value.name}: ${value.message}${native.errorPlace(value.name, value.message, stack)}`;
+    }
     try {
       const text = jsonStringify(value);
       return text === undefined ? String(value) : text;
@@ -293,20 +296,14 @@
   G.args = init.args === null ? undefined : init.args;
 
   // ---- hooks for the Rust event loop -------------------------------------------------
+  // The thrown value as the Rust side places it (place.rs): name, message and boa's stack
+  // text, from which it reads the file, line, column and the script's frames.
   function describeError(e) {
-    const out = { name: 'Error', message: show(e), line: null, file: null };
+    const out = { name: 'Error', message: show(e), stack: '' };
     if (e && typeof e === 'object') {
       if (typeof e.name === 'string') out.name = e.name;
       if (typeof e.message === 'string') out.message = e.message;
-      const stack = typeof e.stack === 'string' ? e.stack : '';
-      for (const frame of stack.split('\n')) {
-        const m = /\((.*):(\d+):(\d+)\)\s*$/.exec(frame) || /at (.*):(\d+):(\d+)\s*$/.exec(frame);
-        if (m && m[1] !== 'booflow:prelude') {
-          out.file = m[1];
-          out.line = Number(m[2]);
-          break;
-        }
-      }
+      if (typeof e.stack === 'string') out.stack = e.stack;
     }
     return jsonStringify(out);
   }
