@@ -112,6 +112,10 @@ impl Progress {
             RunEvent::CallRunning { call_id, .. } => {
                 if let Some((bar, _)) = self.calls.get(call_id) {
                     bar.set_message("running");
+                    // Only a call that waits on an agent spins: indicatif ticks each bar
+                    // on a thread of its own, and a replayed fan-out of 1000 calls would
+                    // start 1000 threads that show nothing.
+                    bar.enable_steady_tick(Duration::from_millis(120));
                 }
             }
             RunEvent::CallFinished {
@@ -203,7 +207,6 @@ impl Progress {
         bar.set_style(running_style());
         bar.set_prefix(safe(&name).into_owned());
         bar.set_message(safe(&format!("queued · {agent}")).into_owned());
-        bar.enable_steady_tick(Duration::from_millis(120));
         self.calls.insert(call_id.to_string(), (bar, name));
     }
 
