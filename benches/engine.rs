@@ -124,6 +124,7 @@ fn guest_only(n: usize) {
         agent_types: vec!["model".into()],
         max_items: 4096,
         cost_total: None,
+        nested: false,
     };
     let host = AnsweringHost {
         events: VecDeque::from([serde_json::to_string(&init).unwrap()]),

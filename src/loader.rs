@@ -13,16 +13,11 @@ pub struct DiscoveryLoader {
 }
 
 impl ScriptLoader for DiscoveryLoader {
+    /// JavaScript and `.wasm` workflows alike: the engine decides who may nest which (a
+    /// JavaScript parent compiles its child in its own runtime, so only JavaScript; a
+    /// `.wasm` parent runs its child in a sandbox of its own, docs/DESIGN.md §1, §2).
     fn load(&self, target: &WorkflowTarget, from_file: &str) -> Result<PreparedScript, String> {
-        let script = self.find(target, from_file)?;
-        match &script.module {
-            // The nested body runs in the caller's JavaScript runtime (docs/DESIGN.md §1).
-            Some(module) => Err(format!(
-                "workflow(): {} is a .wasm workflow; nested workflows must be JavaScript",
-                module.path
-            )),
-            None => Ok(script),
-        }
+        self.find(target, from_file)
     }
 }
 

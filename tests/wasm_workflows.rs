@@ -1,7 +1,8 @@
 //! `.wasm` workflows (docs/DESIGN.md §2, §5, §6): the Rust SDK's `multi-review` example,
 //! built here for `wasm32-wasip1`, run by the real `booflow` binary against the scripted
 //! model server next to its JavaScript original from the catalog; `list`, `validate` and
-//! `run` on it; and a module with a forbidden import refused before it runs.
+//! `run` on it; a module with a forbidden import refused before it runs; and the `nested`
+//! example's `workflow()` running JavaScript and `.wasm` children as part of its run.
 
 mod common;
 
@@ -12,11 +13,12 @@ use std::sync::OnceLock;
 use common::{Project, stderr};
 use serde_json::Value;
 
-/// `sdk/examples/multi-review.rs` built for `wasm32-wasip1` into `<target>/wasm-examples`
-/// (its own target dir, as `engine/build.rs` does for the guest: never the outer one).
-fn example_wasm() -> &'static Path {
+/// The SDK's examples (`multi-review`, `nested`) built for `wasm32-wasip1` into
+/// `<target>/wasm-examples` (its own target dir, as `engine/build.rs` does for the guest:
+/// never the outer one), once per test binary; the path of the example `name`.
+fn example_wasm(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
+    let dir = BUILT.get_or_init(|| {
         let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .parent()
             .expect("the target dir")
@@ -32,6 +34,7 @@ fn example_wasm() -> &'static Path {
                 "wasm32-wasip1",
             ])
             .args(["-p", "booflow-sdk", "--example", "multi-review"])
+            .args(["--example", "nested"])
             .arg("--target-dir")
             .arg(&target_dir);
         for key in [
@@ -45,17 +48,18 @@ fn example_wasm() -> &'static Path {
             cmd.env_remove(key);
         }
         let status = cmd.status().expect("cargo starts");
-        assert!(status.success(), "building the multi-review example failed");
-        target_dir.join("wasm32-wasip1/release/examples/multi-review.wasm")
-    })
+        assert!(status.success(), "building the SDK's examples failed");
+        target_dir.join("wasm32-wasip1/release/examples")
+    });
+    dir.join(format!("{name}.wasm"))
 }
 
-/// The example copied into the project's workflows directory.
+/// The `multi-review` example copied into the project's workflows directory.
 fn install(project: &Project) -> PathBuf {
     let path = project
         .path()
         .join(".boocode/workflows/multi-review-rs.wasm");
-    std::fs::copy(example_wasm(), &path).unwrap();
+    std::fs::copy(example_wasm("multi-review"), &path).unwrap();
     path
 }
 
@@ -257,4 +261,105 @@ fn a_module_with_a_forbidden_import_is_refused_before_it_runs() {
     let list: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
     assert!(list.iter().all(|w| w["name"] != "sneaky"));
     assert!(stderr(&output).contains("path_open"), "{}", stderr(&output));
+}
+
+/// The `nested` example (`nest-rs`) copied into the project's workflows directory, and a
+/// JavaScript `child` of two agent calls.
+fn install_nested(project: &Project) {
+    let path = project.path().join(".boocode/workflows/nest-rs.wasm");
+    std::fs::copy(example_wasm("nested"), &path).unwrap();
+    project.workflow(
+        "child",
+        "phase('Child')\nconst a = await agent(`first ${args.topic}`, { label: 'child-first' })\nconst b = await agent(`second ${args.topic}`, { label: 'child-second' })\nreturn { topic: args.topic, a, b }",
+    );
+}
+
+/// `nest-rs` running `child` with `args`: the run's outcome.
+fn nest(project: &Project, child: &str, args: Value) -> Value {
+    let args = serde_json::json!({ "child": child, "args": args }).to_string();
+    project.run_ok(&["nest-rs", "--args", &args])
+}
+
+#[test]
+fn a_wasm_workflow_runs_a_javascript_child_as_part_of_its_run() {
+    let project = Project::new();
+    install_nested(&project);
+    let outcome = nest(&project, "child", serde_json::json!({ "topic": "tides" }));
+    let result = &outcome["result"]["ok"];
+    assert_eq!(result["topic"], "tides", "{outcome}");
+    assert_eq!(result["a"], "Answer: first tides");
+    assert_eq!(result["b"], "Answer: second tides");
+    assert_eq!(outcome["agents"]["total"], 2, "{outcome}");
+    assert_eq!(outcome["agents"]["live"], 2, "{outcome}");
+    assert_eq!(project.server.request_count(), 2);
+
+    // The child's calls are the run's own, in its journal.
+    let run_id = outcome["run_id"].as_str().unwrap();
+    let labels: Vec<String> = calls(&project, run_id).into_iter().map(|c| c.0).collect();
+    assert_eq!(labels, ["child-first", "child-second"]);
+
+    // A second run replays them from the cache.
+    let again = nest(&project, "child", serde_json::json!({ "topic": "tides" }));
+    assert_eq!(again["result"], outcome["result"]);
+    assert_eq!(again["agents"]["cached"], 2, "{again}");
+    assert_eq!(
+        project.server.request_count(),
+        2,
+        "nothing new reached the model"
+    );
+}
+
+#[test]
+fn a_failing_child_gives_the_wasm_parent_its_error() {
+    let project = Project::new();
+    install_nested(&project);
+    project.server.fail_matching("first", 400);
+    // The child does not catch its failed agent call.
+    let outcome = nest(&project, "child", serde_json::json!({ "topic": "reefs" }));
+    let error = &outcome["result"]["error"];
+    assert_eq!(error["name"], "WorkflowAgentError", "{outcome}");
+
+    // A name of the child's own crosses too.
+    project.workflow(
+        "thrower",
+        "const e = new Error('no luck today'); e.name = 'LuckError'; throw e",
+    );
+    let outcome = nest(&project, "thrower", Value::Null);
+    let error = &outcome["result"]["error"];
+    assert_eq!(error["name"], "LuckError", "{outcome}");
+    assert_eq!(error["message"], "no luck today");
+
+    let outcome = nest(&project, "nowhere", Value::Null);
+    let error = &outcome["result"]["error"];
+    assert_eq!(error["name"], "WorkflowInputError", "{outcome}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("no such workflow")
+    );
+}
+
+#[test]
+fn a_nested_workflow_cannot_nest_again() {
+    let project = Project::new();
+    install_nested(&project);
+    let one_level = "workflow() nests one level only: a nested workflow cannot call workflow()";
+
+    // A JavaScript child of a .wasm parent.
+    project.workflow(
+        "renest",
+        "try { await workflow('child', { topic: 'x' }) } catch (e) { return { name: e.name, message: e.message } }\nreturn 'nested again'",
+    );
+    let outcome = nest(&project, "renest", Value::Null);
+    let refused = &outcome["result"]["ok"];
+    assert_eq!(refused["name"], "WorkflowInputError", "{outcome}");
+    assert_eq!(refused["message"], one_level);
+
+    // A .wasm child (the example itself) of a .wasm parent.
+    let outcome = nest(&project, "nest-rs", serde_json::json!({ "child": "child" }));
+    let refused = &outcome["result"]["ok"]["error"];
+    assert_eq!(refused["name"], "WorkflowInputError", "{outcome}");
+    assert_eq!(refused["message"], one_level);
+    assert_eq!(project.server.request_count(), 0, "the child never ran");
 }

@@ -28,6 +28,10 @@ pub const CACHE_SIZE: usize = 2000;
 pub const SCHEMA_REPAIRS: u32 = 2;
 /// Nesting depth of `workflow()`: one level only.
 pub const MAX_WORKFLOW_DEPTH: u32 = 1;
+/// What a nested workflow's own `workflow()` fails with (a `WorkflowInputError`); the
+/// JavaScript runtime's `prelude.js` throws the same words.
+pub const ONE_LEVEL: &str =
+    "workflow() nests one level only: a nested workflow cannot call workflow()";
 
 /// Bytes of one `log()`/`console.*` line kept; the rest is cut with a note of its size.
 pub const MAX_LOG_LINE_BYTES: usize = 64 * 1024;

@@ -47,6 +47,11 @@ pub struct Init {
     pub agent_types: Vec<String>,
     /// Items per `parallel`/`pipeline` call.
     pub max_items: usize,
+    /// Set when this sandbox runs a nested workflow started by a `.wasm` parent
+    /// ([`GuestRequest::WorkflowRun`]): its own `workflow()` is refused, as nesting is one
+    /// level only (docs/DESIGN.md §1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nested: bool,
 }
 
 /// Log levels of `log()` and `console.*`.
@@ -112,6 +117,18 @@ pub enum GuestRequest {
     WorkflowLoad {
         id: u64,
         target: WorkflowTarget,
+        from_file: String,
+    },
+    /// `workflow(target, args)` of a `.wasm` workflow, which has no JavaScript runtime to
+    /// compile a child in (docs/DESIGN.md §2): the host runs the child in a sandbox of its
+    /// own, as part of the same run, and answers with [`HostEvent::Resolve`] (the child's
+    /// result) or [`HostEvent::Reject`] (what the child failed with, name kept).
+    WorkflowRun {
+        id: u64,
+        target: WorkflowTarget,
+        /// The child's input; `None` is `undefined` in it.
+        #[serde(default)]
+        args: Option<Value>,
         from_file: String,
     },
     /// `artifact(name, content)`: a named output kept with the run.
@@ -213,6 +230,30 @@ mod tests {
             .to_json();
         assert_eq!(once, twice);
         assert_eq!(once, r#"{"type":"done","result":{"n":4.5e+300,"m":0.1}}"#);
+    }
+
+    #[test]
+    fn a_nested_init_says_so_and_an_older_one_is_not_nested() {
+        let text = r#"{"run_id":"r","script":{"file":"a.js","body":""},"budget_total":null,"agent_types":[],"max_items":1}"#;
+        let init: Init = serde_json::from_str(text).unwrap();
+        assert!(!init.nested);
+        let nested = Init {
+            nested: true,
+            ..init
+        };
+        let again: Init = serde_json::from_str(&serde_json::to_string(&nested).unwrap()).unwrap();
+        assert!(again.nested);
+    }
+
+    #[test]
+    fn workflow_runs_carry_their_target_and_args() {
+        let text = r#"{"type":"workflow_run","id":3,"target":"child","args":{"n":1},"from_file":"p.wasm"}"#;
+        let request: GuestRequest = serde_json::from_str(text).unwrap();
+        assert!(matches!(
+            &request,
+            GuestRequest::WorkflowRun { id: 3, target: WorkflowTarget::Name(name), args: Some(_), .. } if name == "child"
+        ));
+        assert_eq!(request.to_json(), text);
     }
 
     #[test]

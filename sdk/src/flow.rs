@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use booflow_host_api::{GuestRequest, LogLevel};
+use booflow_host_api::{GuestRequest, LogLevel, WorkflowTarget};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -193,13 +193,47 @@ pub async fn sleep(ms: u64) -> Result<()> {
     Ok(())
 }
 
-/// `workflow(name, args)`: nested workflows run JavaScript, which a `.wasm` workflow has no
-/// engine for; this always fails with a `WorkflowInputError` saying so (docs/DESIGN.md §2).
+/// `workflow(name, args)`: runs the workflow `name` (found as `booflow run` finds it: the
+/// project's, the global, then the catalog's; a JavaScript or a `.wasm` workflow) as part
+/// of this run, and returns its result as `T` (docs/DESIGN.md §1, §2).
+///
+/// `args` is the child's input as JSON data (`()` or `None` for none, which the child sees
+/// as `undefined`). The child runs in a sandbox of its own with this run's budget, agent
+/// cap, concurrency and cancellation: its `agent()` calls are journaled, cached and counted
+/// under this run. Nesting is one level only: inside the child, `workflow()` fails.
+///
+/// ```ignore
+/// let summary: serde_json::Value = booflow::workflow("summarise", json!({ "path": "src" })).await?;
+/// ```
 ///
 /// # Errors
-/// Always, as above.
-pub async fn workflow<T>(name: &str, _args: impl Serialize) -> Result<T> {
-    Err(Error::input(format!(
-        "workflow('{name}'): nested workflows are not available to .wasm workflows yet"
-    )))
+/// - What the child failed with, its name kept: `WorkflowAgentError` for an agent call it
+///   did not catch, `WorkflowBudgetExceededError`, a name of its own (as
+///   [`ErrorKind::Other`](crate::ErrorKind::Other)), and so on.
+/// - `WorkflowInputError`: an empty name, `args` that are not JSON data, no such workflow,
+///   a result that does not fit `T`, or a call from inside a nested workflow (one level).
+/// - `WorkflowAgentCapError`: the run made `WORKFLOW_MAX_AGENTS` `workflow()` calls.
+/// - `WorkflowAbortError`: the run was cancelled meanwhile.
+pub async fn workflow<T: DeserializeOwned>(name: &str, args: impl Serialize) -> Result<T> {
+    if executor::with_init(|init| init.nested) {
+        return Err(Error::input(booflow_host_api::limits::ONE_LEVEL));
+    }
+    if name.is_empty() {
+        return Err(Error::input(
+            "workflow() takes a workflow name, e.g. workflow(\"review\", args)",
+        ));
+    }
+    let args = serde_json::to_value(args)
+        .map_err(|e| Error::input(format!("workflow('{name}') args: {e}")))?;
+    let from_file = executor::with_init(|init| init.script.file.clone());
+    let target = WorkflowTarget::Name(name.to_string());
+    let result = executor::request(|id| GuestRequest::WorkflowRun {
+        id,
+        target,
+        args: (!args.is_null()).then_some(args),
+        from_file,
+    })?
+    .await?;
+    serde_json::from_value(result)
+        .map_err(|e| Error::input(format!("workflow('{name}') result: {e}")))
 }

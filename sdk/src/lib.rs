@@ -23,7 +23,8 @@
 //!   JSON Schema `schemars` derives from `T`.
 //! - [`parallel`] is a barrier over futures (a failed branch gives `None`), [`pipeline`]
 //!   runs each item on without one; [`phase`], [`log`], [`budget`], [`args`], [`artifact`]
-//!   and [`sleep`] (`setTimeout`) are as in JavaScript.
+//!   and [`sleep`] (`setTimeout`) are as in JavaScript; [`workflow`] runs another workflow
+//!   (JavaScript or `.wasm`) as part of the run, one level deep.
 //! - Errors are [`Error`]s whose [`ErrorKind`] carries the stable names
 //!   (`WorkflowAgentCapError`, …).
 //! - [`run`] reads the run's `Init`, drives the workflow's future on a tiny single-threaded

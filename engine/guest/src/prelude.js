@@ -264,8 +264,9 @@
   };
   G.workflow = async function workflow(target, childArgs) {
     // However the nested body reached this function (globalThis.workflow, a reference
-    // captured by its parent), its frames on the stack give it away.
-    if (native.inNested()) throw makeError('WorkflowInputError', ONE_LEVEL);
+    // captured by its parent), its frames on the stack give it away. A sandbox that runs
+    // the child of a .wasm parent (init.nested, docs/DESIGN.md §2) is nested throughout.
+    if (init.nested === true || native.inNested()) throw makeError('WorkflowInputError', ONE_LEVEL);
     const valid =
       (typeof target === 'string' && target !== '') ||
       (target && typeof target === 'object' && typeof target.scriptPath === 'string');

@@ -1,9 +1,12 @@
 //! The sandbox's requests other than `agent()`: log lines (within the run's quota), phases,
-//! timers, nested `workflow()` loads and artifacts (docs/DESIGN.md §1).
+//! timers, nested `workflow()` loads and runs (see [`super::nested`]) and artifacts
+//! (docs/DESIGN.md §1).
 
 use std::time::Duration;
 
-use booflow_host_api::limits::{MAX_ARTIFACT_TOTAL_BYTES, MAX_LOG_LINE_BYTES, check_artifact_name};
+use booflow_host_api::limits::{
+    MAX_ARTIFACT_TOTAL_BYTES, MAX_LOG_LINE_BYTES, ONE_LEVEL, check_artifact_name,
+};
 use booflow_host_api::{ErrorName, GuestRequest, HostEvent, WorkflowTarget};
 use booflow_types::LogLevel;
 use serde_json::Value;
@@ -123,6 +126,12 @@ impl RunLoop {
                 target,
                 from_file,
             } => self.load_workflow(id, &target, &from_file),
+            GuestRequest::WorkflowRun {
+                id,
+                target,
+                args,
+                from_file,
+            } => self.run_nested(id, &target, args, &from_file),
             GuestRequest::Artifact { name, content } => self.artifact(name, content).await,
             GuestRequest::Ask {
                 id, question, opts, ..
@@ -142,25 +151,44 @@ impl RunLoop {
     /// `workflow(target)`: the script the loader finds, as a [`HostEvent::Script`] that only
     /// the guest's native side can compile.
     fn load_workflow(&mut self, id: u64, target: &WorkflowTarget, from_file: &str) {
+        if super::nested::from_a_child(id) {
+            // A nested workflow's runtime refuses this itself (docs/DESIGN.md §1).
+            return self.reply(self.reject(id, ErrorName::WorkflowInputError, ONE_LEVEL));
+        }
+        if let Some(refused) = self.over_workflow_cap(id) {
+            return self.reply(refused);
+        }
+        let reply = match self.engine.loader.load(target, from_file) {
+            // The nested body runs in the caller's JavaScript runtime (docs/DESIGN.md §1):
+            // a module cannot.
+            Ok(script) if script.module.is_some() => {
+                let path = script.module.map(|m| m.path).unwrap_or_default();
+                let message = format!(
+                    "workflow(): {path} is a .wasm workflow; a JavaScript workflow can nest only JavaScript"
+                );
+                self.reject(id, ErrorName::WorkflowInputError, message)
+            }
+            Ok(script) => HostEvent::Script {
+                id,
+                script,
+                budget_spent: self.budget.spent(),
+            },
+            Err(message) => self.reject(id, ErrorName::WorkflowInputError, message),
+        };
+        self.reply(reply);
+    }
+
+    /// Counts a `workflow()` call; past the run's cap, the rejection to send instead.
+    pub(super) fn over_workflow_cap(&mut self, id: u64) -> Option<HostEvent> {
         self.quotas.workflow_loads += 1;
         let cap = self.engine.settings.max_agents;
-        let reply = if self.quotas.workflow_loads > cap {
-            // A backstop to the one-level rule the guest enforces: however a script chains
-            // workflow() calls, a run loads at most as many as it may make agent calls.
+        // A backstop to the one-level rule the guest enforces: however a script chains
+        // workflow() calls, a run loads at most as many as it may make agent calls.
+        (self.quotas.workflow_loads > cap).then(|| {
             let message =
                 format!("this run reached its cap of {cap} workflow() calls (WORKFLOW_MAX_AGENTS)");
             self.reject(id, ErrorName::WorkflowAgentCapError, message)
-        } else {
-            match self.engine.loader.load(target, from_file) {
-                Ok(script) => HostEvent::Script {
-                    id,
-                    script,
-                    budget_spent: self.budget.spent(),
-                },
-                Err(message) => self.reject(id, ErrorName::WorkflowInputError, message),
-            }
-        };
-        self.reply(reply);
+        })
     }
 
     /// `artifact(name, content)`. The guest checks the name and quotas too; a request that

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::RunRequest;
+use super::nested::{Children, Nested};
 use super::replay::Replay;
 use crate::budget::Budget;
 use crate::control::RunControl;
@@ -143,6 +144,8 @@ pub(super) struct RunLoop {
     /// The spend the guest last heard of (`budget.cost()`).
     pub told_spend: std::sync::Mutex<crate::budget::Spend>,
     pub calls: JoinSet<()>,
+    /// Nested workflows of a `.wasm` parent, each in a sandbox of its own.
+    pub children: Children,
 }
 
 /// Runs the script to its end and journals the outcome.
@@ -156,6 +159,7 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
         cost_total: setup.max_cost_usd,
         agent_types: engine.config.agent_names(),
         max_items: engine.settings.max_items,
+        nested: false,
     };
     let limits = SandboxLimits {
         sync_timeout_ms: engine.settings.sync_timeout_ms,
@@ -163,6 +167,8 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
     };
     let mut sandbox = sandbox::spawn(setup.request.sandbox, &init, limits);
     let (internal, mut internal_rx) = mpsc::unbounded_channel();
+    let (nested_tx, mut nested_rx) = mpsc::unbounded_channel();
+    let children = Children::new(init.clone(), setup.request.sandbox, limits, nested_tx);
     let run_id = setup.fence.run_id.clone();
     let span = crate::telemetry::run_span(&run_id, &setup.request.workflow, setup.resumed);
     let earlier_copy = setup.replay.has_own_calls() || setup.resumed;
@@ -212,13 +218,14 @@ pub(crate) async fn drive(setup: RunSetup) -> RunOutcome {
         asks,
         told_spend: Default::default(),
         calls: JoinSet::new(),
+        children,
         engine,
     };
     lp.begin(setup.resumed, setup.request.resume_from.as_deref())
         .instrument(span.clone())
         .await;
     let end = lp
-        .until_the_end(&mut sandbox, &mut internal_rx)
+        .until_the_end(&mut sandbox, &mut internal_rx, &mut nested_rx)
         .instrument(span.clone())
         .await;
     // Decided before `finish` cancels the leftover calls itself: a cancel that raced the
@@ -278,6 +285,7 @@ impl RunLoop {
         &mut self,
         sandbox: &mut SandboxHandle,
         internal_rx: &mut mpsc::UnboundedReceiver<Internal>,
+        nested_rx: &mut mpsc::UnboundedReceiver<Nested>,
     ) -> Result<Value, ScriptError> {
         let cancel = self.cancel.clone();
         let mut cancel_sent = false;
@@ -309,10 +317,12 @@ impl RunLoop {
                     }
                 },
                 Some(message) = internal_rx.recv() => self.internal(message).await,
+                Some(message) = nested_rx.recv() => self.nested(message).await,
                 _ = cancel.cancelled(), if !cancel_sent => {
                     cancel_sent = true;
                     self.log(LogLevel::Warn, "the run was cancelled".into()).await;
                     let _ = self.guest.send(HostEvent::Cancel.to_json());
+                    self.children.cancel_all();
                 }
                 // A script stuck in a synchronous loop never reads the cancel (the boa
                 // sandbox cannot be pre-empted): give up on it after a grace period.
@@ -383,8 +393,12 @@ impl RunLoop {
     }
 
     /// Sends an event to the guest; a reply to a request is preceded by the run's spend in
-    /// dollars when that changed since the guest last heard it (`budget.cost()`).
+    /// dollars when that changed since the guest last heard it (`budget.cost()`). An event
+    /// for a nested workflow's request goes to its sandbox instead (docs/DESIGN.md §2).
     pub(super) fn reply(&self, event: HostEvent) {
+        let Some(event) = self.route_to_child(event) else {
+            return;
+        };
         if matches!(event, HostEvent::Resolve { .. } | HostEvent::Reject { .. }) {
             let spend = self.budget.spend();
             let told = std::mem::replace(&mut *self.told_spend.lock().unwrap(), spend);
@@ -468,6 +482,7 @@ impl RunLoop {
     ) -> RunOutcome {
         // Calls the script never awaited are stopped; they journal themselves as cancelled.
         self.cancel.cancel();
+        self.children.end_all();
         for (_, timer) in self.timers.drain() {
             timer.abort();
         }

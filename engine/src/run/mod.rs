@@ -5,13 +5,15 @@
 //! the run's end), [`bridge`] (the sandbox's requests other than `agent()`), [`dispatch`]
 //! (an `agent()` call: key, replay or live), [`live`] (one live call: slot → reservation →
 //! execute → journal → resolve), [`replay`] (the resumed journal and the cache), [`ask`]
-//! (`ask()` questions and their answers) and [`pause`] (the pause gate).
+//! (`ask()` questions and their answers), [`nested`] (the nested workflows of a `.wasm`
+//! parent, each in a sandbox of its own) and [`pause`] (the pause gate).
 
 mod ask;
 mod bridge;
 mod dispatch;
 mod driver;
 mod live;
+mod nested;
 mod pause;
 mod replay;
 mod start;
