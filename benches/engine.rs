@@ -93,13 +93,14 @@ struct AnsweringHost {
 
 impl booflow_guest::Host for AnsweringHost {
     fn send(&mut self, request: &str) {
-        if let Some(rest) = request.strip_prefix(r#"{"type":"agent_start","id":"#) {
-            let id: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            self.events.push_back(format!(
-                r#"{{"type":"resolve","id":{id},"value":"Answer","budget_spent":0}}"#
-            ));
-        } else if request.starts_with(r#"{"type":"failed""#) {
-            panic!("the bench script failed: {request}");
+        let request: serde_json::Value = serde_json::from_str(request).expect("requests are JSON");
+        match request["type"].as_str() {
+            Some("agent_start") => self.events.push_back(format!(
+                r#"{{"type":"resolve","id":{},"value":"Answer","budget_spent":0}}"#,
+                request["id"]
+            )),
+            Some("failed") => panic!("the bench script failed: {request}"),
+            _ => {}
         }
     }
 

@@ -13,7 +13,12 @@
 //! Columns: wall time of the whole command; engine time, from the first to the last model
 //! request the run made; the peak resident set of the whole process tree (the command and
 //! every process it started, sampled every 5 ms from /proc); and model requests. Each cell
-//! is the median of `PEER_RUNS` runs (default 3).
+//! is the median of `PEER_RUNS` runs (default 3); `PEER_SKIP_QWEN=1` leaves qwen-code out.
+//!
+//! Then booflow alone, whole process with the same binary (docs/DESIGN.md §3 figures): a
+//! 1000-call fan-out re-run entirely from the cache (after one run that fills it; median
+//! and best of `PEER_RUNS` + 2 re-runs), and the n = 64, 200 ms row above read as "64
+//! calls at 200 ms with `WORKFLOW_MAX_CONCURRENCY=16` and a default agent config".
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -54,6 +59,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    // booflow's rows only, for quick looks while working on the engine.
+    let skip_peer = std::env::var_os("PEER_SKIP_QWEN").is_some();
     println!(
         "peer race: booflow {} vs qwen-code (tests/node), {runs} runs per cell, medians",
         env!("CARGO_PKG_VERSION")
@@ -67,8 +74,11 @@ fn main() {
     for n in [16, 64] {
         for delay in [0, 200] {
             let booflow = median((0..runs).map(|_| run_booflow(n, delay)).collect());
-            let peer = median((0..runs).map(|_| run_qwen(&qwen, n, delay)).collect());
             row(n, delay, "booflow", &booflow);
+            if skip_peer {
+                continue;
+            }
+            let peer = median((0..runs).map(|_| run_qwen(&qwen, n, delay)).collect());
             row(n, delay, "qwen-code", &peer);
             println!(
                 "| {n} | {delay} ms | ratio qwen/booflow | {:.1}× | {:.1}× | {:.1}× | |",
@@ -78,6 +88,37 @@ fn main() {
             );
         }
     }
+    println!();
+    cached_rerun(1000, runs + 2);
+}
+
+/// A cached re-run of an `n`-call fan-out, whole process: one run fills the cache, then
+/// `runs` re-runs replay every call; prints their median and best wall time.
+fn cached_rerun(n: usize, runs: usize) {
+    let server = ModelServer::start_background();
+    let project = booflow_project(&server);
+    let mut walls: Vec<Duration> = (0..=runs)
+        .map(|_| {
+            let mut command = booflow_command(project.path(), n, 0, &[]);
+            let (wall, _, stdout) = measure(&mut command, "booflow");
+            assert!(
+                stdout.contains(&format!(r#""answered":{n}"#)),
+                "booflow did not answer all {n}: {stdout}"
+            );
+            wall
+        })
+        .collect();
+    let asked = server.requests().len();
+    assert_eq!(asked, n, "the re-runs asked the model again");
+    walls.remove(0);
+    walls.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "booflow cached re-run of {n} calls, whole process: median {:.1} ms, best {:.1} ms over {runs} runs ({:.1} µs per call at the median)",
+        ms(walls[walls.len() / 2]),
+        ms(walls[0]),
+        ms(walls[walls.len() / 2]) * 1e3 / n as f64
+    );
 }
 
 fn row(n: usize, delay: u64, name: &str, s: &Sample) {
@@ -111,8 +152,9 @@ fn args_json(n: usize, delay: u64) -> String {
     format!(r#"{{"n":{n},"delay":{delay}}}"#)
 }
 
-fn run_booflow(n: usize, delay: u64) -> Sample {
-    let server = ModelServer::start_background();
+/// A project with the fan-out workflow and one OpenAI-compatible agent at `server`, in
+/// the default config (no `max_concurrent`).
+fn booflow_project(server: &ModelServer) -> tempfile::TempDir {
     let project = tempfile::tempdir().unwrap();
     let dir = project.path();
     std::fs::create_dir_all(dir.join(".boocode/workflows")).unwrap();
@@ -125,15 +167,28 @@ fn run_booflow(n: usize, delay: u64) -> Sample {
         ),
     )
     .unwrap();
+    project
+}
+
+/// `booflow run fanout --json --args {n, delay} EXTRA…` in `dir`, 16 calls in flight.
+fn booflow_command(dir: &Path, n: usize, delay: u64, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_booflow"));
     command
-        .args(["run", "fanout", "--no-cache", "--json", "--args"])
+        .args(["run", "fanout", "--json", "--args"])
         .arg(args_json(n, delay))
+        .args(extra)
         .current_dir(dir)
         .env("HOME", dir)
         .env("WORKFLOW_MAX_CONCURRENCY", "16")
         .env("BOOFLOW_DETECT_PORTS", "none");
-    let (wall, peak, stdout) = measure(command, "booflow");
+    command
+}
+
+fn run_booflow(n: usize, delay: u64) -> Sample {
+    let server = ModelServer::start_background();
+    let project = booflow_project(&server);
+    let mut command = booflow_command(project.path(), n, delay, &["--no-cache"]);
+    let (wall, peak, stdout) = measure(&mut command, "booflow");
     assert!(
         stdout.contains(&format!(r#""answered":{n}"#)),
         "booflow did not answer all {n}: {stdout}"
@@ -172,7 +227,7 @@ fn run_qwen(qwen: &Path, n: usize, delay: u64) -> Sample {
         .env("OPENAI_MODEL", "test-model")
         .env("QWEN_CODE_ENABLE_WORKFLOWS", "1")
         .env("QWEN_CODE_MAX_WORKFLOW_CONCURRENCY", "16");
-    let (wall, peak, stdout) = measure(command, "qwen");
+    let (wall, peak, stdout) = measure(&mut command, "qwen");
     let agents = server
         .requests()
         .iter()
@@ -202,7 +257,7 @@ fn sample(server: &ModelServer, wall: Duration, peak_rss_mib: f64) -> Sample {
 
 /// Runs `command` to its end: wall time, peak RSS of its process tree in MiB, stdout.
 /// Panics (naming `what` and its stderr) when it fails or runs past 10 minutes.
-fn measure(mut command: Command, what: &str) -> (Duration, f64, String) {
+fn measure(command: &mut Command, what: &str) -> (Duration, f64, String) {
     let start = Instant::now();
     let mut child = command
         .stdin(Stdio::null())
