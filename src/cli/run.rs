@@ -67,6 +67,19 @@ pub async fn run(place: &Place, opts: RunArgs) -> anyhow::Result<ExitCode> {
     for warning in &entry.script.warnings {
         esay!("warning: {}: {warning}", entry.path.display());
     }
+    let sandbox = opts
+        .sandbox
+        .map(SandboxKind::from)
+        .unwrap_or_else(|| SandboxKind::default_for(entry.source));
+    if sandbox == SandboxKind::Wasm && entry.module.is_none() && !opts.plan && !opts.detach {
+        // Deserialising the embedded guest (tens of ms) overlaps opening the journal and
+        // the config instead of following them: the run's sandbox waits for it either way.
+        // The cache dir is set first, for a guest that has to be compiled after all.
+        if let Ok(settings) = booflow_engine::Settings::from_env() {
+            booflow_engine::sandbox::wasm::set_cache_dir(settings.cache_dir);
+            std::thread::spawn(booflow_engine::sandbox::wasm::warm_up);
+        }
+    }
     let engine = place.engine(true).await?;
     if opts.plan {
         return super::plan::plan(&engine, &entry, opts.budget, opts.max_cost_usd, opts.json);

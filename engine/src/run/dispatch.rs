@@ -132,6 +132,9 @@ impl RunLoop {
 
     /// The checks before a call exists: the agent cap, the agent, the schema. Then its
     /// content key and journal row. `Err` is the rejection to send the script.
+    // The rejection is sent at once, one per refused call; its size (an error with its
+    // place and frames) does not matter.
+    #[allow(clippy::result_large_err)]
     fn prepare(&mut self, call: &AgentStart) -> Result<Prepared, HostEvent> {
         let cap = self.engine.settings.max_agents;
         if self.counts.total >= cap {
