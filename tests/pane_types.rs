@@ -2,7 +2,9 @@
 //! declarations generated from the `booflow-types` crate are checked in under `web/types/`
 //! (the pane's JSDoc imports them), and `tsc -p web/tsconfig.json` (`checkJs`, no emit,
 //! TypeScript pinned in tests/node/package.json) checks every `web/*.js` against them, so a
-//! renamed or retyped field fails here instead of in a browser.
+//! renamed or retyped field fails here instead of in a browser. The run model's merge of a
+//! REST detail with the frames that raced it is unit-tested with `node --test`
+//! (tests/web/run_model.test.mjs).
 
 mod common;
 
@@ -137,5 +139,26 @@ fn the_type_check_catches_a_renamed_field() {
     assert!(
         output.contains("history.js") && output.contains("workflow"),
         "the error names the pane's read of the renamed field:\n{output}"
+    );
+}
+
+#[test]
+fn the_pane_model_merges_a_detail_with_the_frames_that_raced_it() {
+    let output = Command::new("node")
+        .arg("--test")
+        .arg(repo().join("tests/web/run_model.test.mjs"))
+        .output()
+        .expect("node runs the pane model's unit tests");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "node --test tests/web/run_model.test.mjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let source = std::fs::read_to_string(repo().join("tests/web/run_model.test.mjs")).unwrap();
+    let tests = source.lines().filter(|l| l.starts_with("test(")).count();
+    assert!(
+        tests >= 6 && stdout.contains(&format!("# pass {tests}\n")),
+        "expected all {tests} model tests to pass:\n{stdout}"
     );
 }

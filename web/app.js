@@ -9,6 +9,7 @@ import { initToken, setToken, api, hooks, LiveSocket, getWorkflows, getRun, getL
 import { el, $, setText, append } from './ui.js';
 import { ArgsEditor } from './args.js';
 import { RunView, RESUMABLE } from './run.js';
+import { RecentFrames } from './run_model.js';
 import { History } from './history.js';
 import { TraceView } from './traces.js';
 import { isArenaRun, renderArena } from './arena.js';
@@ -189,7 +190,7 @@ async function resumeHere(/** @type {string} */ id) {
   try {
     await resumeRun(id);
     banner.hidden = true;
-    recent.delete(id); // frames of its first life must not fold into the new one
+    recent.forget(id); // frames of its first life must not fold into the new one
     runHistory.update({ run_id: id, status: 'queued' });
     await openRun(id);
   } catch (e) {
@@ -262,23 +263,21 @@ async function openRun(id) {
   runHistory.setActive(id);
   traces.clear();
   try {
+    const mark = recent.mark;
     const [detail, logs] = await Promise.all([
       getRun(id),
       getLogs(id).then((page) => ({ logs: page.logs, error: null }), (e) => ({ logs: [], error: e })),
     ]);
     if (generation !== openGeneration) return;
     if (logs.error) showError(logs.error.message);
-    view.model.applyDetail(detail);
+    const endedNow = view.model.mergeDetail(detail, recent, mark);
     view.model.applyLogs(logs.logs);
     runHistory.update(summaryOf(detail));
-    const endedBefore = view.model.ended;
-    let endedNow = false;
-    for (const f of recent.get(id) || []) endedNow = view.model.applyFrame(f, true) || endedNow;
     loaded = true;
     view.render();
     traces.load(id, view.model.startedAt);
     updateArena();
-    if (endedNow && !endedBefore) refreshRun(id);
+    if (endedNow) refreshRun(id);
   } catch (e) {
     if (generation !== openGeneration) return;
     showError(e.message);
@@ -292,9 +291,10 @@ async function openRun(id) {
  */
 async function refreshRun(id) {
   try {
+    const mark = recent.mark;
     const detail = await getRun(id);
     if (!view.model || view.model.id !== id) return;
-    view.model.applyDetail(detail);
+    view.model.mergeDetail(detail, recent, mark);
     view.render();
     updateArena();
     runHistory.update(summaryOf(detail));
@@ -333,25 +333,9 @@ document.getElementById('history-refresh').addEventListener('click', () => runHi
 
 // ---- the WebSocket ----------------------------------------------------------------------
 
-// The last frames of each recent run: a run opened while frames are in flight (a fresh
-// POST, a hash change, a reload) folds them in after its REST snapshot.
-/** @type {Map<string, Frame[]>} */
-const recent = new Map();
-const RECENT_RUNS = 30;
-const RECENT_FRAMES = 2000;
-
-/** @param {Frame} f */
-function remember(f) {
-  if (!f.run_id) return;
-  let frames = recent.get(f.run_id);
-  if (!frames) {
-    frames = [];
-    recent.set(f.run_id, frames);
-    if (recent.size > RECENT_RUNS) recent.delete(recent.keys().next().value);
-  }
-  frames.push(f);
-  if (frames.length > RECENT_FRAMES) frames.splice(0, frames.length - RECENT_FRAMES);
-}
+// The last frames of each recent run: a run opened or re-read while frames are in flight (a
+// fresh POST, a hash change, a reload, a run's end) merges them with its REST detail.
+const recent = new RecentFrames();
 
 let renderQueued = false;
 function queueRender() {
@@ -365,7 +349,7 @@ function queueRender() {
 
 /** @param {Frame} f */
 function onFrame(f) {
-  remember(f);
+  recent.remember(f);
   runHistory.onFrame(f);
   if (!loaded || !view.model || f.run_id !== view.model.id) return;
   const m = view.model;

@@ -5,6 +5,8 @@
 //    was in flight) may be older than what we already know, so it never moves a status
 //    backwards (pending → running → finished);
 //  - a live frame is the newest word and is applied as is (a retried call may go back).
+// A REST detail is ordered against the socket by when its request was sent (see
+// `mergeDetail`): within `running`/`waiting`/`paused` no rank can say which word is newer.
 
 import { toMs, statusRank, TERMINAL } from './ui.js';
 
@@ -178,6 +180,25 @@ export class RunModel {
     }
     for (const q of d.questions || []) this.setQuestion(q);
     this.version += 1;
+  }
+
+  /**
+   * Merge a REST detail with the frames the socket brought for this run. The server journals
+   * a change before it sends its frame (docs/DESIGN.md §6), so a frame received before the
+   * request was sent is older than the detail and merges as a snapshot; one received after it
+   * may be older or newer, so those replay in order as live frames and the last word wins.
+   * Ranks alone cannot order `running`, `waiting` and `paused`: a `waiting` frame that raced
+   * a detail still saying `running` must not be dropped.
+   * @param {RunDetail} d the detail, read by a request sent when `recent.mark` was `mark`
+   * @param {RecentFrames} recent
+   * @param {number} mark
+   * @returns {boolean} a frame ended the run the detail showed unfinished
+   */
+  mergeDetail(d, recent, mark) {
+    this.applyDetail(d);
+    let ended = false;
+    for (const { n, frame } of recent.of(this.id)) ended = this.applyFrame(frame, n <= mark) || ended;
+    return ended;
   }
 
   /** @param {LogRecord[] | undefined} logs */
@@ -369,5 +390,45 @@ export class RunModel {
     let n = 0;
     for (const c of this.calls.values()) if (c.cached) n += 1;
     return n;
+  }
+}
+
+/**
+ * The last frames of each recent run, numbered in the order they arrived (of every run):
+ * a run opened or re-read while its frames are in flight merges them with its REST detail
+ * (`RunModel.mergeDetail`). Keeps `runs` runs of at most `frames` frames each.
+ */
+export class RecentFrames {
+  constructor(runs = 30, frames = 2000) {
+    this.runs = runs;
+    this.frames = frames;
+    /** Frames received so far, of every run. */
+    this.mark = 0;
+    /** @type {Map<string, {n: number, frame: Frame}[]>} */
+    this.byRun = new Map();
+  }
+
+  /** @param {Frame} frame */
+  remember(frame) {
+    this.mark += 1;
+    if (!frame.run_id) return;
+    let list = this.byRun.get(frame.run_id);
+    if (!list) {
+      list = [];
+      this.byRun.set(frame.run_id, list);
+      if (this.byRun.size > this.runs) this.byRun.delete(this.byRun.keys().next().value);
+    }
+    list.push({ n: this.mark, frame });
+    if (list.length > this.frames) list.splice(0, list.length - this.frames);
+  }
+
+  /** @param {string} id @returns {{n: number, frame: Frame}[]} oldest first */
+  of(id) {
+    return this.byRun.get(id) || [];
+  }
+
+  /** Forget run `id` (a run resumed under its id starts a new life). @param {string} id */
+  forget(id) {
+    this.byRun.delete(id);
   }
 }
