@@ -8,6 +8,9 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::leases::Fence;
+#[cfg(test)]
+use super::writer::CallWrite;
 use super::{Journal, big, usage};
 
 /// Keys per `IN (…)` query of [`Journal::cache_get_many`]: far below the bound-parameter
@@ -83,35 +86,67 @@ impl Journal {
     }
 
     /// Stores a successful result. Failed, schema-invalid and unfinished results never
-    /// come here.
+    /// come here. The live path queues this write instead ([`CallWrite::Cache`]) and calls
+    /// [`Journal::cache_remember`] once it committed.
+    #[cfg(test)]
     pub(crate) async fn cache_put(
         &self,
         key: &str,
         result: &CachedResult,
         at: &str,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO cache (content_key, result, agent, model, input_tokens, output_tokens, cached_tokens, reasoning_tokens, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (content_key) DO UPDATE SET result = excluded.result, agent = excluded.agent, model = excluded.model,
-                input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
-                cached_tokens = excluded.cached_tokens, reasoning_tokens = excluded.reasoning_tokens, created_at = excluded.created_at",
-        )
-        .bind(key)
-        .bind(result.value.to_string())
-        .bind(&result.agent)
-        .bind(&result.model)
-        .bind(big(result.usage.input_tokens))
-        .bind(big(result.usage.output_tokens))
-        .bind(big(result.usage.cached_tokens))
-        .bind(big(result.usage.reasoning_tokens))
-        .bind(at)
-        .execute(&self.pool)
-        .await?;
+        let write = CallWrite::Cache {
+            key: key.to_string(),
+            result: result.clone(),
+            at: at.to_string(),
+        };
+        self.queue_call_write(&unfenced(), write).wait().await?;
+        self.cache_remember(key, result);
+        Ok(())
+    }
+
+    /// Puts a committed cache row into the LRU in front of the table.
+    pub(crate) fn cache_remember(&self, key: &str, result: &CachedResult) {
         self.lru
             .lock()
             .unwrap()
             .put(key.to_string(), result.clone());
-        Ok(())
     }
+}
+
+/// The cache row is not fenced: a result is a result, whoever computed it. Its queued
+/// write carries this placeholder fence, which [`super::writer`] never checks.
+pub(crate) fn unfenced() -> Fence {
+    Fence {
+        run_id: String::new(),
+        epoch: 0,
+    }
+}
+
+/// Upserts `result` under `key`; returns the rows written.
+pub(super) async fn put(
+    db: impl sqlx::Executor<'_, Database = sqlx::Any>,
+    key: &str,
+    result: &CachedResult,
+    at: &str,
+) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "INSERT INTO cache (content_key, result, agent, model, input_tokens, output_tokens, cached_tokens, reasoning_tokens, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (content_key) DO UPDATE SET result = excluded.result, agent = excluded.agent, model = excluded.model,
+            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+            cached_tokens = excluded.cached_tokens, reasoning_tokens = excluded.reasoning_tokens, created_at = excluded.created_at",
+    )
+    .bind(key)
+    .bind(result.value.to_string())
+    .bind(&result.agent)
+    .bind(&result.model)
+    .bind(big(result.usage.input_tokens))
+    .bind(big(result.usage.output_tokens))
+    .bind(big(result.usage.cached_tokens))
+    .bind(big(result.usage.reasoning_tokens))
+    .bind(at)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }

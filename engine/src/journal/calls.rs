@@ -8,6 +8,8 @@ use sqlx::{Any, Row, Transaction};
 
 use super::cache::CachedResult;
 use super::leases::{Fence, fence_sql};
+#[cfg(test)]
+use super::writer::CallWrite;
 use super::{Journal, big, from_json_text, opt_uint, parsed, to_json_text, uint, usage};
 
 /// The columns set when a call starts.
@@ -103,12 +105,12 @@ fn call_from_row(r: &AnyRow) -> anyhow::Result<CallRecord> {
 }
 
 /// Inserts the whole row of `call` (start and, when set, end columns), if `fence` still
-/// holds the run.
-async fn insert(
+/// holds the run; returns the rows written (0: refused, see [`Fence::applied`]).
+pub(super) async fn insert(
     db: impl sqlx::Executor<'_, Database = Any>,
     fence: &Fence,
     call: &CallRecord,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
     let n = 11 + END_COLUMNS.len();
     let sql = format!(
         "INSERT INTO calls (run_id, {START_COLUMNS}, {}) SELECT {} WHERE {}",
@@ -129,13 +131,73 @@ async fn insert(
         .bind(&call.prompt)
         .bind(&call.started_at);
     let done = bind_end(query, call).bind(fence.epoch).execute(db).await?;
-    fence.applied(done.rows_affected())
+    Ok(done.rows_affected())
+}
+
+/// Marks call `call_id` `running`, fenced; returns the rows changed.
+pub(super) async fn mark_running(
+    db: impl sqlx::Executor<'_, Database = Any>,
+    fence: &Fence,
+    call_id: &str,
+) -> anyhow::Result<u64> {
+    let sql = format!(
+        "UPDATE calls SET status = $1 WHERE run_id = $2 AND call_id = $3 AND {}",
+        fence_sql(2, 4)
+    );
+    let done = sqlx::query(&sql)
+        .bind(CallStatus::Running.as_str())
+        .bind(&fence.run_id)
+        .bind(call_id)
+        .bind(fence.epoch)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Writes the end columns of `call` (and its start time when `restart`), fenced; returns
+/// the rows changed.
+pub(super) async fn update_end(
+    db: impl sqlx::Executor<'_, Database = Any>,
+    fence: &Fence,
+    call: &CallRecord,
+    restart: bool,
+) -> anyhow::Result<u64> {
+    let mut sets: Vec<String> = END_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} = ${}", i + 1))
+        .collect();
+    let n = END_COLUMNS.len();
+    if restart {
+        sets.push(format!("started_at = ${}", n + 4));
+    }
+    let sql = format!(
+        "UPDATE calls SET {} WHERE run_id = ${} AND call_id = ${} AND {}",
+        sets.join(", "),
+        n + 1,
+        n + 2,
+        fence_sql(n + 1, n + 3)
+    );
+    let mut query = bind_end(sqlx::query(&sql), call)
+        .bind(&fence.run_id)
+        .bind(&call.call_id)
+        .bind(fence.epoch);
+    if restart {
+        query = query.bind(&call.started_at);
+    }
+    let done = query.execute(db).await?;
+    Ok(done.rows_affected())
 }
 
 impl Journal {
-    /// Journals a live call at its start, before it waits for a slot (`pending`).
+    /// Journals a live call at its start (`pending`) and waits for the commit. The live path
+    /// queues [`CallWrite`]s instead and waits for them at the call's end; these wrappers
+    /// are the tests' way in.
+    #[cfg(test)]
     pub(crate) async fn insert_call(&self, fence: &Fence, call: &CallRecord) -> anyhow::Result<()> {
-        insert(&self.pool, fence, call).await
+        let call = call.clone();
+        let write = CallWrite::Start { call, again: false };
+        self.queue_call_write(fence, write).wait().await
     }
 
     /// Records replayed calls, each whole, in one transaction: a killed process leaves all
@@ -147,79 +209,30 @@ impl Journal {
     ) -> anyhow::Result<()> {
         let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
         for call in calls {
-            insert(&mut *tx, fence, call).await?;
+            let rows = insert(&mut *tx, fence, call).await?;
+            fence.applied(rows)?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     /// A pending call got its slot and budget reservation and goes to its agent.
+    #[cfg(test)]
     pub(crate) async fn mark_call_running(
         &self,
         fence: &Fence,
         call_id: &str,
     ) -> anyhow::Result<()> {
-        let sql = format!(
-            "UPDATE calls SET status = $1 WHERE run_id = $2 AND call_id = $3 AND {}",
-            fence_sql(2, 4)
-        );
-        let done = sqlx::query(&sql)
-            .bind(CallStatus::Running.as_str())
-            .bind(&fence.run_id)
-            .bind(call_id)
-            .bind(fence.epoch)
-            .execute(&self.pool)
-            .await?;
-        fence.applied(done.rows_affected())
+        let call_id = call_id.to_string();
+        let write = CallWrite::Running { call_id };
+        self.queue_call_write(fence, write).wait().await
     }
 
     /// Journals how a call ended (its end columns); runs before the script sees the result.
+    #[cfg(test)]
     pub(crate) async fn finish_call(&self, fence: &Fence, call: &CallRecord) -> anyhow::Result<()> {
-        self.update_call(fence, call, false).await
-    }
-
-    /// A call of a resumed run that an earlier owner had started but not finished goes
-    /// again: its row (same call id) starts over as `pending`.
-    pub(crate) async fn restart_call(
-        &self,
-        fence: &Fence,
-        call: &CallRecord,
-    ) -> anyhow::Result<()> {
-        self.update_call(fence, call, true).await
-    }
-
-    /// Writes the end columns of `call` (and its start time when `restart`), fenced.
-    async fn update_call(
-        &self,
-        fence: &Fence,
-        call: &CallRecord,
-        restart: bool,
-    ) -> anyhow::Result<()> {
-        let mut sets: Vec<String> = END_COLUMNS
-            .iter()
-            .enumerate()
-            .map(|(i, column)| format!("{column} = ${}", i + 1))
-            .collect();
-        let n = END_COLUMNS.len();
-        if restart {
-            sets.push(format!("started_at = ${}", n + 4));
-        }
-        let sql = format!(
-            "UPDATE calls SET {} WHERE run_id = ${} AND call_id = ${} AND {}",
-            sets.join(", "),
-            n + 1,
-            n + 2,
-            fence_sql(n + 1, n + 3)
-        );
-        let mut query = bind_end(sqlx::query(&sql), call)
-            .bind(&fence.run_id)
-            .bind(&call.call_id)
-            .bind(fence.epoch);
-        if restart {
-            query = query.bind(&call.started_at);
-        }
-        let done = query.execute(&self.pool).await?;
-        fence.applied(done.rows_affected())
+        let write = CallWrite::End { call: call.clone() };
+        self.queue_call_write(fence, write).wait().await
     }
 
     /// Up to `limit` of a run's calls with `seq > after`, in order (keyset pagination).

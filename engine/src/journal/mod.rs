@@ -9,7 +9,8 @@
 //! (`ask()` and the pause flag).
 //!
 //! Every write is one statement or one transaction, so a killed process leaves each record
-//! whole or absent. Results are journaled before the script sees them.
+//! whole or absent. Results are journaled before the script sees them. A live call's writes
+//! are group-committed with those of the calls beside it ([`writer`]).
 
 mod cache;
 mod calls;
@@ -17,6 +18,7 @@ mod extras;
 mod leases;
 mod questions;
 mod runs;
+mod writer;
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -30,10 +32,11 @@ use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub(crate) use cache::CachedResult;
+pub(crate) use cache::{CachedResult, unfenced};
 pub(crate) use leases::{Claimed, Fence, OwnerRow, QUEUE_CHANNEL, RUNS_CHANNEL};
 pub use runs::JournalStats;
 pub(crate) use runs::{NewRun, Now, pid_alive};
+pub(crate) use writer::{CallWrite, Committed};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -52,6 +55,8 @@ pub(crate) struct Journal {
     /// The database, as errors name it: the SQLite file, or the URL without its password.
     name: String,
     lru: Mutex<LruCache<String, CachedResult>>,
+    /// The group commit of the live path's call writes ([`writer`]).
+    writes: std::sync::Arc<writer::GroupCommit>,
 }
 
 impl Journal {
@@ -124,6 +129,7 @@ impl Journal {
             backend,
             name,
             lru: Mutex::new(LruCache::new(size)),
+            writes: Default::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use booflow_types::{
 };
 use serde_json::json;
 
-use super::{CachedResult, Fence, Journal, NewRun, Now, OwnerRow};
+use super::{CachedResult, CallWrite, Fence, Journal, NewRun, Now, OwnerRow};
 
 pub(crate) fn run_record(run_id: &str) -> RunRecord {
     RunRecord {
@@ -401,6 +401,68 @@ async fn concurrent_claims_on_postgres_never_take_a_run_twice() {
         (20, 20),
         "every run claimed exactly once"
     );
+}
+
+#[tokio::test]
+async fn queued_call_writes_share_a_commit_and_each_gets_its_own_outcome() {
+    for (_guard, j) in both().await {
+        let me = owner("me");
+        let fence = foreground(&j, "r1", &me, i64::MAX).await;
+        let stale = Fence {
+            run_id: "r1".into(),
+            epoch: 0,
+        };
+        let start = |seq| CallWrite::Start {
+            call: call_record(seq),
+            again: false,
+        };
+        // Queued before any commit runs (the test's runtime has one thread): one batch, in
+        // which a stale epoch is refused and a repeated call id fails its transaction, so
+        // every write goes again alone and only those two fail.
+        let mut starts: Vec<_> = (1..=200)
+            .map(|seq| j.queue_call_write(&fence, start(seq)))
+            .collect();
+        let refused = j.queue_call_write(&stale, start(201));
+        let repeated = j.queue_call_write(&fence, start(1));
+        let running = j.queue_call_write(
+            &fence,
+            CallWrite::Running {
+                call_id: "c0002".into(),
+            },
+        );
+        for started in starts.drain(..) {
+            started.wait().await.unwrap();
+        }
+        let refusal = refused.wait().await.unwrap_err().to_string();
+        assert!(refusal.contains("stale"), "{refusal}");
+        assert!(repeated.wait().await.is_err(), "a second row with id c0001");
+        running.wait().await.unwrap();
+        let calls = j.calls_page("r1", 0, 500).await.unwrap();
+        assert_eq!(calls.len(), 200);
+        assert_eq!(calls[1].status, CallStatus::Running);
+        // A clean burst commits whole, in the order queued: each end after its start.
+        let writes: Vec<_> = (300..400)
+            .flat_map(|seq| {
+                let mut end = call_record(seq);
+                end.status = CallStatus::Completed;
+                end.result = Some(json!(seq));
+                [
+                    j.queue_call_write(&fence, start(seq)),
+                    j.queue_call_write(&fence, CallWrite::End { call: end }),
+                ]
+            })
+            .collect();
+        for write in writes {
+            write.wait().await.unwrap();
+        }
+        let calls = j.calls_page("r1", 299, 500).await.unwrap();
+        assert_eq!(calls.len(), 100);
+        assert!(
+            calls
+                .iter()
+                .all(|c| c.status == CallStatus::Completed && c.result == Some(json!(c.seq)))
+        );
+    }
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use super::live::LiveCall;
 use super::replay::{Answer, Known, present};
 use crate::call::CallSpec;
 use crate::events::RunEvent;
-use crate::journal::CachedResult;
+use crate::journal::{CachedResult, CallWrite};
 use crate::now_rfc3339;
 
 /// An `agent(prompt, opts)` request of the sandbox.
@@ -302,18 +302,18 @@ impl RunLoop {
         });
     }
 
-    /// Journals the call as `pending` (a new row, or this run's own unfinished row when
-    /// `again`) and starts it on its own task.
+    /// Queues the call's `pending` row (a new row, or this run's own unfinished row when
+    /// `again`) and starts it on its own task. The row is not waited for here, so the run
+    /// goes on to its next request while the write shares a commit with its neighbours'
+    /// (docs/DESIGN.md §3); the call waits for it at its end. A crash before that commit
+    /// leaves no row, and the resumed run runs the call again, as it would a pending one.
     async fn start_live(&mut self, call: AgentStart, prepared: Prepared, again: bool) {
         let record = prepared.record;
-        let journal = &self.engine.journal;
-        let journaled = match again {
-            true => journal.restart_call(&self.fence, &record).await,
-            false => journal.insert_call(&self.fence, &record).await,
+        let write = CallWrite::Start {
+            call: record.clone(),
+            again,
         };
-        if let Err(e) = journaled {
-            return self.journal_failed(self.engine.journal_failure("a call's start", &e));
-        }
+        let started = self.engine.journal.queue_call_write(&self.fence, write);
         let spec = self.call_spec(&call, &record);
         let commands = self.control.register(&record.call_id);
         let span = self.call_span(&record);
@@ -333,6 +333,8 @@ impl RunLoop {
             commands,
             control: self.control.clone(),
             internal: self.internal.clone(),
+            journaled: vec![started],
+            cache_write: None,
         };
         let internal = self.internal.clone();
         let task = reply_if_it_panics(task, internal, self.budget.clone());

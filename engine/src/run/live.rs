@@ -1,6 +1,7 @@
 //! One live call, on its own task: a concurrency slot, then a budget reservation (both
 //! while `pending`), then the agent (`running`), honouring skip and retry; then its end is
-//! journaled (and a success cached) before the script is told (docs/DESIGN.md §1, §3).
+//! journaled (and a success cached) before the script is told (docs/DESIGN.md §1, §3). Its
+//! writes are queued for the journal's group commit and waited for at its end.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use crate::budget::{Budget, Reservation};
 use crate::call::{self, CallFailure, CallReport, CallSpec};
 use crate::control::{CallCommand, RunControl};
 use crate::events::RunEvent;
-use crate::journal::{CachedResult, Fence};
+use crate::journal::{CachedResult, CallWrite, Committed, Fence, unfenced};
 use crate::worktree::{Kept, Worktree};
 use crate::{Engine, now_rfc3339};
 
@@ -56,6 +57,11 @@ pub(super) struct LiveCall {
     pub internal: mpsc::UnboundedSender<Internal>,
     /// The call's span (docs/DESIGN.md §6 telemetry); the task runs inside it.
     pub span: tracing::Span,
+    /// This call's queued journal writes not waited for yet (its start, `running`): the
+    /// call waits for them, with its end, before the script sees the result.
+    pub journaled: Vec<Committed>,
+    /// A success's queued cache row and the result, for the LRU once committed.
+    pub cache_write: Option<(Committed, CachedResult)>,
 }
 
 /// How the call ended, before it is journaled.
@@ -72,6 +78,11 @@ impl LiveCall {
             .label
             .clone()
             .unwrap_or_else(|| self.record.call_id.clone())
+    }
+
+    /// Queues one of this call's journal writes for the next group commit.
+    fn journal(&self, write: CallWrite) -> Committed {
+        self.engine.journal.queue_call_write(&self.fence, write)
     }
 
     fn log(&self, level: LogLevel, message: String) {
@@ -103,16 +114,9 @@ impl LiveCall {
             return self.end_unsent(Err(failure), None).await;
         }
         self.spec.session.max_output_tokens = reservation.limit();
-        if let Err(e) = self
-            .engine
-            .journal
-            .mark_call_running(&self.fence, &self.record.call_id)
-            .await
-        {
-            let error = self.engine.journal_failure("a call's start", &e);
-            let _ = self.internal.send(Internal::JournalFailed(error));
-            return;
-        }
+        let call_id = self.record.call_id.clone();
+        let running = self.journal(CallWrite::Running { call_id });
+        self.journaled.push(running);
         self.record.status = CallStatus::Running;
         self.announce_running();
         self.go(reservation).await;
@@ -294,7 +298,7 @@ impl LiveCall {
             self.record.worktree_diff = Some(kept.diff.clone());
         }
         let reply = match ending.outcome {
-            Ok(value) => self.succeeded(value, ending.worktree.as_ref()).await,
+            Ok(value) => self.succeeded(value, ending.worktree.as_ref()),
             Err(failure) => self.failed(failure, ending.error_name),
         };
         crate::telemetry::end_call(&self.span, &self.record);
@@ -303,17 +307,28 @@ impl LiveCall {
             let model = record.model.as_deref();
             (self.engine.metrics).call(&record.agent, model, ms, record.first_update_ms);
         }
-        if let Err(e) = self
-            .engine
-            .journal
-            .finish_call(&self.fence, &self.record)
-            .await
+        let ended = self.journal(CallWrite::End {
+            call: self.record.clone(),
+        });
+        let cache = self.cache_write.take();
+        // The call's start, `running` and end rows, in the order queued: each must have
+        // committed before the script sees the result.
+        for write in std::mem::take(&mut self.journaled)
+            .into_iter()
+            .chain([ended])
         {
-            // The result is not journaled, so the script must not see it.
-            let what = format!("the end of call {}", self.record.call_id);
-            let error = self.engine.journal_failure(&what, &e);
-            let _ = self.internal.send(Internal::JournalFailed(error));
-            return;
+            if let Err(e) = write.wait().await {
+                let what = format!("call {}", self.record.call_id);
+                let error = self.engine.journal_failure(&what, &e);
+                let _ = self.internal.send(Internal::JournalFailed(error));
+                return;
+            }
+        }
+        if let Some((committed, result)) = cache {
+            match committed.wait().await {
+                Ok(()) => (self.engine.journal).cache_remember(&self.record.content_key, &result),
+                Err(e) => tracing::warn!("cannot cache a result: {e:#}"),
+            }
         }
         self.engine.emit(RunEvent::CallFinished {
             run_id: self.run_id.clone(),
@@ -334,7 +349,7 @@ impl LiveCall {
     }
 
     /// A success: cached unless it stopped early, and presented to the script.
-    async fn succeeded(&mut self, value: Value, worktree: Option<&Kept>) -> HostEvent {
+    fn succeeded(&mut self, value: Value, worktree: Option<&Kept>) -> HostEvent {
         self.record.status = CallStatus::Completed;
         self.record.result = Some(value.clone());
         let stop = self.record.stop_reason.as_deref().unwrap_or_default();
@@ -352,14 +367,15 @@ impl LiveCall {
                 usage: self.record.usage,
             };
             let at = self.record.finished_at.clone().unwrap_or_default();
-            if let Err(e) = self
-                .engine
-                .journal
-                .cache_put(&self.record.content_key, &cached, &at)
-                .await
-            {
-                tracing::warn!("cannot cache a result: {e:#}");
-            }
+            // Queued before the end row, so both share a commit; the cache row is not
+            // fenced (a result is a result, whoever computed it).
+            let write = CallWrite::Cache {
+                key: self.record.content_key.clone(),
+                result: cached.clone(),
+                at,
+            };
+            let committed = (self.engine.journal).queue_call_write(&unfenced(), write);
+            self.cache_write = Some((committed, cached));
         }
         let answer = Answer {
             value,
