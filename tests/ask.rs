@@ -427,3 +427,46 @@ return { first, late }
     let (status, _) = get(&served, "/api/runs/nope");
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// What an answer holds reaches the script exactly as `JSON.parse` would give it, in both
+/// sandboxes (the guest parses host events natively, docs/DESIGN.md §2): the order of keys
+/// (integer-like keys first, as JavaScript orders them), a `__proto__` key as an own
+/// property, numbers past 2^53 and -0, and nesting as deep as the host's JSON allows.
+#[test]
+fn an_answer_reaches_the_script_as_json_parse_gives_it_in_both_sandboxes() {
+    let project = Project::new();
+    project.workflow(
+        "shape",
+        "const a = await ask('Shape?', { label: 'shape' })
+let depth = 0
+let v = a.deep
+while (Array.isArray(v)) { depth++; v = v[0] }
+return { depth, leaf: v, keys: Object.keys(a.obj), own: Object.keys(a.p), proto: Object.getPrototypeOf(a.p) === Object.prototype, big: a.big, neg0: Object.is(a.neg0, -0), s: a.s, n: a.n }",
+    );
+    let deep = format!("{}\"leaf\"{}", "[".repeat(100), "]".repeat(100));
+    let answers = format!(
+        r#"{{"shape": {{"deep": {deep}, "obj": {{"b": 1, "a": 2, "10": 3, "2": 4}}, "p": {{"__proto__": 5}}, "big": 12345678901234567890, "neg0": -0.0, "s": "é\u2028😀", "n": [1.5, -7, 2147483648]}}}}"#
+    );
+    project.write_file("answers.json", &answers);
+    for sandbox in ["wasm", "boa"] {
+        let (out, output) = run_json(
+            &project,
+            &["shape", "--answers", "answers.json", "--sandbox", sandbox],
+        );
+        assert_eq!(out["status"], "completed", "{out}\n{}", stderr(&output));
+        let r = &out["result"];
+        assert_eq!(r["depth"], 100, "{sandbox}: {r}");
+        assert_eq!(r["leaf"], "leaf", "{sandbox}");
+        assert_eq!(r["keys"], json!(["2", "10", "b", "a"]), "{sandbox}");
+        assert_eq!(r["own"], json!(["__proto__"]), "{sandbox}");
+        assert_eq!(r["proto"], true, "{sandbox}");
+        assert_eq!(
+            r["big"].as_f64(),
+            Some(12345678901234567890f64),
+            "{sandbox}"
+        );
+        assert_eq!(r["neg0"], true, "{sandbox}");
+        assert_eq!(r["s"], "é\u{2028}😀", "{sandbox}");
+        assert_eq!(r["n"], json!([1.5, -7, 2147483648_i64]), "{sandbox}");
+    }
+}

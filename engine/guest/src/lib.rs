@@ -216,7 +216,8 @@ fn drive(init: &Init, ctx: &mut Context) -> GuestRequest {
             };
         }
         let (event, cancelled) = accept_event(host_wait());
-        if let Err(e) = call(&hooks.dispatch, &[JsValue::from(js_string!(event))], ctx) {
+        let event = event_value(event, ctx);
+        if let Err(e) = call(&hooks.dispatch, &[event], ctx) {
             return failed(&hooks, e, &init.script, ctx);
         }
         if cancelled {
@@ -294,6 +295,18 @@ fn returned(hooks: &Hooks, value: JsValue, ctx: &mut Context) -> GuestRequest {
         },
         Err(e) => sandbox_error(format!("the workflow result is not JSON: {e}")),
     }
+}
+
+/// A host event as the prelude's `dispatch` takes it: parsed here (serde_json, then
+/// `JsValue::from_json`), which costs a fraction of boa's `JSON.parse` (that goes through
+/// the JavaScript parser) and is most of what a replayed call costs the guest. An event
+/// serde_json refuses (nested deeper than its recursion limit) goes as its text, for the
+/// prelude's `JSON.parse`, so nothing here recurses without bound.
+fn event_value(event: String, ctx: &mut Context) -> JsValue {
+    serde_json::from_str::<serde_json::Value>(&event)
+        .ok()
+        .and_then(|value| JsValue::from_json(&value, ctx).ok())
+        .unwrap_or_else(|| JsValue::from(js_string!(event)))
 }
 
 /// Takes a host event in before JavaScript sees it: whether it is the cancel, and for a

@@ -309,8 +309,10 @@
     return jsonStringify(out);
   }
 
-  function dispatch(text) {
-    const ev = jsonParse(text);
+  // An event arrives parsed (lib.rs event_value), or as its text when the native side
+  // could not parse it.
+  function dispatch(event) {
+    const ev = typeof event === 'string' ? jsonParse(event) : event;
     switch (ev.type) {
       case 'script':
       case 'resolve':
