@@ -396,21 +396,10 @@ impl RunLoop {
     /// dollars when that changed since the guest last heard it (`budget.cost()`). An event
     /// for a nested workflow's request goes to its sandbox instead (docs/DESIGN.md §2).
     pub(super) fn reply(&self, event: HostEvent) {
-        let Some(event) = self.route_to_child(event) else {
-            return;
-        };
-        if matches!(event, HostEvent::Resolve { .. } | HostEvent::Reject { .. }) {
-            let spend = self.budget.spend();
-            let told = std::mem::replace(&mut *self.told_spend.lock().unwrap(), spend);
-            if told != spend {
-                let cost = HostEvent::Cost {
-                    spent_usd: spend.usd,
-                    unknown_calls: spend.unknown_calls,
-                };
-                let _ = self.guest.send(cost.to_json());
-            }
+        let spend = self.budget.spend();
+        if let Some(event) = self.children.route(event, spend) {
+            send_with_spend(&self.guest, &self.told_spend, event, spend);
         }
-        let _ = self.guest.send(event.to_json());
     }
 
     /// A rejection of the request `id` with a stable error name.
@@ -581,4 +570,26 @@ impl RunLoop {
         }
         outcome
     }
+}
+
+/// Sends `event` to a sandbox's `events`; a reply to a request (resolve or reject) is
+/// preceded by the run's `spend` in dollars when that sandbox last heard another (`told`),
+/// so `budget.cost()` is current when the script goes on.
+pub(super) fn send_with_spend(
+    events: &std::sync::mpsc::Sender<String>,
+    told: &std::sync::Mutex<crate::budget::Spend>,
+    event: HostEvent,
+    spend: crate::budget::Spend,
+) {
+    if matches!(event, HostEvent::Resolve { .. } | HostEvent::Reject { .. }) {
+        let heard = std::mem::replace(&mut *told.lock().unwrap(), spend);
+        if heard != spend {
+            let cost = HostEvent::Cost {
+                spent_usd: spend.usd,
+                unknown_calls: spend.unknown_calls,
+            };
+            let _ = events.send(cost.to_json());
+        }
+    }
+    let _ = events.send(event.to_json());
 }

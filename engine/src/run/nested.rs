@@ -95,7 +95,7 @@ impl Children {
     /// Sends `event` to the child its id belongs to, with the child's own id, preceded by
     /// the run's spend when the child has not heard it yet (as [`RunLoop::reply`] does for
     /// the parent). Returns the event when it is the parent's.
-    fn route(&self, event: HostEvent, spend: Spend) -> Option<HostEvent> {
+    pub(super) fn route(&self, event: HostEvent, spend: Spend) -> Option<HostEvent> {
         let Some(id) = event_id(&event).filter(|&id| id >= NESTED_BASE) else {
             return Some(event);
         };
@@ -103,17 +103,7 @@ impl Children {
         // A reply for a child that already ended goes nowhere.
         let child = self.live.get(&number)?;
         let own = id & ((1 << CHILD_BITS) - 1);
-        if matches!(event, HostEvent::Resolve { .. } | HostEvent::Reject { .. }) {
-            let told = std::mem::replace(&mut *child.told.lock().unwrap(), spend);
-            if told != spend {
-                let cost = HostEvent::Cost {
-                    spent_usd: spend.usd,
-                    unknown_calls: spend.unknown_calls,
-                };
-                let _ = child.events.send(cost.to_json());
-            }
-        }
-        let _ = child.events.send(with_id(event, own).to_json());
+        super::driver::send_with_spend(&child.events, &child.told, with_id(event, own), spend);
         None
     }
 }
@@ -206,11 +196,6 @@ fn ends(request: Option<&GuestRequest>) -> bool {
 }
 
 impl RunLoop {
-    /// Sends `event` to the child it is for, or returns it when it is the parent's.
-    pub(super) fn route_to_child(&self, event: HostEvent) -> Option<HostEvent> {
-        self.children.route(event, self.budget.spend())
-    }
-
     /// `workflow(target, args)` of a `.wasm` parent: the child the loader finds, in a
     /// sandbox of its own, nested (its own `workflow()` is refused), under the run's
     /// `workflow()` cap.
