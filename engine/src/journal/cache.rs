@@ -8,9 +8,6 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::leases::Fence;
-#[cfg(test)]
-use super::writer::CallWrite;
 use super::{Journal, big, usage};
 
 /// Keys per `IN (…)` query of [`Journal::cache_get_many`]: far below the bound-parameter
@@ -86,8 +83,8 @@ impl Journal {
     }
 
     /// Stores a successful result. Failed, schema-invalid and unfinished results never
-    /// come here. The live path queues this write instead ([`CallWrite::Cache`]) and calls
-    /// [`Journal::cache_remember`] once it committed.
+    /// come here. The live path queues this write instead ([`Journal::queue_cache_write`])
+    /// and calls [`Journal::cache_remember`] once it committed.
     #[cfg(test)]
     pub(crate) async fn cache_put(
         &self,
@@ -95,12 +92,7 @@ impl Journal {
         result: &CachedResult,
         at: &str,
     ) -> anyhow::Result<()> {
-        let write = CallWrite::Cache {
-            key: key.to_string(),
-            result: result.clone(),
-            at: at.to_string(),
-        };
-        self.queue_call_write(&unfenced(), write).wait().await?;
+        self.queue_cache_write(key, result, at).wait().await?;
         self.cache_remember(key, result);
         Ok(())
     }
@@ -111,15 +103,6 @@ impl Journal {
             .lock()
             .unwrap()
             .put(key.to_string(), result.clone());
-    }
-}
-
-/// The cache row is not fenced: a result is a result, whoever computed it. Its queued
-/// write carries this placeholder fence, which [`super::writer`] never checks.
-pub(crate) fn unfenced() -> Fence {
-    Fence {
-        run_id: String::new(),
-        epoch: 0,
     }
 }
 

@@ -32,7 +32,7 @@ use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub(crate) use cache::{CachedResult, unfenced};
+pub(crate) use cache::CachedResult;
 pub(crate) use leases::{Claimed, Fence, OwnerRow, QUEUE_CHANNEL, RUNS_CHANNEL};
 pub use runs::JournalStats;
 pub(crate) use runs::{NewRun, Now, pid_alive};

@@ -23,7 +23,7 @@ use super::leases::Fence;
 /// Writes per transaction at most: a burst larger than this commits in several.
 const BATCH: usize = 512;
 
-/// One call write, as queued.
+/// One write of a live call's row, fenced by the run's epoch (docs/DESIGN.md §7).
 pub(crate) enum CallWrite {
     /// A live call's row at its start (`pending`); `again`: this run's own unfinished row
     /// from an earlier owner starts over.
@@ -32,6 +32,15 @@ pub(crate) enum CallWrite {
     Running { call_id: String },
     /// How the call ended (its end columns).
     End { call: CallRecord },
+}
+
+/// A queued write: a call's row under its run's fence, or a cache row, which is not
+/// fenced (a result is a result, whoever computed it).
+// Each write is queued once and moved, never copied; boxing the call's row would only add
+// an allocation per write.
+#[allow(clippy::large_enum_variant)]
+enum Write {
+    Call(Fence, CallWrite),
     /// A successful result for the cross-run cache, under `key`, stored at `at`.
     Cache {
         key: String,
@@ -41,8 +50,7 @@ pub(crate) enum CallWrite {
 }
 
 struct Queued {
-    fence: Fence,
-    write: CallWrite,
+    write: Write,
     done: oneshot::Sender<anyhow::Result<()>>,
 }
 
@@ -83,15 +91,29 @@ impl Journal {
     /// (the commit runs on a task of its own, so a caller that stops waiting never leaves
     /// the queue without a writer).
     pub(crate) fn queue_call_write(&self, fence: &Fence, write: CallWrite) -> Committed {
+        self.queue(Write::Call(fence.clone(), write))
+    }
+
+    /// Queues the cache row of a successful result, as [`Journal::queue_call_write`] does
+    /// a call's; put it into the LRU with [`Journal::cache_remember`] once committed.
+    pub(crate) fn queue_cache_write(
+        &self,
+        key: &str,
+        result: &CachedResult,
+        at: &str,
+    ) -> Committed {
+        self.queue(Write::Cache {
+            key: key.to_string(),
+            result: result.clone(),
+            at: at.to_string(),
+        })
+    }
+
+    fn queue(&self, write: Write) -> Committed {
         let (done, committed) = oneshot::channel();
-        let queued = Queued {
-            fence: fence.clone(),
-            write,
-            done,
-        };
         let lead = {
             let mut state = self.writes.state.lock().unwrap();
-            state.queue.push(queued);
+            state.queue.push(Queued { write, done });
             !std::mem::replace(&mut state.leading, true)
         };
         if lead {
@@ -180,23 +202,25 @@ async fn apply(pool: &AnyPool, queued: &Queued) -> anyhow::Result<()> {
     refusal(queued, rows)
 }
 
-/// A fenced write that changed no row was refused: the run's epoch moved on. The cache row
-/// is not fenced (a result is a result, whoever computed it).
+/// A fenced write that changed no row was refused: the run's epoch moved on.
 fn refusal(queued: &Queued, rows: u64) -> anyhow::Result<()> {
-    match queued.write {
-        CallWrite::Cache { .. } => Ok(()),
-        _ => queued.fence.applied(rows),
+    match &queued.write {
+        Write::Call(fence, _) => fence.applied(rows),
+        Write::Cache { .. } => Ok(()),
     }
 }
 
 /// Runs the write's statement; returns the rows it changed.
 async fn execute(conn: &mut sqlx::AnyConnection, queued: &Queued) -> anyhow::Result<u64> {
-    let fence = &queued.fence;
     Ok(match &queued.write {
-        CallWrite::Start { call, again: false } => insert(&mut *conn, fence, call).await?,
-        CallWrite::Start { call, again: true } => update_end(&mut *conn, fence, call, true).await?,
-        CallWrite::Running { call_id } => mark_running(&mut *conn, fence, call_id).await?,
-        CallWrite::End { call } => update_end(&mut *conn, fence, call, false).await?,
-        CallWrite::Cache { key, result, at } => put(&mut *conn, key, result, at).await?,
+        Write::Call(fence, write) => match write {
+            CallWrite::Start { call, again: false } => insert(&mut *conn, fence, call).await?,
+            CallWrite::Start { call, again: true } => {
+                update_end(&mut *conn, fence, call, true).await?
+            }
+            CallWrite::Running { call_id } => mark_running(&mut *conn, fence, call_id).await?,
+            CallWrite::End { call } => update_end(&mut *conn, fence, call, false).await?,
+        },
+        Write::Cache { key, result, at } => put(&mut *conn, key, result, at).await?,
     })
 }

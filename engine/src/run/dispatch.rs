@@ -82,9 +82,9 @@ impl RunLoop {
         for ((call, prepared), known) in ready.into_iter().zip(known) {
             match known {
                 Known::Own(row) => self.answer_from_own(call, *row),
-                Known::Unfinished => self.start_live(call, prepared, true).await,
+                Known::Unfinished => self.start_live(call, prepared, true),
                 Known::Hit(hit) => replays.push((call, replayed(prepared.record, &hit), hit)),
-                Known::Nothing => self.start_live(call, prepared, false).await,
+                Known::Nothing => self.start_live(call, prepared, false),
             }
         }
         if !replays.is_empty() {
@@ -307,7 +307,7 @@ impl RunLoop {
     /// goes on to its next request while the write shares a commit with its neighbours'
     /// (docs/DESIGN.md §3); the call waits for it at its end. A crash before that commit
     /// leaves no row, and the resumed run runs the call again, as it would a pending one.
-    async fn start_live(&mut self, call: AgentStart, prepared: Prepared, again: bool) {
+    fn start_live(&mut self, call: AgentStart, prepared: Prepared, again: bool) {
         let record = prepared.record;
         let write = CallWrite::Start {
             call: record.clone(),

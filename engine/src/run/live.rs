@@ -18,7 +18,7 @@ use crate::budget::{Budget, Reservation};
 use crate::call::{self, CallFailure, CallReport, CallSpec};
 use crate::control::{CallCommand, RunControl};
 use crate::events::RunEvent;
-use crate::journal::{CachedResult, CallWrite, Committed, Fence, unfenced};
+use crate::journal::{CachedResult, CallWrite, Committed, Fence};
 use crate::worktree::{Kept, Worktree};
 use crate::{Engine, now_rfc3339};
 
@@ -367,14 +367,9 @@ impl LiveCall {
                 usage: self.record.usage,
             };
             let at = self.record.finished_at.clone().unwrap_or_default();
-            // Queued before the end row, so both share a commit; the cache row is not
-            // fenced (a result is a result, whoever computed it).
-            let write = CallWrite::Cache {
-                key: self.record.content_key.clone(),
-                result: cached.clone(),
-                at,
-            };
-            let committed = (self.engine.journal).queue_call_write(&unfenced(), write);
+            // Queued before the end row, so both share a commit.
+            let key = &self.record.content_key;
+            let committed = (self.engine.journal).queue_cache_write(key, &cached, &at);
             self.cache_write = Some((committed, cached));
         }
         let answer = Answer {
