@@ -98,11 +98,14 @@ impl RunEvent {
 /// The events of one run, in order, from the engine-wide channel.
 pub struct RunEvents {
     run_id: String,
-    receiver: broadcast::Receiver<RunEvent>,
+    receiver: broadcast::Receiver<std::sync::Arc<RunEvent>>,
 }
 
 impl RunEvents {
-    pub(crate) fn new(run_id: &str, receiver: broadcast::Receiver<RunEvent>) -> Self {
+    pub(crate) fn new(
+        run_id: &str,
+        receiver: broadcast::Receiver<std::sync::Arc<RunEvent>>,
+    ) -> Self {
         Self {
             run_id: run_id.to_string(),
             receiver,
@@ -114,7 +117,9 @@ impl RunEvents {
     pub async fn recv(&mut self) -> Option<RunEvent> {
         loop {
             match self.receiver.recv().await {
-                Ok(event) if event.run_id() == self.run_id => return Some(event),
+                Ok(event) if event.run_id() == self.run_id => {
+                    return Some(std::sync::Arc::unwrap_or_clone(event));
+                }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::debug!("run {}: a watcher missed {missed} events", self.run_id);

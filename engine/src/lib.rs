@@ -80,7 +80,9 @@ pub struct Engine {
     /// The live-process cap shared by the engine's ACP agents (`AGENT_POOL_MAX_LIVE`,
     /// `AGENT_POOL_IDLE_TTL_MS`, docs/DESIGN.md §4).
     pool_group: Arc<booflow_agents::acp::PoolGroup>,
-    events: broadcast::Sender<RunEvent>,
+    /// Every run's events; shared (`Arc`), so a receiver's copy and the channel's slots
+    /// cost a pointer, not an event (the channel holds [`EVENT_BUFFER`] of them).
+    events: broadcast::Sender<Arc<RunEvent>>,
     active: Mutex<HashMap<String, ActiveRun>>,
     /// Outcomes of runs whose end the journal could not take: reads show them as they
     /// ended, not as still running.
@@ -180,7 +182,7 @@ impl Engine {
     }
 
     /// Every event of every run of this engine from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<RunEvent>> {
         self.events.subscribe()
     }
 
@@ -191,7 +193,7 @@ impl Engine {
             let _ = notifier.send(event.run_id().to_string());
         }
         // No receiver is fine: nobody is watching.
-        let _ = self.events.send(event);
+        let _ = self.events.send(Arc::new(event));
     }
 
     pub(crate) fn events_for(&self, run_id: &str) -> RunEvents {
