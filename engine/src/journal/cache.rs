@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Journal, big, usage};
+use super::{Backend, Journal, Placeholders, ROW_SHAPES, big, shaped_chunks, usage};
 
 /// Keys per `IN (…)` query of [`Journal::cache_get_many`]: far below the bound-parameter
 /// limits of SQLite (32766) and PostgreSQL (65535).
@@ -106,30 +106,55 @@ impl Journal {
     }
 }
 
-/// Upserts `result` under `key`; returns the rows written.
-pub(super) async fn put(
-    db: impl sqlx::Executor<'_, Database = sqlx::Any>,
-    key: &str,
-    result: &CachedResult,
-    at: &str,
+/// Parameters bound per cache row.
+const PUT_PARAMS: usize = 9;
+
+/// The upserts of [`put_many`]: for each database, one per size in [`ROW_SHAPES`].
+static PUT_SQL: std::sync::LazyLock<[[String; 4]; 2]> = std::sync::LazyLock::new(|| {
+    [Backend::Sqlite, Backend::Postgres].map(|backend| {
+        ROW_SHAPES.map(|rows| {
+            let mut p = Placeholders::new(backend);
+            let values: Vec<String> = (0..rows)
+                .map(|_| format!("({})", p.list(PUT_PARAMS)))
+                .collect();
+            format!(
+                "INSERT INTO cache (content_key, result, agent, model, input_tokens, output_tokens, cached_tokens, reasoning_tokens, created_at)
+                 VALUES {}
+                 ON CONFLICT (content_key) DO UPDATE SET result = excluded.result, agent = excluded.agent, model = excluded.model,
+                    input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+                    cached_tokens = excluded.cached_tokens, reasoning_tokens = excluded.reasoning_tokens, created_at = excluded.created_at",
+                values.join(", ")
+            )
+        })
+    })
+});
+
+/// One cache row to store: the content key, the result and when it was stored.
+pub(super) type CacheRow<'a> = (&'a str, &'a CachedResult, &'a str);
+
+/// Upserts `rows` (distinct keys: a statement may not change one row twice), up to 64 per
+/// statement; returns the rows written.
+pub(super) async fn put_many(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    rows: &[CacheRow<'_>],
 ) -> anyhow::Result<u64> {
-    let done = sqlx::query(
-        "INSERT INTO cache (content_key, result, agent, model, input_tokens, output_tokens, cached_tokens, reasoning_tokens, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (content_key) DO UPDATE SET result = excluded.result, agent = excluded.agent, model = excluded.model,
-            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
-            cached_tokens = excluded.cached_tokens, reasoning_tokens = excluded.reasoning_tokens, created_at = excluded.created_at",
-    )
-    .bind(key)
-    .bind(result.value.to_string())
-    .bind(&result.agent)
-    .bind(&result.model)
-    .bind(big(result.usage.input_tokens))
-    .bind(big(result.usage.output_tokens))
-    .bind(big(result.usage.cached_tokens))
-    .bind(big(result.usage.reasoning_tokens))
-    .bind(at)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
+    let mut written = 0;
+    for (shape, chunk) in shaped_chunks(rows) {
+        let mut query = sqlx::query(&PUT_SQL[backend as usize][shape]);
+        for (key, result, at) in chunk {
+            query = query
+                .bind(*key)
+                .bind(result.value.to_string())
+                .bind(&result.agent)
+                .bind(&result.model)
+                .bind(big(result.usage.input_tokens))
+                .bind(big(result.usage.output_tokens))
+                .bind(big(result.usage.cached_tokens))
+                .bind(big(result.usage.reasoning_tokens))
+                .bind(*at);
+        }
+        written += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(written)
 }

@@ -7,10 +7,13 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::cache::CachedResult;
-use super::leases::{Fence, fence_sql};
+use super::leases::Fence;
 #[cfg(test)]
 use super::writer::CallWrite;
-use super::{Journal, big, from_json_text, opt_uint, parsed, to_json_text, uint, usage};
+use super::{
+    Backend, Journal, Placeholders, ROW_SHAPES, big, from_json_text, opt_uint, parsed,
+    shaped_chunks, to_json_text, uint, usage,
+};
 
 /// The columns set when a call starts.
 const START_COLUMNS: &str =
@@ -64,14 +67,6 @@ fn bind_end<'q>(query: AnyQuery<'q>, call: &'q CallRecord) -> AnyQuery<'q> {
         .bind(call.cost_usd)
 }
 
-/// `$from, $from+1, …` for `n` parameters.
-fn params(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn call_from_row(r: &AnyRow) -> anyhow::Result<CallRecord> {
     let small = |column: &str| uint(r, column).min(u32::MAX as u64) as u32;
     Ok(CallRecord {
@@ -104,22 +99,85 @@ fn call_from_row(r: &AnyRow) -> anyhow::Result<CallRecord> {
     })
 }
 
-/// Inserts the whole row of `call` (start and, when set, end columns), if `fence` still
-/// holds the run; returns the rows written (0: refused, see [`Fence::applied`]).
-pub(super) async fn insert(
-    db: impl sqlx::Executor<'_, Database = Any>,
-    fence: &Fence,
-    call: &CallRecord,
-) -> anyhow::Result<u64> {
-    let n = 11 + END_COLUMNS.len();
-    let sql = format!(
-        "INSERT INTO calls (run_id, {START_COLUMNS}, {}) SELECT {} WHERE {}",
-        END_COLUMNS.join(", "),
-        params(1, n),
-        fence_sql(1, n + 1)
+/// How [`write_rows`] treats a row that is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RowWrite {
+    /// New rows: one already there (a repeated call id) fails the statement.
+    Insert,
+    /// Each row as its call now stands: a row already there takes its start time and end
+    /// columns (a call's `running` mark or end, or the restart of a call an earlier owner
+    /// left unfinished); a missing one is written whole.
+    Upsert,
+}
+
+/// Parameters bound per row: its run and every column of [`START_COLUMNS`] and
+/// [`END_COLUMNS`].
+const ROW_PARAMS: usize = 11 + END_COLUMNS.len();
+
+/// The statements of [`write_rows`], built once: for each database, each [`RowWrite`] and
+/// each size in [`ROW_SHAPES`].
+static ROWS_SQL: std::sync::LazyLock<[[[String; 4]; 2]; 2]> = std::sync::LazyLock::new(|| {
+    [Backend::Sqlite, Backend::Postgres].map(|backend| {
+        [RowWrite::Insert, RowWrite::Upsert]
+            .map(|how| ROW_SHAPES.map(|rows| rows_sql(backend, rows, how)))
+    })
+});
+
+/// The statement writing `rows` rows of one run, fenced by the run's epoch (all rows or
+/// none): [`ROW_PARAMS`] per row, then the run and its epoch for the fence.
+fn rows_sql(backend: Backend, rows: usize, how: RowWrite) -> String {
+    let mut p = Placeholders::new(backend);
+    let values: Vec<String> = (0..rows)
+        .map(|_| format!("({})", p.list(ROW_PARAMS)))
+        .collect();
+    let fence = format!(
+        "EXISTS (SELECT 1 FROM runs WHERE run_id = {} AND epoch = {})",
+        p.next(),
+        p.next()
     );
-    let query = sqlx::query(&sql)
-        .bind(&fence.run_id)
+    let mut sql = format!(
+        "INSERT INTO calls (run_id, {START_COLUMNS}, {}) SELECT * FROM (VALUES {}) AS v WHERE {fence}",
+        END_COLUMNS.join(", "),
+        values.join(", "),
+    );
+    if how == RowWrite::Upsert {
+        let sets: Vec<String> = std::iter::once("started_at")
+            .chain(END_COLUMNS)
+            .map(|column| format!("{column} = excluded.{column}"))
+            .collect();
+        sql.push_str(" ON CONFLICT (run_id, call_id) DO UPDATE SET ");
+        sql.push_str(&sets.join(", "));
+    }
+    sql
+}
+
+/// Writes the whole rows of `calls` (start and end columns) of run `fence.run_id`, if the
+/// fence still holds, in statements of up to 64 rows; returns the rows written (0: refused,
+/// see [`Fence::applied`]). Errors: the database's, e.g. a repeated call id on
+/// [`RowWrite::Insert`].
+pub(super) async fn write_rows(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    fence: &Fence,
+    calls: &[&CallRecord],
+    how: RowWrite,
+) -> anyhow::Result<u64> {
+    let mut written = 0;
+    for (shape, chunk) in shaped_chunks(calls) {
+        let sql = &ROWS_SQL[backend as usize][how as usize][shape];
+        let mut query = sqlx::query(sql);
+        for call in chunk {
+            query = bind_row(query.bind(&fence.run_id), call);
+        }
+        let query = query.bind(&fence.run_id).bind(fence.epoch);
+        written += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(written)
+}
+
+/// Binds a row's [`ROW_PARAMS`]: its start columns, then its end columns.
+fn bind_row<'q>(query: AnyQuery<'q>, call: &'q CallRecord) -> AnyQuery<'q> {
+    let query = query
         .bind(&call.call_id)
         .bind(call.seq as i64)
         .bind(&call.content_key)
@@ -130,64 +188,48 @@ pub(super) async fn insert(
         .bind(&call.model)
         .bind(&call.prompt)
         .bind(&call.started_at);
-    let done = bind_end(query, call).bind(fence.epoch).execute(db).await?;
-    Ok(done.rows_affected())
+    bind_end(query, call)
 }
 
-/// Marks call `call_id` `running`, fenced; returns the rows changed.
+/// Marks the calls `call_ids` of run `fence.run_id` `running`, fenced, up to 64 per
+/// statement; returns the rows changed (0: refused; fewer than asked: some rows are
+/// missing).
 pub(super) async fn mark_running(
-    db: impl sqlx::Executor<'_, Database = Any>,
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     fence: &Fence,
-    call_id: &str,
+    call_ids: &[&str],
 ) -> anyhow::Result<u64> {
-    let sql = format!(
-        "UPDATE calls SET status = $1 WHERE run_id = $2 AND call_id = $3 AND {}",
-        fence_sql(2, 4)
-    );
-    let done = sqlx::query(&sql)
-        .bind(CallStatus::Running.as_str())
-        .bind(&fence.run_id)
-        .bind(call_id)
-        .bind(fence.epoch)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected())
+    let mut changed = 0;
+    for (shape, chunk) in shaped_chunks(call_ids) {
+        let sql = &RUNNING_SQL[backend as usize][shape];
+        let mut query = sqlx::query(sql)
+            .bind(CallStatus::Running.as_str())
+            .bind(&fence.run_id);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        let query = query.bind(&fence.run_id).bind(fence.epoch);
+        changed += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(changed)
 }
 
-/// Writes the end columns of `call` (and its start time when `restart`), fenced; returns
-/// the rows changed.
-pub(super) async fn update_end(
-    db: impl sqlx::Executor<'_, Database = Any>,
-    fence: &Fence,
-    call: &CallRecord,
-    restart: bool,
-) -> anyhow::Result<u64> {
-    let mut sets: Vec<String> = END_COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, column)| format!("{column} = ${}", i + 1))
-        .collect();
-    let n = END_COLUMNS.len();
-    if restart {
-        sets.push(format!("started_at = ${}", n + 4));
-    }
-    let sql = format!(
-        "UPDATE calls SET {} WHERE run_id = ${} AND call_id = ${} AND {}",
-        sets.join(", "),
-        n + 1,
-        n + 2,
-        fence_sql(n + 1, n + 3)
-    );
-    let mut query = bind_end(sqlx::query(&sql), call)
-        .bind(&fence.run_id)
-        .bind(&call.call_id)
-        .bind(fence.epoch);
-    if restart {
-        query = query.bind(&call.started_at);
-    }
-    let done = query.execute(db).await?;
-    Ok(done.rows_affected())
-}
+/// The statements of [`mark_running`]: for each database, one per size in [`ROW_SHAPES`].
+static RUNNING_SQL: std::sync::LazyLock<[[String; 4]; 2]> = std::sync::LazyLock::new(|| {
+    [Backend::Sqlite, Backend::Postgres].map(|backend| {
+        ROW_SHAPES.map(|rows| {
+            let mut p = Placeholders::new(backend);
+            let (status, run) = (p.next(), p.next());
+            let ids = p.list(rows);
+            let (fence_run, epoch) = (p.next(), p.next());
+            format!(
+                "UPDATE calls SET status = {status} WHERE run_id = {run} AND call_id IN ({ids}) \
+                 AND EXISTS (SELECT 1 FROM runs WHERE run_id = {fence_run} AND epoch = {epoch})"
+            )
+        })
+    })
+});
 
 impl Journal {
     /// Journals a live call at its start (`pending`) and waits for the commit. The live path
@@ -208,10 +250,9 @@ impl Journal {
         calls: &[CallRecord],
     ) -> anyhow::Result<()> {
         let mut tx: Transaction<'_, Any> = self.pool.begin().await?;
-        for call in calls {
-            let rows = insert(&mut *tx, fence, call).await?;
-            fence.applied(rows)?;
-        }
+        let rows: Vec<&CallRecord> = calls.iter().collect();
+        let written = write_rows(&mut tx, self.backend, fence, &rows, RowWrite::Insert).await?;
+        fence.applied(written)?;
         tx.commit().await?;
         Ok(())
     }

@@ -12,6 +12,7 @@
 //! whole or absent. Results are journaled before the script sees them. A live call's writes
 //! are group-committed with those of the calls beside it ([`writer`]).
 
+mod batch;
 mod cache;
 mod calls;
 mod extras;
@@ -233,6 +234,52 @@ fn usage(row: &AnyRow) -> booflow_types::Usage {
         cached_tokens: uint(row, "cached_tokens"),
         reasoning_tokens: uint(row, "reasoning_tokens"),
     }
+}
+
+/// Rows per multi-row statement, largest first: a batch of rows is cut into these sizes
+/// ([`shaped_chunks`]), so a connection prepares at most four statements of each kind
+/// however batches vary. 64 rows of a call bind 1858 parameters, far below SQLite's 32766
+/// and PostgreSQL's 65535.
+const ROW_SHAPES: [usize; 4] = [64, 16, 4, 1];
+
+/// Placeholders for a statement's parameters in the order they appear, in the database's
+/// own style: SQLite's anonymous `?` (sqlx looks up every *named* parameter by a linear
+/// walk of the statement's names, so a 64-row statement's `$N` would cost its binding
+/// time squared), PostgreSQL's `$1`, `$2`, ….
+struct Placeholders {
+    backend: Backend,
+    next: usize,
+}
+
+impl Placeholders {
+    fn new(backend: Backend) -> Self {
+        Self { backend, next: 0 }
+    }
+
+    /// The next placeholder.
+    fn next(&mut self) -> String {
+        self.next += 1;
+        match self.backend {
+            Backend::Sqlite => "?".into(),
+            Backend::Postgres => format!("${}", self.next),
+        }
+    }
+
+    /// `n` placeholders, comma-separated.
+    fn list(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// `rows` cut into chunks of the sizes in [`ROW_SHAPES`], each with its size's index there.
+fn shaped_chunks<T>(rows: &[T]) -> impl Iterator<Item = (usize, &[T])> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        let shape = ROW_SHAPES.iter().position(|&size| size <= rest.len())?;
+        let (chunk, tail) = rest.split_at(ROW_SHAPES[shape]);
+        rest = tail;
+        Some((shape, chunk))
+    })
 }
 
 /// A `u64` as the `BIGINT` it is stored in.

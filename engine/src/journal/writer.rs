@@ -2,7 +2,8 @@
 //! `running` mark, its end and its cache row are queued, and whoever finds no commit under
 //! way spawns one that writes everything queued in one transaction, then what queued
 //! meanwhile, until the queue is empty. Concurrent calls share commits instead of paying
-//! one each; a call still waits for its own writes before the script sees its result.
+//! one each, and a batch's writes become a few multi-row statements ([`super::batch`]); a
+//! call still waits for its own writes before the script sees its result.
 //!
 //! A write that its transaction could not carry (a statement error, a failed commit) is
 //! retried alone, so each write gets its own error and a bad one never takes the others
@@ -11,43 +12,17 @@
 
 use std::sync::{Arc, Mutex};
 
-use booflow_types::CallRecord;
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::oneshot;
 
-use super::Journal;
-use super::cache::{CachedResult, put};
-use super::calls::{insert, mark_running, update_end};
-use super::leases::Fence;
+pub(crate) use super::batch::CallWrite;
+use super::batch::{self, Op, Write};
+use super::cache::CachedResult;
+use super::leases::{Fence, Fenced};
+use super::{Backend, Journal};
 
 /// Writes per transaction at most: a burst larger than this commits in several.
 const BATCH: usize = 512;
-
-/// One write of a live call's row, fenced by the run's epoch (docs/DESIGN.md §7).
-pub(crate) enum CallWrite {
-    /// A live call's row at its start (`pending`); `again`: this run's own unfinished row
-    /// from an earlier owner starts over.
-    Start { call: CallRecord, again: bool },
-    /// The call got its slot and reservation and goes to its agent.
-    Running { call_id: String },
-    /// How the call ended (its end columns).
-    End { call: CallRecord },
-}
-
-/// A queued write: a call's row under its run's fence, or a cache row, which is not
-/// fenced (a result is a result, whoever computed it).
-// Each write is queued once and moved, never copied; boxing the call's row would only add
-// an allocation per write.
-#[allow(clippy::large_enum_variant)]
-enum Write {
-    Call(Fence, CallWrite),
-    /// A successful result for the cross-run cache, under `key`, stored at `at`.
-    Cache {
-        key: String,
-        result: CachedResult,
-        at: String,
-    },
-}
 
 struct Queued {
     write: Write,
@@ -119,7 +94,7 @@ impl Journal {
         if lead {
             let pool = self.pool.clone();
             let writes = self.writes.clone();
-            tokio::spawn(commit_until_empty(pool, writes));
+            tokio::spawn(commit_until_empty(pool, self.backend, writes));
         }
         Committed(committed)
     }
@@ -143,7 +118,7 @@ impl Drop for Leading {
     }
 }
 
-async fn commit_until_empty(pool: AnyPool, writes: Arc<GroupCommit>) {
+async fn commit_until_empty(pool: AnyPool, backend: Backend, writes: Arc<GroupCommit>) {
     let mut leading = Leading {
         writes,
         emptied: false,
@@ -160,67 +135,68 @@ async fn commit_until_empty(pool: AnyPool, writes: Arc<GroupCommit>) {
             let n = state.queue.len().min(BATCH);
             state.queue.drain(..n).collect()
         };
-        commit(&pool, batch).await;
+        commit(&pool, backend, batch).await;
     }
 }
 
-/// Writes `batch` in one transaction and tells each writer its outcome; when the
-/// transaction fails, each write goes again alone.
-async fn commit(pool: &AnyPool, batch: Vec<Queued>) {
-    match together(pool, &batch).await {
-        Ok(outcomes) => {
-            for (queued, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = queued.done.send(outcome);
+/// Writes `batch` in one transaction ([`batch::plan`], [`batch::apply_all`]) and tells
+/// each writer its outcome; when the transaction fails, each merged write goes again
+/// alone ([`batch::apply_alone`]).
+async fn commit(pool: &AnyPool, backend: Backend, batch: Vec<Queued>) {
+    let (writes, done): (Vec<Write>, Vec<_>) = batch.into_iter().map(|q| (q.write, q.done)).unzip();
+    let plan = batch::plan(writes);
+    let mut done: Vec<Option<oneshot::Sender<anyhow::Result<()>>>> =
+        done.into_iter().map(Some).collect();
+    let mut tell = |op: &Op, carried: &[usize], outcome: &anyhow::Result<()>| {
+        for &i in carried {
+            let outcome = match outcome {
+                Ok(()) => Ok(()),
+                Err(e) if e.is::<Fenced>() => Err(op_fence(op).refused()),
+                Err(e) => Err(anyhow::anyhow!("{e:#}")),
+            };
+            if let Some(done) = done[i].take() {
+                let _ = done.send(outcome);
+            }
+        }
+    };
+    match together(pool, backend, &plan.ops).await {
+        Ok(refused) => {
+            for ((op, carried), refused) in plan.ops.iter().zip(&plan.carried).zip(refused) {
+                let outcome = match refused {
+                    true => Err(op_fence(op).refused()),
+                    false => Ok(()),
+                };
+                tell(op, carried, &outcome);
             }
         }
         Err(_) => {
-            for queued in batch {
-                let outcome = apply(pool, &queued).await;
-                let _ = queued.done.send(outcome);
+            for (op, carried) in plan.ops.iter().zip(&plan.carried) {
+                let outcome = alone(pool, backend, op).await;
+                tell(op, carried, &outcome);
             }
         }
     }
 }
 
-/// The batch in one transaction: `Ok` with each write's outcome (a fenced write refused)
-/// once committed; `Err` when a statement or the commit failed (nothing was written).
-async fn together(pool: &AnyPool, batch: &[Queued]) -> anyhow::Result<Vec<anyhow::Result<()>>> {
+/// The fence of a call's op (a cache row is never refused).
+fn op_fence(op: &Op) -> &Fence {
+    match op {
+        Op::Insert(fence, _) | Op::Upsert(fence, _) | Op::Running(fence, _) => fence,
+        Op::Cache { .. } => unreachable!("a cache row has no fence"),
+    }
+}
+
+/// The batch's ops in one transaction: which were refused by their fence, once
+/// committed; `Err` when a statement or the commit failed (nothing was written).
+async fn together(pool: &AnyPool, backend: Backend, ops: &[Op]) -> anyhow::Result<Vec<bool>> {
     let mut tx: Transaction<'_, Any> = pool.begin().await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for queued in batch {
-        let rows = execute(&mut tx, queued).await?;
-        outcomes.push(refusal(queued, rows));
-    }
+    let refused = batch::apply_all(&mut tx, backend, ops).await?;
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(refused)
 }
 
-/// One write on its own (autocommit).
-async fn apply(pool: &AnyPool, queued: &Queued) -> anyhow::Result<()> {
+/// One op on its own (autocommit).
+async fn alone(pool: &AnyPool, backend: Backend, op: &Op) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
-    let rows = execute(&mut conn, queued).await?;
-    refusal(queued, rows)
-}
-
-/// A fenced write that changed no row was refused: the run's epoch moved on.
-fn refusal(queued: &Queued, rows: u64) -> anyhow::Result<()> {
-    match &queued.write {
-        Write::Call(fence, _) => fence.applied(rows),
-        Write::Cache { .. } => Ok(()),
-    }
-}
-
-/// Runs the write's statement; returns the rows it changed.
-async fn execute(conn: &mut sqlx::AnyConnection, queued: &Queued) -> anyhow::Result<u64> {
-    Ok(match &queued.write {
-        Write::Call(fence, write) => match write {
-            CallWrite::Start { call, again: false } => insert(&mut *conn, fence, call).await?,
-            CallWrite::Start { call, again: true } => {
-                update_end(&mut *conn, fence, call, true).await?
-            }
-            CallWrite::Running { call_id } => mark_running(&mut *conn, fence, call_id).await?,
-            CallWrite::End { call } => update_end(&mut *conn, fence, call, false).await?,
-        },
-        Write::Cache { key, result, at } => put(&mut *conn, key, result, at).await?,
-    })
+    batch::apply_alone(&mut conn, backend, op).await
 }
