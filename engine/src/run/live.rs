@@ -9,7 +9,7 @@ use booflow_agents::AgentBackend;
 use booflow_host_api::{AgentOptions, ErrorName, HostEvent, ScriptError};
 use booflow_types::{CallRecord, CallStatus, LogLevel, Usage};
 use serde_json::Value;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::driver::{CallTally, Internal};
@@ -92,8 +92,9 @@ impl LiveCall {
     /// Runs the call to its end.
     pub(super) async fn run(mut self) {
         let slots = self.slots.clone();
-        let _slot = match self.pending(slots.acquire_owned()).await {
-            Ok(permit) => permit,
+        // The run's semaphore is never closed, so a slot is always granted.
+        let slot = match self.pending(slots.acquire_owned()).await {
+            Ok(permit) => permit.ok(),
             Err(failure) => return self.end_unsent(Err(failure), None).await,
         };
         let budget = self.budget.clone();
@@ -119,12 +120,14 @@ impl LiveCall {
         self.journaled.push(running);
         self.record.status = CallStatus::Running;
         self.announce_running();
-        self.go(reservation).await;
+        self.go(reservation, slot).await;
     }
 
     /// The call has its slot and reservation: a worktree when asked for, the agent, then
-    /// its end.
-    async fn go(mut self, reservation: Reservation) {
+    /// its end. The slot is given back once the agent's work (and its worktree's) is done,
+    /// before the end is journaled: it bounds calls on agents (docs/DESIGN.md §4), and the
+    /// next call starts while this one waits for its commit, so the two share it.
+    async fn go(mut self, reservation: Reservation, slot: Option<OwnedSemaphorePermit>) {
         let worktree = if self.opts.isolation.is_some() {
             match Worktree::create(&self.engine.project_dir, &self.run_id, &self.record.call_id)
                 .await
@@ -134,6 +137,7 @@ impl LiveCall {
                     Some(worktree)
                 }
                 Err(message) => {
+                    drop(slot);
                     return self
                         .end_unsent(Err(CallFailure::Failed(message)), None)
                         .await;
@@ -151,6 +155,7 @@ impl LiveCall {
             Some(worktree) => self.tidy(worktree).await,
             None => None,
         };
+        drop(slot);
         self.record.duration_ms = Some(report.duration_ms);
         self.record.first_update_ms = report.first_update_ms;
         self.record.usage = report.usage;
