@@ -12,6 +12,7 @@
 
 mod natives;
 mod place;
+mod requests;
 
 use std::cell::RefCell;
 
@@ -157,6 +158,7 @@ fn sandbox_error(message: impl Into<String>) -> GuestRequest {
 struct Hooks {
     dispatch: JsValue,
     describe_error: JsValue,
+    /// Timers still set (requests pending are counted natively, [`requests::pending`]).
     outstanding: JsValue,
     to_json: JsValue,
 }
@@ -182,6 +184,7 @@ fn run_script(init: &Init) -> GuestRequest {
     };
     let result = drive(init, &mut ctx);
     natives::forget_loaded();
+    requests::forget();
     // Drop every JS value before the context goes away.
     drop(ctx);
     result
@@ -203,11 +206,12 @@ fn drive(init: &Init, ctx: &mut Context) -> GuestRequest {
             }
             PromiseState::Pending => {}
         }
-        let outstanding = call(&hooks.outstanding, &[], ctx)
-            .ok()
-            .and_then(|v| v.as_number())
-            .unwrap_or(0.0);
-        if outstanding == 0.0 {
+        let outstanding = requests::pending() > 0
+            || call(&hooks.outstanding, &[], ctx)
+                .ok()
+                .and_then(|v| v.as_number())
+                .is_some_and(|timers| timers > 0.0);
+        if !outstanding {
             return GuestRequest::Failed {
                 error: ScriptError::new(
                     ErrorName::WorkflowSandboxError,
@@ -216,8 +220,7 @@ fn drive(init: &Init, ctx: &mut Context) -> GuestRequest {
             };
         }
         let (event, cancelled) = accept_event(host_wait());
-        let event = event_value(event, ctx);
-        if let Err(e) = call(&hooks.dispatch, &[event], ctx) {
+        if let Err(e) = take_event(event, &hooks, ctx) {
             return failed(&hooks, e, &init.script, ctx);
         }
         if cancelled {
@@ -240,6 +243,13 @@ fn start(init: &Init, ctx: &mut Context) -> Result<(Hooks, JsPromise), GuestRequ
         let native = natives::native_object(ctx);
         let init_json = JsValue::from(js_string!(serde_json::to_string(init).unwrap_or_default()));
         let api = call(&prelude_fn, &[native, init_json], ctx)?;
+        let make_error = get(&api, "makeError", ctx)?
+            .as_object()
+            .and_then(|o| boa_engine::object::builtins::JsFunction::from_object(o.clone()))
+            .ok_or_else(|| {
+                JsError::from_opaque(js_string!("makeError is not a function").into())
+            })?;
+        requests::set_make_error(make_error);
         let hooks = Hooks {
             dispatch: get(&api, "dispatch", ctx)?,
             describe_error: get(&api, "describeError", ctx)?,
@@ -297,16 +307,50 @@ fn returned(hooks: &Hooks, value: JsValue, ctx: &mut Context) -> GuestRequest {
     }
 }
 
-/// A host event as the prelude's `dispatch` takes it: parsed here (serde_json, then
-/// `JsValue::from_json`), which costs a fraction of boa's `JSON.parse` (that goes through
-/// the JavaScript parser) and is most of what a replayed call costs the guest. An event
-/// serde_json refuses (nested deeper than its recursion limit) goes as its text, for the
-/// prelude's `JSON.parse`, so nothing here recurses without bound.
-fn event_value(event: String, ctx: &mut Context) -> JsValue {
-    serde_json::from_str::<serde_json::Value>(&event)
-        .ok()
-        .and_then(|value| JsValue::from_json(&value, ctx).ok())
-        .unwrap_or_else(|| JsValue::from(js_string!(event)))
+/// Takes one host event: a reply settles its request natively ([`requests::settle`]), a
+/// cancel rejects every pending request first ([`requests::cancel_all`]); timers, the
+/// spend in dollars and the cancel then go to the prelude's `dispatch`, parsed. The event
+/// is parsed with serde_json, which costs a fraction of boa's `JSON.parse` (that goes
+/// through the JavaScript parser); one serde_json refuses (nested deeper than its recursion
+/// limit) goes to `dispatch` as its text, so nothing here recurses without bound.
+fn take_event(event: String, hooks: &Hooks, ctx: &mut Context) -> JsResult<()> {
+    let Ok(mut parsed) = serde_json::from_str::<serde_json::Value>(&event) else {
+        return call(&hooks.dispatch, &[JsValue::from(js_string!(event))], ctx).map(|_| ());
+    };
+    let number = |value: &serde_json::Value, key: &str| value.get(key).and_then(|n| n.as_u64());
+    let kind = parsed
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let (id, spent) = (number(&parsed, "id"), number(&parsed, "budget_spent"));
+    let settlement = match (kind.as_str(), id) {
+        ("resolve", Some(_)) => {
+            let value = parsed.get_mut("value").map(serde_json::Value::take);
+            let value = JsValue::from_json(&value.unwrap_or_default(), ctx)?;
+            Some(requests::Settlement::Resolve(value))
+        }
+        ("script", Some(id)) => Some(requests::Settlement::Resolve(JsValue::from(id as f64))),
+        ("reject", Some(_)) => {
+            let text = |key: &str| {
+                parsed["error"][key]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_default()
+            };
+            let error = requests::make_error(&text("name"), &text("message"), ctx);
+            Some(requests::Settlement::Reject(error))
+        }
+        _ => None,
+    };
+    if let (Some(settlement), Some(id)) = (settlement, id) {
+        return requests::settle(id, spent.unwrap_or(0), settlement, ctx);
+    }
+    if kind == "cancel" {
+        requests::cancel_all(ctx)?;
+    }
+    let event = JsValue::from_json(&parsed, ctx)?;
+    call(&hooks.dispatch, &[event], ctx).map(|_| ())
 }
 
 /// Takes a host event in before JavaScript sees it: whether it is the cancel, and for a

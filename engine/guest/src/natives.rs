@@ -1,5 +1,6 @@
 //! The native side of the runtime: the boa context with booflow's host hooks, and the
-//! primitives the prelude is built on: `send`, `checkOptions`, `callerLine`,
+//! primitives the prelude is built on: `send`, `agentStart`, `request`, `settle`,
+//! `nextId` and `spent` (requests and their replies, in `requests.rs`), `callerLine`,
 //! `compileLoaded` (a nested workflow the host loaded), `inNested` (whether the caller
 //! is a nested workflow's code) and `errorPlace` (where a caught error stands).
 
@@ -17,7 +18,7 @@ use boa_engine::{
     realm::Realm,
     vm::SourcePath,
 };
-use booflow_host_api::{AgentOptions, messages::PreparedScript};
+use booflow_host_api::messages::PreparedScript;
 
 /// JS recursion depth before a catchable `RangeError`. Kept well below what the wasm stack
 /// (and the native sandbox thread's stack) can hold, so deep recursion is an error, not a
@@ -107,19 +108,8 @@ fn send(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     Ok(JsValue::undefined())
 }
 
-fn check_options(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
-    let text = arg_string(args, 0, ctx)?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        JsNativeError::typ().with_message(format!("agent() options are not plain data: {e}"))
-    })?;
-    let agent_types = crate::with_init(|init| init.agent_types.clone()).unwrap_or_default();
-    let opts = AgentOptions::from_js(&value, &agent_types)
-        .map_err(|e| JsNativeError::typ().with_message(e.0))?;
-    let json = serde_json::to_string(&opts).unwrap_or_else(|_| "{}".into());
-    Ok(js_string!(json).into())
-}
-
-fn caller_line(_: &JsValue, _: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+/// The line of the innermost frame of the script (not the prelude) on the stack.
+pub(crate) fn caller_line_number(ctx: &mut Context) -> Option<u32> {
     for frame in ctx.stack_trace() {
         let location = frame.position();
         let from_script = match &location.path {
@@ -127,10 +117,68 @@ fn caller_line(_: &JsValue, _: &[JsValue], ctx: &mut Context) -> JsResult<JsValu
             _ => false,
         };
         if from_script && let Some(position) = location.position {
-            return Ok(JsValue::from(position.line_number()));
+            return Some(position.line_number());
         }
     }
-    Ok(JsValue::null())
+    None
+}
+
+fn caller_line(_: &JsValue, _: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    Ok(caller_line_number(ctx).map_or(JsValue::null(), JsValue::from))
+}
+
+/// A string argument, or `None` when it is `undefined` or `null`.
+fn optional_string(args: &[JsValue], i: usize, ctx: &mut Context) -> JsResult<Option<String>> {
+    match args.get(i) {
+        None => Ok(None),
+        Some(value) if value.is_null_or_undefined() => Ok(None),
+        Some(value) => Ok(Some(value.to_string(ctx)?.to_std_string_escaped())),
+    }
+}
+
+/// `native.agentStart(prompt, optionsJson | null, phase | null)`: the request sent, its
+/// promise returned (see [`crate::requests::agent_start`]).
+fn agent_start(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let prompt = arg_string(args, 0, ctx)?;
+    let opts = optional_string(args, 1, ctx)?;
+    let phase = optional_string(args, 2, ctx)?;
+    crate::requests::agent_start(prompt, opts, phase, ctx)
+}
+
+/// `native.request(messageJson)`: another request the host answers; its promise.
+fn request(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let message = arg_string(args, 0, ctx)?;
+    crate::requests::request(&message, ctx)
+}
+
+/// `native.settle(id, budgetSpent, rejected, value)`: a reply the prelude parsed itself
+/// settles its request (see [`crate::requests::settle`]).
+fn settle(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
+    let number = |i: usize, ctx: &mut Context| -> JsResult<u64> {
+        let n = args.get(i).cloned().unwrap_or_default().to_number(ctx)?;
+        Ok(if n.is_finite() && n > 0.0 {
+            n as u64
+        } else {
+            0
+        })
+    };
+    let id = number(0, ctx)?;
+    let spent = number(1, ctx)?;
+    let value = args.get(3).cloned().unwrap_or_default();
+    let settlement = match args.get(2).is_some_and(JsValue::to_boolean) {
+        true => crate::requests::Settlement::Reject(value),
+        false => crate::requests::Settlement::Resolve(value),
+    };
+    crate::requests::settle(id, spent, settlement, ctx)?;
+    Ok(JsValue::undefined())
+}
+
+fn next_id(_: &JsValue, _: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
+    Ok(JsValue::from(crate::requests::next_id() as f64))
+}
+
+fn spent(_: &JsValue, _: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
+    Ok(JsValue::from(crate::requests::spent() as f64))
 }
 
 thread_local! {
@@ -264,10 +312,22 @@ pub(crate) fn native_object(ctx: &mut Context) -> JsValue {
     let object = ObjectInitializer::new(ctx)
         .function(NativeFunction::from_fn_ptr(send), js_string!("send"), 1)
         .function(
-            NativeFunction::from_fn_ptr(check_options),
-            js_string!("checkOptions"),
+            NativeFunction::from_fn_ptr(agent_start),
+            js_string!("agentStart"),
+            3,
+        )
+        .function(
+            NativeFunction::from_fn_ptr(request),
+            js_string!("request"),
             1,
         )
+        .function(NativeFunction::from_fn_ptr(settle), js_string!("settle"), 4)
+        .function(
+            NativeFunction::from_fn_ptr(next_id),
+            js_string!("nextId"),
+            0,
+        )
+        .function(NativeFunction::from_fn_ptr(spent), js_string!("spent"), 0)
         .function(
             NativeFunction::from_fn_ptr(caller_line),
             js_string!("callerLine"),

@@ -73,21 +73,15 @@
   G.fetch = noAccess('fetch()');
 
   // ---- host requests ---------------------------------------------------------------
-  const pending = new Map(); // request id -> { resolve, reject }
+  // Requests and their promises live on the native side (requests.rs): ids, the pending
+  // promises, the spend replies report, and the cancel.
   const timers = new Map(); // timer id -> callback
-  let nextId = 1;
-  // Replayed calls are charged as the script reaches them, so a run starts at 0.
-  let spent = 0;
   let currentPhase = null;
   let cancelled = false;
 
+  // A request answered by the host (ask, workflow_load): its promise.
   function request(msg) {
-    if (cancelled) return Prom.reject(makeError('WorkflowAbortError', 'the run was cancelled'));
-    const id = nextId++;
-    return new Prom((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      send(Object.assign({ id }, msg));
-    });
+    return native.request(jsonStringify(msg));
   }
 
   const show = (value) => {
@@ -120,26 +114,25 @@
     }
   }
 
-  // The checked form of "no options", computed once: most calls of a fan-out pass none,
-  // and it is only ever serialised, never changed.
-  let noOptions = null;
-  const defaultOptions = () => {
-    if (noOptions === null) noOptions = jsonParse(native.checkOptions('null'));
-    return noOptions;
-  };
-
   // ---- the globals -------------------------------------------------------------------
+  // agent(): the options are checked, the request sent and its promise made natively
+  // (requests.rs agent_start), the hot path of every fan-out.
   G.agent = function agent(prompt, opts) {
     if (typeof prompt !== 'string') {
       return Prom.reject(makeError('WorkflowInputError', `agent() prompt must be a string, got ${typeof prompt}`));
     }
-    let checked;
-    try {
-      checked = opts === undefined ? defaultOptions() : jsonParse(native.checkOptions(jsonStringify(opts)));
-    } catch (e) {
-      return Prom.reject(makeError('WorkflowInputError', e.message));
+    let text = null;
+    if (opts !== undefined && opts !== null) {
+      try {
+        text = jsonStringify(opts);
+      } catch (e) {
+        return Prom.reject(makeError('WorkflowInputError', e.message));
+      }
+      if (text === undefined) {
+        return Prom.reject(makeError('WorkflowInputError', `agent() options must be an object, got ${typeof opts}`));
+      }
     }
-    return request({ type: 'agent_start', prompt, opts: checked, phase: currentPhase, line: native.callerLine() });
+    return native.agentStart(prompt, text, currentPhase);
   };
 
   // booflow extension (docs/DESIGN.md §1): pauses the script until a person answers. The
@@ -220,7 +213,7 @@
 
   G.setTimeout = function setTimeout(callback, ms, ...rest) {
     if (typeof callback !== 'function') throw new TypeError('setTimeout() needs a function');
-    const id = nextId++;
+    const id = native.nextId();
     if (cancelled) return id;
     timers.set(id, () => callback(...rest));
     // As in browsers and Node: a delay that is not a finite number runs at once, and the
@@ -239,8 +232,8 @@
   const costTotal = init.cost_total === undefined ? null : init.cost_total;
   G.budget = Object.freeze({
     total: init.budget_total,
-    spent: () => spent,
-    remaining: () => (init.budget_total === null ? Infinity : Math.max(0, init.budget_total - spent)),
+    spent: () => native.spent(),
+    remaining: () => (init.budget_total === null ? Infinity : Math.max(0, init.budget_total - native.spent())),
     cost: () => Object.freeze({ usd: cost.usd, unknownCalls: cost.unknownCalls, total: costTotal }),
   });
 
@@ -309,24 +302,21 @@
     return jsonStringify(out);
   }
 
-  // An event arrives parsed (lib.rs event_value), or as its text when the native side
-  // could not parse it.
+  // The events the native side leaves to the runtime (lib.rs take_event): timers, the
+  // spend in dollars and the cancel, parsed; or any event as its text when the native side
+  // could not parse it (nested deeper than serde_json's limit), replies included.
   function dispatch(event) {
     const ev = typeof event === 'string' ? jsonParse(event) : event;
     switch (ev.type) {
       case 'script':
-      case 'resolve':
-      case 'reject': {
-        // Replies can arrive out of order; what is spent only grows.
-        spent = Math.max(spent, ev.budget_spent);
-        const waiter = pending.get(ev.id);
-        pending.delete(ev.id);
-        if (!waiter) break;
-        if (ev.type === 'script') waiter.resolve(ev.id);
-        else if (ev.type === 'resolve') waiter.resolve(ev.value);
-        else waiter.reject(makeError(ev.error.name, ev.error.message));
+        native.settle(ev.id, ev.budget_spent, false, ev.id);
         break;
-      }
+      case 'resolve':
+        native.settle(ev.id, ev.budget_spent, false, ev.value);
+        break;
+      case 'reject':
+        native.settle(ev.id, ev.budget_spent, true, makeError(ev.error.name, ev.error.message));
+        break;
       case 'timer': {
         const callback = timers.get(ev.id);
         timers.delete(ev.id);
@@ -344,10 +334,9 @@
         break;
       }
       case 'cancel': {
+        // The native side rejected the pending requests already.
         cancelled = true;
         timers.clear();
-        for (const waiter of pending.values()) waiter.reject(makeError('WorkflowAbortError', 'the run was cancelled'));
-        pending.clear();
         break;
       }
     }
@@ -356,7 +345,8 @@
   return {
     dispatch,
     describeError,
-    outstanding: () => pending.size + timers.size,
+    makeError,
+    outstanding: () => timers.size,
     start: (main) => main(G.args, G.workflow)(),
     toJson: (value) => {
       const text = jsonStringify(value === undefined ? null : value);
