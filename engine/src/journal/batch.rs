@@ -20,22 +20,20 @@ use super::cache::{CachedResult, put_many};
 use super::calls::{RowWrite, mark_running, write_rows};
 use super::leases::Fence;
 
-/// One write of a live call's row, fenced by the run's epoch (docs/DESIGN.md §7).
+/// One write of a live call's row, fenced by the run's epoch (docs/DESIGN.md §7). The row
+/// is boxed: writes are moved through the queue and the batch, a pointer at a time.
 pub(crate) enum CallWrite {
     /// A live call's row at its start (`pending`); `again`: this run's own unfinished row
     /// from an earlier owner starts over.
-    Start { call: CallRecord, again: bool },
+    Start { call: Box<CallRecord>, again: bool },
     /// The call got its slot and reservation and goes to its agent.
     Running { call_id: String },
     /// How the call ended (its end columns).
-    End { call: CallRecord },
+    End { call: Box<CallRecord> },
 }
 
 /// A queued write: a call's row under its run's fence, or a cache row, which is not
 /// fenced (a result is a result, whoever computed it).
-// Each write is queued once and moved, never copied; boxing the call's row would only add
-// an allocation per write.
-#[allow(clippy::large_enum_variant)]
 pub(super) enum Write {
     Call(Fence, CallWrite),
     /// A successful result for the cross-run cache, under `key`, stored at `at`.
@@ -47,13 +45,12 @@ pub(super) enum Write {
 }
 
 /// What one statement row does, once a call's writes in the batch are merged.
-#[allow(clippy::large_enum_variant)]
 pub(super) enum Op {
     /// A new row (the call's start, with its later writes of the batch folded in); one
     /// already there is an error.
-    Insert(Fence, CallRecord),
+    Insert(Fence, Box<CallRecord>),
     /// The row as the call now stands (an end, a restart of an earlier owner's call).
-    Upsert(Fence, CallRecord),
+    Upsert(Fence, Box<CallRecord>),
     /// The `running` mark of a call whose row was written by an earlier batch.
     Running(Fence, String),
     /// A cache row (the last of the batch's writes under this key).
@@ -202,7 +199,7 @@ pub(super) async fn apply_all(
         (RowWrite::Upsert, |op| matches!(op, Op::Upsert(..))),
     ] {
         for (fence, members) in groups(ops, kind) {
-            let calls: Vec<&CallRecord> = members.iter().map(record).collect();
+            let calls: Vec<&CallRecord> = members.iter().map(|i| &**record(i)).collect();
             let written = write_rows(conn, backend, fence, &calls, how).await?;
             settle(&mut refused, &members, written)?;
         }
@@ -256,7 +253,7 @@ pub(super) async fn apply_alone(
                 Op::Insert(..) => RowWrite::Insert,
                 _ => RowWrite::Upsert,
             };
-            fence.applied(write_rows(conn, backend, fence, &[call], how).await?)
+            fence.applied(write_rows(conn, backend, fence, &[&**call], how).await?)
         }
         Op::Running(fence, id) => {
             fence.applied(mark_running(conn, backend, fence, &[id.as_str()]).await?)

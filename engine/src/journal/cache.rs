@@ -146,8 +146,8 @@ pub(super) async fn put_many(
             query = query
                 .bind(*key)
                 .bind(result.value.to_string())
-                .bind(&result.agent)
-                .bind(&result.model)
+                .bind(result.agent.as_str())
+                .bind(result.model.as_deref())
                 .bind(big(result.usage.input_tokens))
                 .bind(big(result.usage.output_tokens))
                 .bind(big(result.usage.cached_tokens))

@@ -43,12 +43,13 @@ const END_COLUMNS: [&str; 19] = [
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
-/// Binds the [`END_COLUMNS`] of `call`, in order.
+/// Binds the [`END_COLUMNS`] of `call`, in order. Text is bound as `&str`: sqlx's `Any`
+/// copies a bound `&String` but borrows a `&str`.
 fn bind_end<'q>(query: AnyQuery<'q>, call: &'q CallRecord) -> AnyQuery<'q> {
     query
         .bind(call.status.as_str())
         .bind(call.cached as i64)
-        .bind(&call.finished_at)
+        .bind(call.finished_at.as_deref())
         .bind(call.duration_ms.map(big))
         .bind(call.first_update_ms.map(big))
         .bind(big(call.usage.input_tokens))
@@ -56,14 +57,14 @@ fn bind_end<'q>(query: AnyQuery<'q>, call: &'q CallRecord) -> AnyQuery<'q> {
         .bind(big(call.usage.cached_tokens))
         .bind(big(call.usage.reasoning_tokens))
         .bind(call.retries as i64)
-        .bind(&call.stop_reason)
+        .bind(call.stop_reason.as_deref())
         .bind(call.tool_calls as i64)
         .bind(to_json_text(&call.result))
-        .bind(&call.error)
-        .bind(&call.worktree_branch)
-        .bind(&call.worktree_stat)
-        .bind(&call.worktree_diff)
-        .bind(&call.served_by)
+        .bind(call.error.as_deref())
+        .bind(call.worktree_branch.as_deref())
+        .bind(call.worktree_stat.as_deref())
+        .bind(call.worktree_diff.as_deref())
+        .bind(call.served_by.as_deref())
         .bind(call.cost_usd)
 }
 
@@ -167,9 +168,9 @@ pub(super) async fn write_rows(
         let sql = &ROWS_SQL[backend as usize][how as usize][shape];
         let mut query = sqlx::query(sql);
         for call in chunk {
-            query = bind_row(query.bind(&fence.run_id), call);
+            query = bind_row(query.bind(fence.run_id.as_str()), call);
         }
-        let query = query.bind(&fence.run_id).bind(fence.epoch);
+        let query = query.bind(fence.run_id.as_str()).bind(fence.epoch);
         written += query.execute(&mut *conn).await?.rows_affected();
     }
     Ok(written)
@@ -178,16 +179,16 @@ pub(super) async fn write_rows(
 /// Binds a row's [`ROW_PARAMS`]: its start columns, then its end columns.
 fn bind_row<'q>(query: AnyQuery<'q>, call: &'q CallRecord) -> AnyQuery<'q> {
     let query = query
-        .bind(&call.call_id)
+        .bind(call.call_id.as_str())
         .bind(call.seq as i64)
-        .bind(&call.content_key)
-        .bind(&call.label)
-        .bind(&call.phase)
+        .bind(call.content_key.as_str())
+        .bind(call.label.as_deref())
+        .bind(call.phase.as_deref())
         .bind(call.line.map(|l| l as i64))
-        .bind(&call.agent)
-        .bind(&call.model)
-        .bind(&call.prompt)
-        .bind(&call.started_at);
+        .bind(call.agent.as_str())
+        .bind(call.model.as_deref())
+        .bind(call.prompt.as_str())
+        .bind(call.started_at.as_str());
     bind_end(query, call)
 }
 
@@ -237,7 +238,7 @@ impl Journal {
     /// are the tests' way in.
     #[cfg(test)]
     pub(crate) async fn insert_call(&self, fence: &Fence, call: &CallRecord) -> anyhow::Result<()> {
-        let call = call.clone();
+        let call = Box::new(call.clone());
         let write = CallWrite::Start { call, again: false };
         self.queue_call_write(fence, write).wait().await
     }
@@ -272,7 +273,8 @@ impl Journal {
     /// Journals how a call ended (its end columns); runs before the script sees the result.
     #[cfg(test)]
     pub(crate) async fn finish_call(&self, fence: &Fence, call: &CallRecord) -> anyhow::Result<()> {
-        let write = CallWrite::End { call: call.clone() };
+        let call = Box::new(call.clone());
+        let write = CallWrite::End { call };
         self.queue_call_write(fence, write).wait().await
     }
 

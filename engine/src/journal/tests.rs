@@ -413,7 +413,7 @@ async fn queued_call_writes_share_a_commit_and_each_gets_its_own_outcome() {
             epoch: 0,
         };
         let start = |seq| CallWrite::Start {
-            call: call_record(seq),
+            call: Box::new(call_record(seq)),
             again: false,
         };
         // Queued before any commit runs (the test's runtime has one thread): one batch, in
@@ -448,7 +448,7 @@ async fn queued_call_writes_share_a_commit_and_each_gets_its_own_outcome() {
                 end.result = Some(json!(seq));
                 [
                     j.queue_call_write(&fence, start(seq)),
-                    j.queue_call_write(&fence, CallWrite::End { call: end }),
+                    j.queue_call_write(&fence, CallWrite::End { call: Box::new(end) }),
                 ]
             })
             .collect();

@@ -22,7 +22,7 @@ use super::leases::{Fence, Fenced};
 use super::{Backend, Journal};
 
 /// Writes per transaction at most: a burst larger than this commits in several.
-const BATCH: usize = 512;
+const BATCH: usize = 2048;
 
 struct Queued {
     write: Write,
@@ -37,7 +37,9 @@ pub(super) struct GroupCommit {
 
 #[derive(Default)]
 struct State {
-    queue: Vec<Queued>,
+    /// Taken from the front a batch at a time: a `VecDeque`, so taking a batch moves only
+    /// the batch, not the writes queued behind it.
+    queue: std::collections::VecDeque<Queued>,
     leading: bool,
 }
 
@@ -88,7 +90,7 @@ impl Journal {
         let (done, committed) = oneshot::channel();
         let lead = {
             let mut state = self.writes.state.lock().unwrap();
-            state.queue.push(Queued { write, done });
+            state.queue.push_back(Queued { write, done });
             !std::mem::replace(&mut state.leading, true)
         };
         if lead {

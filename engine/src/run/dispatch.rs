@@ -310,7 +310,7 @@ impl RunLoop {
     fn start_live(&mut self, call: AgentStart, prepared: Prepared, again: bool) {
         let record = prepared.record;
         let write = CallWrite::Start {
-            call: record.clone(),
+            call: Box::new(record.clone()),
             again,
         };
         let started = self.engine.journal.queue_call_write(&self.fence, write);

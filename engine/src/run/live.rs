@@ -313,7 +313,7 @@ impl LiveCall {
             (self.engine.metrics).call(&record.agent, model, ms, record.first_update_ms);
         }
         let ended = self.journal(CallWrite::End {
-            call: self.record.clone(),
+            call: Box::new(self.record.clone()),
         });
         let cache = self.cache_write.take();
         // The call's start, `running` and end rows, in the order queued: each must have
