@@ -13,8 +13,11 @@
 //! After the criterion groups the bench prints the per-call figures the engine is held to
 //! (docs/DESIGN.md §3): host overhead per replayed call = (`cached_fanout/boa` −
 //! `guest_only/boa`) / 1000, per live call = (`live_fanout/boa` − `guest_only/boa`) /
-//! 1000, and the journal's call rows per second on the live path (each live call writes its
-//! row twice, start and end, plus a cache row).
+//! 1000, and the journal's write rate on the live path: 5000 live calls of one run
+//! journaled through the group commit as the live path does it (each call's `pending` row,
+//! `running` mark, end and cache row, each call waiting for its four writes), at the
+//! default concurrency and at 16, on SQLite and (with `BOOFLOW_BENCH_PG=postgres://…`) on
+//! PostgreSQL.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -280,10 +283,43 @@ fn benches(c: &mut Criterion) {
         "  host overhead per live call     {:>6.1} µs  (target ≤ 100)",
         per_call(live)
     );
+    journal_rates(&rt, settings_concurrency());
+}
+
+/// The default concurrency on this machine (Claude Code's min(16, max(2, cores − 2))).
+fn settings_concurrency() -> usize {
+    Settings::default().concurrency
+}
+
+/// The journal's write rate on the live path, side by side: SQLite (a new file) and, when
+/// `BOOFLOW_BENCH_PG` names a database, PostgreSQL; at the default concurrency and at 16.
+fn journal_rates(rt: &tokio::runtime::Runtime, default_concurrency: usize) {
+    use booflow_engine::bench::{BenchJournal, journal_live_writes};
+    let calls = 5000;
+    let pg = std::env::var("BOOFLOW_BENCH_PG").ok();
     println!(
-        "  journal call rows on the live path {:>8.0} rows/s  (target ≥ 20 000)",
-        n as f64 / live.as_secs_f64()
+        "journal write rate, live path ({calls} calls of one run; each call = its row's start, running and end writes + a cache row):"
     );
+    for in_flight in [default_concurrency, 16] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let mut places = vec![("SQLite", BenchJournal::Sqlite(&path))];
+        if let Some(url) = &pg {
+            places.push(("PostgreSQL", BenchJournal::Postgres(url)));
+        }
+        for (name, at) in places {
+            let took = rt
+                .block_on(journal_live_writes(at, calls, in_flight))
+                .expect("the journal takes the writes");
+            let per_second = calls as f64 / took.as_secs_f64();
+            println!(
+                "  {name:10} {in_flight:>2} in flight: {:>7.1} ms  {:>8.0} call rows/s ({:>8.0} writes/s)  (target ≥ 20 000 rows/s)",
+                ms(took),
+                per_second,
+                per_second * 4.0
+            );
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {

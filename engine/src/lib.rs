@@ -10,6 +10,8 @@
 //! calls, logs and traces back as typed records (`booflow-types`), cancel, skip or retry,
 //! subscribe to events. The journal and its SQL are private to this crate.
 
+#[doc(hidden)]
+pub mod bench;
 pub mod budget;
 pub mod call;
 mod control;
